@@ -1,0 +1,219 @@
+//! HTTP helpers shared by the gateway and the plugins: caller identity, the trusted-caller check,
+//! owner binding, and the connection view of §7.
+
+use std::future::{ready, Ready};
+
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::ids::{ConnectionId, ConnectionStatus, UserId};
+use crate::store::ConnectionRecord;
+
+pub const USER_HEADER: &str = "X-User-ID";
+pub const INTERNAL_SECRET_HEADER: &str = "X-Internal-Secret";
+
+/// The gateway's caller-authentication settings, registered as `web::Data<AuthConfig>`.
+#[derive(Clone, Default)]
+pub struct AuthConfig {
+    pub internal_secret: Option<SecretString>,
+}
+
+impl AuthConfig {
+    /// Whether the request carries the configured internal secret (compared in constant time).
+    /// `None` when no secret is configured.
+    pub fn check(&self, req: &HttpRequest) -> Option<bool> {
+        let expected = self.internal_secret.as_ref()?;
+        let given = req
+            .headers()
+            .get(INTERNAL_SECRET_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        Some(bool::from(given.ct_eq(expected.expose_secret().as_bytes())))
+    }
+}
+
+fn auth_config(req: &HttpRequest) -> AuthConfig {
+    req.app_data::<web::Data<AuthConfig>>()
+        .map(|d| d.get_ref().clone())
+        .unwrap_or_default()
+}
+
+/// The authenticated caller of a non-open route: a valid `X-User-ID`, and the internal secret when one
+/// is configured.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: UserId,
+    /// The request carried the configured internal secret.
+    pub trusted: bool,
+}
+
+impl Caller {
+    pub fn from_request_parts(req: &HttpRequest) -> Result<Self, ApiError> {
+        let trusted = match auth_config(req).check(req) {
+            Some(true) => true,
+            Some(false) => {
+                return Err(ApiError::unauthenticated(
+                    "X-Internal-Secret is missing or wrong",
+                ))
+            }
+            None => false,
+        };
+        let raw = req
+            .headers()
+            .get(USER_HEADER)
+            .ok_or_else(|| ApiError::unauthenticated("the X-User-ID header is required"))?;
+        let user = raw
+            .to_str()
+            .ok()
+            .and_then(|s| UserId::parse(s).ok())
+            .ok_or_else(|| {
+                ApiError::unauthenticated(
+                    "X-User-ID must be 1-128 characters of letters, digits and _ . @ : -",
+                )
+            })?;
+        Ok(Self { user, trusted })
+    }
+
+    /// Owner binding (§1): a `userId` in the body must equal the header's.
+    pub fn bind_owner(&self, body_user: Option<&str>) -> Result<(), ApiError> {
+        match body_user {
+            Some(u) if u != self.user.as_str() => Err(ApiError::user_mismatch()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::from_request_parts(req))
+    }
+}
+
+/// A caller that presented the internal secret. With no secret configured this always answers 401.
+#[derive(Debug, Clone)]
+pub struct TrustedCaller(pub Caller);
+
+impl FromRequest for TrustedCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let cfg = auth_config(req);
+        if cfg.internal_secret.is_none() {
+            return ready(Err(ApiError::unauthenticated(
+                "this route needs X-Internal-Secret, and AURORA_INTERNAL_SECRET is not configured on the gateway",
+            )));
+        }
+        ready(Caller::from_request_parts(req).map(TrustedCaller))
+    }
+}
+
+/// A connection as the API shows it (§7). No secret reference, no secret.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    #[schema(value_type = uuid::Uuid)]
+    pub id: ConnectionId,
+    pub provider: String,
+    pub account_id: String,
+    pub display_name: Option<String>,
+    pub status: ConnectionStatus,
+    pub status_reason: Option<String>,
+    pub read_only: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_validated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ConnectionRecord> for ConnectionView {
+    fn from(c: &ConnectionRecord) -> Self {
+        Self {
+            id: c.id,
+            provider: c.provider.to_string(),
+            account_id: c.account_id.clone(),
+            display_name: c.display_name.clone(),
+            status: c.status,
+            status_reason: c.status_reason.clone(),
+            read_only: c.read_only,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            last_validated_at: c.last_validated_at,
+            expires_at: c.expires_at,
+        }
+    }
+}
+
+/// `{"status":"success","message","disconnected":n}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DisconnectResponse {
+    pub status: &'static str,
+    pub message: String,
+    pub disconnected: usize,
+}
+
+impl DisconnectResponse {
+    pub fn new(disconnected: usize, what: &str) -> Self {
+        let message = match disconnected {
+            0 => format!("no {what} connection to disconnect"),
+            1 => format!("disconnected 1 {what} connection"),
+            n => format!("disconnected {n} {what} connections"),
+        };
+        Self {
+            status: "success",
+            message,
+            disconnected,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn caller_rules() {
+        let req = TestRequest::default().to_http_request();
+        assert_eq!(
+            Caller::from_request_parts(&req).unwrap_err().code,
+            "unauthenticated"
+        );
+        let req = TestRequest::default()
+            .insert_header((USER_HEADER, "bad user"))
+            .to_http_request();
+        assert!(Caller::from_request_parts(&req).is_err());
+        let req = TestRequest::default()
+            .insert_header((USER_HEADER, "u1"))
+            .to_http_request();
+        let c = Caller::from_request_parts(&req).unwrap();
+        assert_eq!(c.user.as_str(), "u1");
+        assert!(!c.trusted);
+        assert!(c.bind_owner(Some("u1")).is_ok());
+        assert!(c.bind_owner(None).is_ok());
+        assert_eq!(c.bind_owner(Some("u2")).unwrap_err().code, "user_mismatch");
+    }
+
+    #[test]
+    fn internal_secret_is_enforced_when_configured() {
+        let cfg = web::Data::new(AuthConfig {
+            internal_secret: Some(SecretString::from("s3cret")),
+        });
+        let req = TestRequest::default()
+            .app_data(cfg.clone())
+            .insert_header((USER_HEADER, "u1"))
+            .to_http_request();
+        assert!(Caller::from_request_parts(&req).is_err());
+        let req = TestRequest::default()
+            .app_data(cfg)
+            .insert_header((USER_HEADER, "u1"))
+            .insert_header((INTERNAL_SECRET_HEADER, "s3cret"))
+            .to_http_request();
+        assert!(Caller::from_request_parts(&req).unwrap().trusted);
+    }
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics shared by the gateway and the plugins. Labels never carry a secret or a user id.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub provider_calls: HistogramVec,
+    pub cache_lookups: IntCounterVec,
+    pub credential_refreshes: IntCounterVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("aurora".into()), None).expect("registry");
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route pattern, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method"],
+        )
+        .expect("metric");
+        let provider_calls = HistogramVec::new(
+            HistogramOpts::new(
+                "provider_call_duration_seconds",
+                "Latency of calls to provider APIs by provider, operation and outcome",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["provider", "operation", "outcome"],
+        )
+        .expect("metric");
+        let cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "cache_lookups_total",
+                "Credential cache lookups by result (hit, miss, error)",
+            ),
+            &["result"],
+        )
+        .expect("metric");
+        let credential_refreshes = IntCounterVec::new(
+            Opts::new(
+                "credential_refreshes_total",
+                "Credentials produced through a connector by provider and outcome",
+            ),
+            &["provider", "outcome"],
+        )
+        .expect("metric");
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(provider_calls.clone()),
+            Box::new(cache_lookups.clone()),
+            Box::new(credential_refreshes.clone()),
+        ] {
+            registry.register(c).expect("register metric");
+        }
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            provider_calls,
+            cache_lookups,
+            credential_refreshes,
+        }
+    }
+
+    /// Record one provider API call.
+    pub fn provider_call(&self, provider: &str, operation: &str, outcome: &str, took: Duration) {
+        self.provider_calls
+            .with_label_values(&[provider, operation, outcome])
+            .observe(took.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encode metrics");
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_registered_series() {
+        let m = Metrics::new();
+        m.provider_call("scaleway", "get_api_key", "ok", Duration::from_millis(3));
+        m.cache_lookups.with_label_values(&["hit"]).inc();
+        let text = m.render();
+        assert!(text.contains("aurora_provider_call_duration_seconds_count{operation=\"get_api_key\",outcome=\"ok\",provider=\"scaleway\"} 1"));
+        assert!(text.contains("aurora_cache_lookups_total{result=\"hit\"} 1"));
+    }
+}

@@ -1,0 +1,409 @@
+//! The platform handed to every plugin: backends, settings, metrics, the credential broker, and the
+//! connection flows that every provider shares (connect, disconnect, validate, credentials).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::broker::{CredentialBroker, Credentials};
+use crate::cache::Cache;
+use crate::connector::Connector;
+use crate::crypto::SealingKey;
+use crate::error::{ApiError, ConnectorError, SecretStoreError};
+use crate::ids::{ConnectionId, ConnectionStatus, CredentialMode, ProviderId, UserId};
+use crate::metrics::Metrics;
+use crate::secret::SecretValue;
+use crate::secrets::{SecretPath, SecretStore};
+use crate::settings::Settings;
+use crate::store::{AuditEvent, ConnectionRecord, NewConnection, StatusUpdate, Store};
+
+/// Shared services. Cheap to clone (every field is an `Arc` or a handle).
+#[derive(Clone)]
+pub struct Platform {
+    pub store: Arc<dyn Store>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub cache: Arc<dyn Cache>,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    pub broker: Arc<CredentialBroker>,
+    /// An HTTP client for provider APIs (connect and request timeouts set).
+    pub http: reqwest::Client,
+}
+
+/// What a provider's connect hands to [`Platform::connect`] once the provider accepted the credentials.
+#[derive(Debug)]
+pub struct ConnectSpec {
+    pub user: UserId,
+    pub provider: ProviderId,
+    pub account_id: String,
+    pub display_name: Option<String>,
+    pub read_only: bool,
+    pub metadata: serde_json::Value,
+    pub expires_at: Option<chrono::DateTime<Utc>>,
+    pub status: ConnectionStatus,
+    pub secret: SecretValue,
+}
+
+/// Who caused an audited action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    User,
+    Internal,
+    System,
+}
+impl Actor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::User => "user",
+            Actor::Internal => "internal",
+            Actor::System => "system",
+        }
+    }
+}
+
+/// The cache key's location in the secret store, shared by every replica.
+const CACHE_KEY_PATH: &str = "cache-key";
+
+impl Platform {
+    /// Assemble the platform. The cache key is read from (or created in) the secret store, so every
+    /// replica that shares the secret store can read what another cached.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn SecretStore>,
+        cache: Arc<dyn Cache>,
+        settings: Settings,
+    ) -> Result<Self, SecretStoreError> {
+        let key = load_or_create_cache_key(secrets.as_ref()).await?;
+        let metrics = Arc::new(Metrics::new());
+        let broker = Arc::new(CredentialBroker::new(
+            cache.clone(),
+            secrets.clone(),
+            key,
+            metrics.clone(),
+        ));
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!("aurora-connectors/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SecretStoreError::Refused(format!("http client: {e}")))?;
+        Ok(Self {
+            store,
+            secrets,
+            cache,
+            settings: Arc::new(settings),
+            metrics,
+            broker,
+            http,
+        })
+    }
+
+    /// A connection of `user`, or 404 (also when it belongs to someone else).
+    pub async fn owned_connection(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+    ) -> Result<ConnectionRecord, ApiError> {
+        self.store
+            .get_connection(user, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such connection"))
+    }
+
+    /// Store a connection whose credentials the provider accepted: the secret first, then the row.
+    /// If the row cannot be written the secret is removed again (or, on a reconnect, the previous
+    /// secret is put back), so a failed connect leaves nothing half-written.
+    pub async fn connect(
+        &self,
+        spec: ConnectSpec,
+        actor: Actor,
+    ) -> Result<(ConnectionRecord, bool), ApiError> {
+        let existing = self
+            .store
+            .find_connection(&spec.user, &spec.provider, &spec.account_id)
+            .await?;
+        let id = existing.as_ref().map(|c| c.id).unwrap_or_default();
+        let path = match &existing {
+            Some(c) => SecretPath::from_stored(&c.secret_ref)?,
+            None => SecretPath::connection(&spec.user, &spec.provider, id),
+        };
+        let previous = match &existing {
+            Some(_) => self.secrets.get(&path).await?,
+            None => None,
+        };
+        self.secrets.put(&path, &spec.secret).await?;
+        let now = Utc::now();
+        let row = NewConnection {
+            id,
+            user_id: spec.user.clone(),
+            provider: spec.provider.clone(),
+            account_id: spec.account_id.clone(),
+            display_name: spec.display_name,
+            status: spec.status,
+            status_reason: None,
+            read_only: spec.read_only,
+            secret_ref: path.as_str().to_owned(),
+            metadata: spec.metadata,
+            last_validated_at: Some(now),
+            expires_at: spec.expires_at,
+        };
+        let (record, created) = match self.store.upsert_connection(row).await {
+            Ok(r) => r,
+            Err(e) => {
+                let undo = match previous {
+                    Some(prev) => self.secrets.put(&path, &prev).await,
+                    None => self.secrets.delete(&path).await,
+                };
+                if let Err(undo_err) = undo {
+                    tracing::error!(error = %undo_err, path = %path, "could not roll back the secret of a failed connect");
+                }
+                return Err(e.into());
+            }
+        };
+        self.broker.evict(record.id).await;
+        self.audit(
+            &record.user_id,
+            Some(&record),
+            if created { "connect" } else { "reconnect" },
+            actor,
+            serde_json::json!({"accountId": record.account_id}),
+        )
+        .await;
+        tracing::info!(connection = %record.id, provider = %record.provider, created, "connection stored");
+        Ok((record, created))
+    }
+
+    /// The connection's stored secret.
+    pub async fn load_secret(
+        &self,
+        conn: &ConnectionRecord,
+    ) -> Result<Option<SecretValue>, ApiError> {
+        let path = SecretPath::from_stored(&conn.secret_ref)?;
+        Ok(self.secrets.get(&path).await?)
+    }
+
+    /// Remove one connection: revoke at the provider (best effort), delete the secret, evict the cache,
+    /// delete the row, audit. A secret-store failure stops before the row is deleted, so a retry can
+    /// finish the job and no secret is orphaned.
+    pub async fn disconnect(
+        &self,
+        connector: &dyn Connector,
+        conn: &ConnectionRecord,
+        actor: Actor,
+    ) -> Result<(), ApiError> {
+        let path = SecretPath::from_stored(&conn.secret_ref)?;
+        if let Some(secret) = self.secrets.get(&path).await? {
+            let started = std::time::Instant::now();
+            let res = connector.revoke(conn, &secret).await;
+            let outcome = if res.is_ok() { "ok" } else { "error" };
+            self.metrics.provider_call(
+                conn.provider.as_str(),
+                "revoke",
+                outcome,
+                started.elapsed(),
+            );
+            if let Err(e) = res {
+                tracing::warn!(connection = %conn.id, error = %e, "provider-side revoke failed; removing our side anyway");
+            }
+        }
+        self.secrets.delete(&path).await?;
+        self.broker.evict(conn.id).await;
+        self.store.delete_connection(&conn.user_id, conn.id).await?;
+        self.audit(
+            &conn.user_id,
+            Some(conn),
+            "disconnect",
+            actor,
+            serde_json::json!({"accountId": conn.account_id}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Disconnect every connection of `user` with this connector's provider; returns how many.
+    pub async fn disconnect_all(
+        &self,
+        connector: &dyn Connector,
+        user: &UserId,
+        actor: Actor,
+    ) -> Result<usize, ApiError> {
+        let provider = connector.info().id;
+        let conns = self.store.list_connections(user, Some(&provider)).await?;
+        let mut n = 0;
+        for c in &conns {
+            self.disconnect(connector, c, actor).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Check a connection live and record the outcome in its status.
+    pub async fn validate(
+        &self,
+        connector: &dyn Connector,
+        conn: &ConnectionRecord,
+        actor: Actor,
+    ) -> Result<ConnectionRecord, ApiError> {
+        let Some(secret) = self.load_secret(conn).await? else {
+            return self
+                .set_status(
+                    conn,
+                    ConnectionStatus::NeedsReconnect,
+                    Some("the stored credentials are missing; reconnect the account".into()),
+                    actor,
+                )
+                .await;
+        };
+        let started = std::time::Instant::now();
+        let res = connector.validate(conn, &secret).await;
+        let outcome = if res.is_ok() { "ok" } else { "error" };
+        self.metrics.provider_call(
+            conn.provider.as_str(),
+            "validate",
+            outcome,
+            started.elapsed(),
+        );
+        match res {
+            Ok(v) => {
+                let mut conn = conn.clone();
+                if v.metadata.is_some() || v.expires_at.is_some() {
+                    let meta = v.metadata.unwrap_or_else(|| conn.metadata.clone());
+                    let exp = v.expires_at.or(conn.expires_at);
+                    if let Some(c) = self
+                        .store
+                        .update_metadata(&conn.user_id, conn.id, meta, exp)
+                        .await?
+                    {
+                        conn = c;
+                    }
+                }
+                self.set_status(&conn, ConnectionStatus::Active, None, actor)
+                    .await
+            }
+            Err(e) => {
+                let status = match &e {
+                    ConnectorError::CredentialsRejected(_) => ConnectionStatus::NeedsReconnect,
+                    _ => ConnectionStatus::Degraded,
+                };
+                if status == ConnectionStatus::NeedsReconnect {
+                    self.broker.evict(conn.id).await;
+                }
+                self.set_status(conn, status, Some(e.to_string()), actor)
+                    .await
+            }
+        }
+    }
+
+    async fn set_status(
+        &self,
+        conn: &ConnectionRecord,
+        status: ConnectionStatus,
+        reason: Option<String>,
+        actor: Actor,
+    ) -> Result<ConnectionRecord, ApiError> {
+        let updated = self
+            .store
+            .update_status(
+                &conn.user_id,
+                conn.id,
+                StatusUpdate {
+                    status,
+                    status_reason: reason.clone(),
+                    last_validated_at: Some(Utc::now()),
+                },
+            )
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such connection"))?;
+        if conn.status != status {
+            self.audit(
+                &conn.user_id,
+                Some(conn),
+                "status_changed",
+                actor,
+                serde_json::json!({"from": conn.status, "to": status, "reason": reason}),
+            )
+            .await;
+        }
+        Ok(updated)
+    }
+
+    /// Credentials for an internal caller, through the cache and the single-flight refresh.
+    pub async fn credentials(
+        &self,
+        connector: Arc<dyn Connector>,
+        conn: &ConnectionRecord,
+        mode: CredentialMode,
+    ) -> Result<Arc<Credentials>, ApiError> {
+        if conn.status == ConnectionStatus::NeedsReconnect {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::CONFLICT,
+                "needs_reconnect",
+                "the provider refused this connection's credentials; reconnect the account",
+            ));
+        }
+        if conn.status == ConnectionStatus::Pending {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::CONFLICT,
+                "conflict",
+                "the connection's setup has not finished yet",
+            ));
+        }
+        let res = self.broker.get(connector, conn, mode).await;
+        if res.is_ok() {
+            self.audit(
+                &conn.user_id,
+                Some(conn),
+                "credentials_issued",
+                Actor::Internal,
+                serde_json::json!({"mode": mode}),
+            )
+            .await;
+        }
+        res
+    }
+
+    /// Append to the audit trail. A failure is logged, never fatal: the action already happened.
+    pub async fn audit(
+        &self,
+        user: &UserId,
+        conn: Option<&ConnectionRecord>,
+        action: &str,
+        actor: Actor,
+        detail: serde_json::Value,
+    ) {
+        let event = AuditEvent {
+            id: uuid::Uuid::new_v4(),
+            user_id: user.clone(),
+            connection_id: conn.map(|c| c.id),
+            provider: conn.map(|c| c.provider.clone()),
+            action: action.to_owned(),
+            actor: actor.as_str().to_owned(),
+            detail,
+            created_at: Utc::now(),
+        };
+        if let Err(e) = self.store.append_audit(event).await {
+            tracing::error!(error = %e, action, "could not write the audit trail");
+        }
+    }
+}
+
+async fn load_or_create_cache_key(
+    secrets: &dyn SecretStore,
+) -> Result<SealingKey, SecretStoreError> {
+    let path = SecretPath::system(CACHE_KEY_PATH);
+    if let Some(v) = secrets.get(&path).await? {
+        return SealingKey::from_slice(v.expose_bytes())
+            .map_err(|_| SecretStoreError::Corrupt("the cache key has the wrong length".into()));
+    }
+    let key = SealingKey::generate();
+    secrets
+        .put(&path, &SecretValue::from_bytes(key.expose_bytes().to_vec()))
+        .await?;
+    // Read back: if another replica raced us, both end up with whichever write landed last.
+    match secrets.get(&path).await? {
+        Some(v) => SealingKey::from_slice(v.expose_bytes())
+            .map_err(|_| SecretStoreError::Corrupt("the cache key has the wrong length".into())),
+        None => Ok(key),
+    }
+}

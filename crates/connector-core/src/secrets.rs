@@ -1,0 +1,135 @@
+//! The secret-store trait and secret paths. Implementations: Vault/OpenBao KV v2 and the embedded
+//! encrypted store, in the `secret-store` crate.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::error::SecretStoreError;
+use crate::ids::{ConnectionId, ProviderId, UserId};
+use crate::secret::SecretValue;
+
+/// A path in the secret store, relative to the store's root prefix (by default `aurora/`), e.g.
+/// `users/alice/scaleway/6f1c…`. Built only through the constructors, so user input cannot escape
+/// its folder.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretPath(String);
+
+impl SecretPath {
+    /// `users/<user>/<provider>/<connection>`.
+    pub fn connection(user: &UserId, provider: &ProviderId, id: ConnectionId) -> Self {
+        Self(format!(
+            "users/{}/{}/{}",
+            Self::segment(user.as_str()),
+            provider,
+            id
+        ))
+    }
+
+    /// The folder of one user's secrets of one provider, for [`SecretStore::list`].
+    pub fn user_provider_folder(user: &UserId, provider: &ProviderId) -> Self {
+        Self(format!(
+            "users/{}/{}",
+            Self::segment(user.as_str()),
+            provider
+        ))
+    }
+
+    /// `system/<name>`: the gateway's own secrets (for example the cache key).
+    pub fn system(name: &'static str) -> Self {
+        Self(format!("system/{name}"))
+    }
+
+    /// Rebuild a path that the store itself returned (for example from a connection's `secret_ref`).
+    /// Refuses empty segments, `.` and `..`.
+    pub fn from_stored(s: &str) -> Result<Self, SecretStoreError> {
+        let ok = !s.is_empty()
+            && s.split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(SecretStoreError::Refused("malformed secret path".into()))
+        }
+    }
+
+    /// A user id may be `.` or `..` (the id alphabet allows dots); such a segment is prefixed with `~`,
+    /// which no user id contains, so the mapping stays one-to-one.
+    fn segment(s: &str) -> String {
+        if s.bytes().all(|b| b == b'.') {
+            format!("~{s}")
+        } else {
+            s.to_owned()
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Append a child name (from [`SecretStore::list`]).
+    pub fn child(&self, name: &str) -> Result<Self, SecretStoreError> {
+        Self::from_stored(&format!("{}/{}", self.0, name.trim_end_matches('/')))
+    }
+}
+
+impl fmt::Debug for SecretPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretPath({})", self.0)
+    }
+}
+impl fmt::Display for SecretPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A key-value store for secret documents.
+#[async_trait]
+pub trait SecretStore: Send + Sync + 'static {
+    /// `vault` or `embedded`.
+    fn backend_name(&self) -> &'static str;
+
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), SecretStoreError>;
+
+    /// Create or replace the secret at `path`.
+    async fn put(&self, path: &SecretPath, value: &SecretValue) -> Result<(), SecretStoreError>;
+
+    /// The current value, or `None` when absent (or deleted).
+    async fn get(&self, path: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError>;
+
+    /// Delete the secret and every version of it. Deleting an absent path succeeds.
+    async fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError>;
+
+    /// Names of the secrets directly under `folder` (no nesting), sorted. Empty when none.
+    async fn list(&self, folder: &SecretPath) -> Result<Vec<String>, SecretStoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let u = UserId::parse("alice@x.io").unwrap();
+        let p = ProviderId::from_static("scaleway");
+        let id = ConnectionId::new();
+        let path = SecretPath::connection(&u, &p, id);
+        assert_eq!(path.as_str(), format!("users/alice@x.io/scaleway/{id}"));
+        assert_eq!(
+            SecretPath::user_provider_folder(&u, &p)
+                .child(&id.to_string())
+                .unwrap(),
+            path
+        );
+        let dots = UserId::parse("..").unwrap();
+        assert_eq!(
+            SecretPath::connection(&dots, &p, id).as_str(),
+            format!("users/~../scaleway/{id}")
+        );
+        assert!(SecretPath::from_stored("users/../x").is_err());
+        assert!(SecretPath::from_stored("users//x").is_err());
+        assert!(SecretPath::from_stored("").is_err());
+    }
+}
