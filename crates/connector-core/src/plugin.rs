@@ -15,6 +15,14 @@ pub struct PluginDescriptor {
     pub build: fn(&Platform) -> Result<Arc<dyn Connector>, BuildError>,
 }
 
+impl std::fmt::Debug for PluginDescriptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginDescriptor")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
 inventory::collect!(PluginDescriptor);
 
 /// Register a provider plugin: `register_plugin!("scaleway", build_fn);`
