@@ -74,7 +74,7 @@ pub fn scaffold(root: &Path, name: &str) -> Result<()> {
         "\nThe workspace picks up crates/* by itself. To link the plugin into the gateway, add:\n\
          \x20 Cargo.toml [workspace.dependencies]:  {package} = {{ path = \"crates/{package}\" }}\n\
          \x20 crates/connectors-all/Cargo.toml:     {package}.workspace = true\n\
-         \x20 crates/connectors-all/src/lib.rs:     pub use {krate};\n\
+         \x20 crates/connectors-all/src/lib.rs:     extern crate {krate};  (and \"{name}\" in LINKED)\n\
          Then fill in the TODOs in crates/{package}/src/lib.rs and check: cargo check -p {package}"
     );
     Ok(())

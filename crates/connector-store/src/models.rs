@@ -1,0 +1,372 @@
+//! Row types of each table and their conversions to and from the core records.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use connector_core::error::StoreError;
+use connector_core::ids::{ConnectionId, ProviderId, UserId};
+use connector_core::store::{AuditEvent, ConnectionRecord, NewConnection, OAuthStateRecord};
+use diesel::prelude::*;
+
+use crate::schema::{audit_events, external_ids, oauth_states, setup_tasks, user_connections};
+
+/// A UTC instant as stored: naive UTC, truncated to microseconds (PostgreSQL's precision), so
+/// both backends hold and return the same value.
+pub(crate) fn to_db(t: DateTime<Utc>) -> NaiveDateTime {
+    t.trunc_subsecs(6).naive_utc()
+}
+
+pub(crate) fn from_db(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+/// The current instant, as stored.
+pub(crate) fn now_db() -> NaiveDateTime {
+    to_db(Utc::now())
+}
+
+fn corrupt(field: &'static str) -> StoreError {
+    StoreError::Other(format!("a stored row does not decode ({field})"))
+}
+
+fn parse_uuid(s: &str, field: &'static str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(s).map_err(|_| corrupt(field))
+}
+
+fn parse_user(s: &str) -> Result<UserId, StoreError> {
+    UserId::parse(s).map_err(|_| corrupt("user_id"))
+}
+
+fn parse_provider(s: &str) -> Result<ProviderId, StoreError> {
+    ProviderId::parse(s).map_err(|_| corrupt("provider"))
+}
+
+fn parse_json(s: &str, field: &'static str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(s).map_err(|_| corrupt(field))
+}
+
+fn to_json(v: &serde_json::Value) -> String {
+    // Serializing a `Value` cannot fail (its map keys are strings).
+    v.to_string()
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = user_connections)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct ConnectionRow {
+    pub id: String,
+    pub user_id: String,
+    pub provider: String,
+    pub account_id: String,
+    pub display_name: Option<String>,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub read_only: bool,
+    pub secret_ref: String,
+    pub metadata: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_validated_at: Option<NaiveDateTime>,
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+impl ConnectionRow {
+    /// The row a connect inserts, stamped `now` for both `created_at` and `updated_at`.
+    pub fn from_new(n: NewConnection, now: NaiveDateTime) -> Self {
+        Self {
+            id: n.id.0.to_string(),
+            user_id: n.user_id.as_str().to_owned(),
+            provider: n.provider.as_str().to_owned(),
+            account_id: n.account_id,
+            display_name: n.display_name,
+            status: n.status.as_str().to_owned(),
+            status_reason: n.status_reason,
+            read_only: n.read_only,
+            secret_ref: n.secret_ref,
+            metadata: to_json(&n.metadata),
+            created_at: now,
+            updated_at: now,
+            last_validated_at: n.last_validated_at.map(to_db),
+            expires_at: n.expires_at.map(to_db),
+        }
+    }
+
+    pub fn into_record(self) -> Result<ConnectionRecord, StoreError> {
+        Ok(ConnectionRecord {
+            id: ConnectionId(parse_uuid(&self.id, "id")?),
+            user_id: parse_user(&self.user_id)?,
+            provider: parse_provider(&self.provider)?,
+            account_id: self.account_id,
+            display_name: self.display_name,
+            status: self.status.parse().map_err(|_| corrupt("status"))?,
+            status_reason: self.status_reason,
+            read_only: self.read_only,
+            secret_ref: self.secret_ref,
+            metadata: parse_json(&self.metadata, "metadata")?,
+            created_at: from_db(self.created_at),
+            updated_at: from_db(self.updated_at),
+            last_validated_at: self.last_validated_at.map(from_db),
+            expires_at: self.expires_at.map(from_db),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct AuditRow {
+    pub id: String,
+    pub user_id: String,
+    pub connection_id: Option<String>,
+    pub provider: Option<String>,
+    pub action: String,
+    pub actor: String,
+    pub detail: String,
+    pub created_at: NaiveDateTime,
+}
+
+impl AuditRow {
+    pub fn from_event(e: AuditEvent) -> Self {
+        Self {
+            id: e.id.to_string(),
+            user_id: e.user_id.as_str().to_owned(),
+            connection_id: e.connection_id.map(|c| c.0.to_string()),
+            provider: e.provider.map(|p| p.as_str().to_owned()),
+            action: e.action,
+            actor: e.actor,
+            detail: to_json(&e.detail),
+            created_at: to_db(e.created_at),
+        }
+    }
+
+    pub fn into_event(self) -> Result<AuditEvent, StoreError> {
+        Ok(AuditEvent {
+            id: parse_uuid(&self.id, "id")?,
+            user_id: parse_user(&self.user_id)?,
+            connection_id: self
+                .connection_id
+                .as_deref()
+                .map(|c| parse_uuid(c, "connection_id").map(ConnectionId))
+                .transpose()?,
+            provider: self.provider.as_deref().map(parse_provider).transpose()?,
+            action: self.action,
+            actor: self.actor,
+            detail: parse_json(&self.detail, "detail")?,
+            created_at: from_db(self.created_at),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = oauth_states)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct OAuthRow {
+    pub state_hash: String,
+    pub user_id: String,
+    pub provider: String,
+    pub sealed_verifier: Vec<u8>,
+    pub redirect_uri: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+impl OAuthRow {
+    pub fn from_record(r: OAuthStateRecord) -> Self {
+        Self {
+            state_hash: r.state_hash,
+            user_id: r.user_id.as_str().to_owned(),
+            provider: r.provider.as_str().to_owned(),
+            sealed_verifier: r.sealed_verifier,
+            redirect_uri: r.redirect_uri,
+            created_at: to_db(r.created_at),
+            expires_at: to_db(r.expires_at),
+        }
+    }
+
+    pub fn into_record(self) -> Result<OAuthStateRecord, StoreError> {
+        Ok(OAuthStateRecord {
+            state_hash: self.state_hash,
+            user_id: parse_user(&self.user_id)?,
+            provider: parse_provider(&self.provider)?,
+            sealed_verifier: self.sealed_verifier,
+            redirect_uri: self.redirect_uri,
+            created_at: from_db(self.created_at),
+            expires_at: from_db(self.expires_at),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = external_ids)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct ExternalIdRow {
+    pub user_id: String,
+    pub external_id: String,
+    pub created_at: NaiveDateTime,
+    pub rotated_at: Option<NaiveDateTime>,
+}
+
+/// A setup task row (the table is used by the GCP setup flow; read here only by `dump_text`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = setup_tasks)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct SetupTaskRow {
+    pub id: String,
+    pub user_id: String,
+    pub connection_id: Option<String>,
+    pub provider: String,
+    pub state: String,
+    pub step: i32,
+    pub total_steps: i32,
+    pub progress: i32,
+    pub status_message: String,
+    pub error: Option<String>,
+    pub result: Option<String>,
+    pub input: String,
+    pub attempts: i32,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Renders rows as `table: col=value | col=value …` lines, values unescaped (so a test can look
+/// for a raw string); binary is shown both as lossy UTF-8 and as hex.
+pub(crate) struct Dump {
+    out: String,
+    first: bool,
+}
+
+impl Dump {
+    pub fn new() -> Self {
+        Self {
+            out: String::new(),
+            first: true,
+        }
+    }
+
+    pub fn row(&mut self, table: &str) -> &mut Self {
+        if !self.out.is_empty() {
+            self.out.push('\n');
+        }
+        self.out.push_str(table);
+        self.out.push(':');
+        self.first = true;
+        self
+    }
+
+    fn sep(&mut self, name: &str) {
+        self.out.push_str(if self.first { " " } else { " | " });
+        self.first = false;
+        self.out.push_str(name);
+        self.out.push('=');
+    }
+
+    pub fn s(&mut self, name: &str, v: &str) -> &mut Self {
+        self.sep(name);
+        self.out.push_str(v);
+        self
+    }
+
+    pub fn o(&mut self, name: &str, v: Option<&str>) -> &mut Self {
+        self.s(name, v.unwrap_or("NULL"))
+    }
+
+    pub fn d(&mut self, name: &str, v: impl std::fmt::Display) -> &mut Self {
+        self.sep(name);
+        let _ = write!(self.out, "{v}");
+        self
+    }
+
+    pub fn t(&mut self, name: &str, v: Option<NaiveDateTime>) -> &mut Self {
+        match v {
+            Some(t) => self.d(name, t),
+            None => self.s(name, "NULL"),
+        }
+    }
+
+    pub fn b(&mut self, name: &str, v: &[u8]) -> &mut Self {
+        self.sep(name);
+        self.out.push_str(&String::from_utf8_lossy(v));
+        self.out.push_str(" (hex ");
+        for byte in v {
+            let _ = write!(self.out, "{byte:02x}");
+        }
+        self.out.push(')');
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+
+    pub fn connection(&mut self, r: &ConnectionRow) {
+        self.row("user_connections")
+            .s("id", &r.id)
+            .s("user_id", &r.user_id)
+            .s("provider", &r.provider)
+            .s("account_id", &r.account_id)
+            .o("display_name", r.display_name.as_deref())
+            .s("status", &r.status)
+            .o("status_reason", r.status_reason.as_deref())
+            .d("read_only", r.read_only)
+            .s("secret_ref", &r.secret_ref)
+            .s("metadata", &r.metadata)
+            .t("created_at", Some(r.created_at))
+            .t("updated_at", Some(r.updated_at))
+            .t("last_validated_at", r.last_validated_at)
+            .t("expires_at", r.expires_at);
+    }
+
+    pub fn audit(&mut self, r: &AuditRow) {
+        self.row("audit_events")
+            .s("id", &r.id)
+            .s("user_id", &r.user_id)
+            .o("connection_id", r.connection_id.as_deref())
+            .o("provider", r.provider.as_deref())
+            .s("action", &r.action)
+            .s("actor", &r.actor)
+            .s("detail", &r.detail)
+            .t("created_at", Some(r.created_at));
+    }
+
+    pub fn oauth(&mut self, r: &OAuthRow) {
+        self.row("oauth_states")
+            .s("state_hash", &r.state_hash)
+            .s("user_id", &r.user_id)
+            .s("provider", &r.provider)
+            .b("sealed_verifier", &r.sealed_verifier)
+            .s("redirect_uri", &r.redirect_uri)
+            .t("created_at", Some(r.created_at))
+            .t("expires_at", Some(r.expires_at));
+    }
+
+    pub fn external_id(&mut self, r: &ExternalIdRow) {
+        self.row("external_ids")
+            .s("user_id", &r.user_id)
+            .s("external_id", &r.external_id)
+            .t("created_at", Some(r.created_at))
+            .t("rotated_at", r.rotated_at);
+    }
+
+    pub fn setup_task(&mut self, r: &SetupTaskRow) {
+        self.row("setup_tasks")
+            .s("id", &r.id)
+            .s("user_id", &r.user_id)
+            .o("connection_id", r.connection_id.as_deref())
+            .s("provider", &r.provider)
+            .s("state", &r.state)
+            .d("step", r.step)
+            .d("total_steps", r.total_steps)
+            .d("progress", r.progress)
+            .s("status_message", &r.status_message)
+            .o("error", r.error.as_deref())
+            .o("result", r.result.as_deref())
+            .s("input", &r.input)
+            .d("attempts", r.attempts)
+            .o("lease_owner", r.lease_owner.as_deref())
+            .t("lease_expires_at", r.lease_expires_at)
+            .t("created_at", Some(r.created_at))
+            .t("updated_at", Some(r.updated_at));
+    }
+}

@@ -1,0 +1,90 @@
+//! Diesel table definitions shared by both backends.
+//!
+//! Types are chosen so PostgreSQL and SQLite read them the same way: ids (UUIDs) are `Text`, JSON is
+//! `Text`, booleans are `Bool`, binary is `Binary` (bytea / blob) and timestamps are `Timestamp`
+//! (chrono `NaiveDateTime`, always UTC, truncated to microseconds before they are written).
+//! PostgreSQL stores them as `TIMESTAMP` (without time zone); SQLite as diesel's text form
+//! `YYYY-MM-DD HH:MM:SS[.fraction]`, which orders correctly as text.
+
+diesel::table! {
+    user_connections (id) {
+        id -> Text,
+        user_id -> Text,
+        provider -> Text,
+        account_id -> Text,
+        display_name -> Nullable<Text>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        read_only -> Bool,
+        secret_ref -> Text,
+        metadata -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_validated_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        user_id -> Text,
+        connection_id -> Nullable<Text>,
+        provider -> Nullable<Text>,
+        action -> Text,
+        actor -> Text,
+        detail -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    oauth_states (state_hash) {
+        state_hash -> Text,
+        user_id -> Text,
+        provider -> Text,
+        sealed_verifier -> Binary,
+        redirect_uri -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    external_ids (user_id) {
+        user_id -> Text,
+        external_id -> Text,
+        created_at -> Timestamp,
+        rotated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    setup_tasks (id) {
+        id -> Text,
+        user_id -> Text,
+        connection_id -> Nullable<Text>,
+        provider -> Text,
+        state -> Text,
+        step -> Integer,
+        total_steps -> Integer,
+        progress -> Integer,
+        status_message -> Text,
+        error -> Nullable<Text>,
+        result -> Nullable<Text>,
+        input -> Text,
+        attempts -> Integer,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    user_connections,
+    audit_events,
+    oauth_states,
+    external_ids,
+    setup_tasks,
+);

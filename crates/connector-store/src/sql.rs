@@ -1,0 +1,606 @@
+//! `SqlStore`: the `Store` implementation over a PostgreSQL or SQLite connection pool.
+
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use connector_core::error::StoreError;
+use connector_core::ids::{ConnectionId, ProviderId, UserId};
+use connector_core::store::{
+    AuditEvent, ConnectionRecord, NewConnection, OAuthStateRecord, StatusUpdate, Store,
+};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel::{ConnectionError, ConnectionResult, SqliteConnection};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::DbConfig;
+use crate::error::{connection_error, pool_error, DbResultExt};
+use crate::models::{
+    now_db, to_db, AuditRow, ConnectionRow, Dump, ExternalIdRow, OAuthRow, SetupTaskRow,
+};
+use crate::schema::{audit_events, external_ids, oauth_states, setup_tasks, user_connections};
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// How long a caller waits for a pooled connection, and for a new connection to open.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections of the SQLite pool (WAL: many readers, one writer at a time).
+const SQLITE_POOL_SIZE: usize = 8;
+/// Set on every SQLite connection. `busy_timeout` first, so the others wait for a lock.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+enum Pools {
+    Postgres(Pool<AsyncPgConnection>),
+    Sqlite(Pool<SqliteConn>),
+}
+
+/// The relational store over PostgreSQL or SQLite.
+pub struct SqlStore {
+    pools: Pools,
+    /// What `connect` was given; used by `migrate` to open a dedicated connection.
+    url: String,
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend the store uses.
+/// The body is written once and compiled for each backend; it evaluates to a
+/// `Result<_, StoreError>`.
+macro_rules! db_run {
+    ($store:expr, |$conn:ident| $body:block) => {
+        match &$store.pools {
+            Pools::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err(pool_error)?;
+                let $conn: &mut AsyncPgConnection = &mut pooled;
+                $body
+            }
+            Pools::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err(pool_error)?;
+                let $conn: &mut SqliteConn = &mut pooled;
+                $body
+            }
+        }
+    };
+}
+
+type SetupFuture<'a> = Pin<Box<dyn Future<Output = ConnectionResult<SqliteConn>> + Send + 'a>>;
+
+/// Opens a SQLite connection with the store's pragmas (blocking).
+fn open_sqlite(path: &str) -> ConnectionResult<SqliteConnection> {
+    let mut conn = SqliteConnection::establish(path)?;
+    conn.batch_execute(SQLITE_PRAGMAS)
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+/// Deadpool's connection factory for SQLite.
+fn sqlite_setup(path: &str) -> SetupFuture<'_> {
+    let path = path.to_owned();
+    Box::pin(async move {
+        let conn = tokio::task::spawn_blocking(move || open_sqlite(&path))
+            .await
+            .map_err(|e| ConnectionError::BadConnection(e.to_string()))??;
+        Ok(SyncConnectionWrapper::new(conn))
+    })
+}
+
+fn join_error(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Other(format!("a blocking database task failed: {e}"))
+}
+
+fn migration_error(e: impl fmt::Display) -> StoreError {
+    StoreError::Other(format!("migration failed: {e}"))
+}
+
+/// Applies the pending migrations of `source` on `conn`; returns their names.
+fn run_migrations<C, DB>(
+    conn: &mut C,
+    source: EmbeddedMigrations,
+) -> Result<Vec<String>, StoreError>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+{
+    let pending = conn.pending_migrations(source).map_err(migration_error)?;
+    let mut applied = Vec::with_capacity(pending.len());
+    for m in pending {
+        conn.run_migration(&*m).map_err(migration_error)?;
+        applied.push(m.name().to_string());
+    }
+    Ok(applied)
+}
+
+impl SqlStore {
+    /// Builds the pool. PostgreSQL connects lazily (a dead server shows up as `Unavailable` on
+    /// the first query); SQLite creates the parent directory and opens the file at once.
+    pub async fn connect(cfg: &DbConfig) -> Result<Self, StoreError> {
+        match cfg {
+            DbConfig::Postgres { url, pool_size } => {
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.clone());
+                let pool = Pool::builder(manager)
+                    .max_size((*pool_size).max(1))
+                    .wait_timeout(Some(POOL_TIMEOUT))
+                    .create_timeout(Some(POOL_TIMEOUT))
+                    .recycle_timeout(Some(POOL_TIMEOUT))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| StoreError::Other(format!("cannot build the pool: {e}")))?;
+                Ok(Self {
+                    pools: Pools::Postgres(pool),
+                    url: url.clone(),
+                })
+            }
+            DbConfig::Sqlite { path } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                        StoreError::Unavailable(format!(
+                            "cannot create the database directory: {e}"
+                        ))
+                    })?;
+                }
+                let url = sqlite_path(path)?;
+                let mut mc = ManagerConfig::<SqliteConn>::default();
+                mc.custom_setup = Box::new(sqlite_setup);
+                // A local file does not go away under us: skip the per-checkout round trip.
+                mc.recycling_method = RecyclingMethod::Fast;
+                let manager = AsyncDieselConnectionManager::new_with_config(url.clone(), mc);
+                let pool = Pool::builder(manager)
+                    .max_size(SQLITE_POOL_SIZE)
+                    .wait_timeout(Some(POOL_TIMEOUT))
+                    .create_timeout(Some(POOL_TIMEOUT))
+                    .recycle_timeout(Some(POOL_TIMEOUT))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| StoreError::Other(format!("cannot build the pool: {e}")))?;
+                // Open one connection now: creates the file and switches it to WAL before any
+                // concurrent use, and reports a bad path here rather than on the first query.
+                drop(pool.get().await.map_err(pool_error)?);
+                Ok(Self {
+                    pools: Pools::Sqlite(pool),
+                    url,
+                })
+            }
+        }
+    }
+
+    /// Applies the pending embedded migrations on a dedicated connection (never a pooled one) and
+    /// returns the names applied, empty when the schema is current.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let url = self.url.clone();
+        let applied = match &self.pools {
+            Pools::Postgres(_) => tokio::task::spawn_blocking(move || {
+                let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+                    .map_err(|e| connection_error(&e))?;
+                run_migrations(&mut conn, PG_MIGRATIONS)
+            })
+            .await
+            .map_err(join_error)??,
+            Pools::Sqlite(_) => tokio::task::spawn_blocking(move || {
+                let mut conn = open_sqlite(&url).map_err(|e| connection_error(&e))?;
+                run_migrations(&mut conn, SQLITE_MIGRATIONS)
+            })
+            .await
+            .map_err(join_error)??,
+        };
+        if !applied.is_empty() {
+            tracing::info!(backend = self.backend_name(), migrations = ?applied, "applied migrations");
+        }
+        Ok(applied)
+    }
+
+    /// Every row of every table as text, one line a row, for tests asserting that no secret
+    /// reaches the database.
+    pub async fn dump_text(&self) -> Result<String, StoreError> {
+        db_run!(self, |conn| {
+            let mut dump = Dump::new();
+            for r in user_connections::table
+                .order(user_connections::id)
+                .select(ConnectionRow::as_select())
+                .load(conn)
+                .await
+                .db()?
+            {
+                dump.connection(&r);
+            }
+            for r in audit_events::table
+                .order(audit_events::id)
+                .select(AuditRow::as_select())
+                .load(conn)
+                .await
+                .db()?
+            {
+                dump.audit(&r);
+            }
+            for r in oauth_states::table
+                .order(oauth_states::state_hash)
+                .select(OAuthRow::as_select())
+                .load(conn)
+                .await
+                .db()?
+            {
+                dump.oauth(&r);
+            }
+            for r in external_ids::table
+                .order(external_ids::user_id)
+                .select(ExternalIdRow::as_select())
+                .load(conn)
+                .await
+                .db()?
+            {
+                dump.external_id(&r);
+            }
+            for r in setup_tasks::table
+                .order(setup_tasks::id)
+                .select(SetupTaskRow::as_select())
+                .load(conn)
+                .await
+                .db()?
+            {
+                dump.setup_task(&r);
+            }
+            Ok(dump.finish())
+        })
+    }
+}
+
+fn sqlite_path(path: &Path) -> Result<String, StoreError> {
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::Other("the SQLite path is not valid UTF-8".into()))
+}
+
+fn rows_to_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>, StoreError> {
+    rows.into_iter().map(ConnectionRow::into_record).collect()
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend_name(&self) -> &'static str {
+        match self.pools {
+            Pools::Postgres(_) => "postgres",
+            Pools::Sqlite(_) => "sqlite",
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        db_run!(self, |conn| {
+            diesel::sql_query("SELECT 1").execute(conn).await.db()?;
+            Ok(())
+        })
+    }
+
+    async fn upsert_connection(
+        &self,
+        new: NewConnection,
+    ) -> Result<(ConnectionRecord, bool), StoreError> {
+        use crate::schema::user_connections::dsl as uc;
+        let row = ConnectionRow::from_new(new, now_db());
+        let stored: ConnectionRow = db_run!(self, |conn| {
+            diesel::insert_into(uc::user_connections)
+                .values(&row)
+                .on_conflict((uc::user_id, uc::provider, uc::account_id))
+                .do_update()
+                .set((
+                    uc::display_name.eq(excluded(uc::display_name)),
+                    uc::status.eq(excluded(uc::status)),
+                    uc::status_reason.eq(excluded(uc::status_reason)),
+                    uc::read_only.eq(excluded(uc::read_only)),
+                    uc::secret_ref.eq(excluded(uc::secret_ref)),
+                    uc::metadata.eq(excluded(uc::metadata)),
+                    uc::updated_at.eq(excluded(uc::updated_at)),
+                    uc::last_validated_at.eq(excluded(uc::last_validated_at)),
+                    uc::expires_at.eq(excluded(uc::expires_at)),
+                ))
+                .returning(ConnectionRow::as_returning())
+                .get_result(conn)
+                .await
+                .db()
+        })?;
+        // An update keeps the existing id and created_at: the row is ours only if both match.
+        let inserted = stored.id == row.id && stored.created_at == row.created_at;
+        Ok((stored.into_record()?, inserted))
+    }
+
+    async fn get_connection(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        use crate::schema::user_connections::dsl as uc;
+        let id = id.0.to_string();
+        let row: Option<ConnectionRow> = db_run!(self, |conn| {
+            uc::user_connections
+                .filter(uc::user_id.eq(user.as_str()))
+                .filter(uc::id.eq(&id))
+                .select(ConnectionRow::as_select())
+                .first(conn)
+                .await
+                .optional()
+                .db()
+        })?;
+        row.map(ConnectionRow::into_record).transpose()
+    }
+
+    async fn find_connection(
+        &self,
+        user: &UserId,
+        provider: &ProviderId,
+        account_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        use crate::schema::user_connections::dsl as uc;
+        let row: Option<ConnectionRow> = db_run!(self, |conn| {
+            uc::user_connections
+                .filter(uc::user_id.eq(user.as_str()))
+                .filter(uc::provider.eq(provider.as_str()))
+                .filter(uc::account_id.eq(account_id))
+                .select(ConnectionRow::as_select())
+                .first(conn)
+                .await
+                .optional()
+                .db()
+        })?;
+        row.map(ConnectionRow::into_record).transpose()
+    }
+
+    async fn list_connections(
+        &self,
+        user: &UserId,
+        provider: Option<&ProviderId>,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        use crate::schema::user_connections::dsl as uc;
+        let rows: Vec<ConnectionRow> = db_run!(self, |conn| {
+            let mut q = uc::user_connections
+                .filter(uc::user_id.eq(user.as_str()))
+                .select(ConnectionRow::as_select())
+                .order((uc::created_at.asc(), uc::id.asc()))
+                .into_boxed();
+            if let Some(p) = provider {
+                q = q.filter(uc::provider.eq(p.as_str()));
+            }
+            q.load(conn).await.db()
+        })?;
+        rows_to_records(rows)
+    }
+
+    async fn update_status(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+        update: StatusUpdate,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        use crate::schema::user_connections::dsl as uc;
+        let id = id.0.to_string();
+        let now = now_db();
+        let validated = update.last_validated_at.map(to_db);
+        let row: Option<ConnectionRow> = db_run!(self, |conn| {
+            diesel::update(
+                uc::user_connections
+                    .filter(uc::user_id.eq(user.as_str()))
+                    .filter(uc::id.eq(&id)),
+            )
+            .set((
+                uc::status.eq(update.status.as_str()),
+                uc::status_reason.eq(update.status_reason.as_deref()),
+                validated.map(|t| uc::last_validated_at.eq(Some(t))),
+                uc::updated_at.eq(now),
+            ))
+            .returning(ConnectionRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+            .db()
+        })?;
+        row.map(ConnectionRow::into_record).transpose()
+    }
+
+    async fn update_metadata(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+        metadata: serde_json::Value,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        use crate::schema::user_connections::dsl as uc;
+        let id = id.0.to_string();
+        let now = now_db();
+        let metadata = metadata.to_string();
+        let expires_at = expires_at.map(to_db);
+        let row: Option<ConnectionRow> = db_run!(self, |conn| {
+            diesel::update(
+                uc::user_connections
+                    .filter(uc::user_id.eq(user.as_str()))
+                    .filter(uc::id.eq(&id)),
+            )
+            .set((
+                uc::metadata.eq(&metadata),
+                uc::expires_at.eq(expires_at),
+                uc::updated_at.eq(now),
+            ))
+            .returning(ConnectionRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+            .db()
+        })?;
+        row.map(ConnectionRow::into_record).transpose()
+    }
+
+    async fn delete_connection(&self, user: &UserId, id: ConnectionId) -> Result<bool, StoreError> {
+        use crate::schema::user_connections::dsl as uc;
+        let id = id.0.to_string();
+        let n = db_run!(self, |conn| {
+            diesel::delete(
+                uc::user_connections
+                    .filter(uc::user_id.eq(user.as_str()))
+                    .filter(uc::id.eq(&id)),
+            )
+            .execute(conn)
+            .await
+            .db()
+        })?;
+        Ok(n > 0)
+    }
+
+    async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
+        let row = AuditRow::from_event(event);
+        db_run!(self, |conn| {
+            diesel::insert_into(audit_events::table)
+                .values(&row)
+                .execute(conn)
+                .await
+                .db()
+        })?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        user: &UserId,
+        connection: Option<ConnectionId>,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        use crate::schema::audit_events::dsl as ae;
+        let connection = connection.map(|c| c.0.to_string());
+        let since = since.map(to_db);
+        let limit = limit.max(0);
+        let rows: Vec<AuditRow> = db_run!(self, |conn| {
+            let mut q = ae::audit_events
+                .filter(ae::user_id.eq(user.as_str()))
+                .select(AuditRow::as_select())
+                .order((ae::created_at.desc(), ae::id.desc()))
+                .limit(limit)
+                .into_boxed();
+            if let Some(c) = &connection {
+                q = q.filter(ae::connection_id.eq(c));
+            }
+            if let Some(t) = since {
+                q = q.filter(ae::created_at.ge(t));
+            }
+            q.load(conn).await.db()
+        })?;
+        rows.into_iter().map(AuditRow::into_event).collect()
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        use crate::schema::audit_events::dsl as ae;
+        let before = to_db(before);
+        let n = db_run!(self, |conn| {
+            diesel::delete(ae::audit_events.filter(ae::created_at.lt(before)))
+                .execute(conn)
+                .await
+                .db()
+        })?;
+        Ok(n as u64)
+    }
+
+    async fn put_oauth_state(&self, state: OAuthStateRecord) -> Result<(), StoreError> {
+        let row = OAuthRow::from_record(state);
+        db_run!(self, |conn| {
+            diesel::insert_into(oauth_states::table)
+                .values(&row)
+                .execute(conn)
+                .await
+                .db()
+        })?;
+        Ok(())
+    }
+
+    async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OAuthStateRecord>, StoreError> {
+        use crate::schema::oauth_states::dsl as os;
+        // DELETE … RETURNING is atomic: of concurrent takers exactly one gets the row.
+        let row: Option<OAuthRow> = db_run!(self, |conn| {
+            diesel::delete(os::oauth_states.filter(os::state_hash.eq(state_hash)))
+                .returning(OAuthRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()
+                .db()
+        })?;
+        match row {
+            Some(r) if r.expires_at > to_db(now) => Ok(Some(r.into_record()?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn get_or_create_external_id(
+        &self,
+        user: &UserId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        use crate::schema::external_ids::dsl as ex;
+        let row = ExternalIdRow {
+            user_id: user.as_str().to_owned(),
+            external_id: candidate.to_owned(),
+            created_at: now_db(),
+            rotated_at: None,
+        };
+        db_run!(self, |conn| {
+            diesel::insert_into(ex::external_ids)
+                .values(&row)
+                .on_conflict(ex::user_id)
+                .do_nothing()
+                .execute(conn)
+                .await
+                .db()?;
+            ex::external_ids
+                .filter(ex::user_id.eq(user.as_str()))
+                .select(ex::external_id)
+                .first::<String>(conn)
+                .await
+                .db()
+        })
+    }
+
+    async fn rotate_external_id(&self, user: &UserId, new: &str) -> Result<String, StoreError> {
+        use crate::schema::external_ids::dsl as ex;
+        let now = now_db();
+        let row = ExternalIdRow {
+            user_id: user.as_str().to_owned(),
+            external_id: new.to_owned(),
+            created_at: now,
+            rotated_at: None,
+        };
+        db_run!(self, |conn| {
+            diesel::insert_into(ex::external_ids)
+                .values(&row)
+                .on_conflict(ex::user_id)
+                .do_update()
+                .set((
+                    ex::external_id.eq(excluded(ex::external_id)),
+                    ex::rotated_at.eq(Some(now)),
+                ))
+                .execute(conn)
+                .await
+                .db()
+        })?;
+        Ok(new.to_owned())
+    }
+}

@@ -1,0 +1,821 @@
+//! Conformance suite of `SqlStore`: one set of test bodies, run against SQLite and PostgreSQL.
+//!
+//! PostgreSQL comes from `AURORA_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
+//! each test gets a fresh schema, dropped at the end. An unreachable server fails the tests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use connector_core::error::StoreError;
+use connector_core::ids::{ConnectionId, ConnectionStatus, ProviderId, UserId};
+use connector_core::store::{AuditEvent, NewConnection, OAuthStateRecord, StatusUpdate, Store};
+use connector_store::{DbConfig, SqlStore};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+// ---------------------------------------------------------------------------------------------
+// Harnesses
+// ---------------------------------------------------------------------------------------------
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { base_url: String, schema: String },
+}
+
+struct Harness {
+    store: Arc<SqlStore>,
+    cleanup: Cleanup,
+}
+
+impl Harness {
+    /// Runs `case` on the store, then cleans up (also when the case panics), then re-raises.
+    async fn run<F, Fut>(self, case: F)
+    where
+        F: FnOnce(Arc<SqlStore>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let outcome = tokio::spawn(case(Arc::clone(&self.store))).await;
+        drop(self.store);
+        if let Cleanup::Postgres { base_url, schema } = &self.cleanup {
+            if let Ok(mut c) = AsyncPgConnection::establish(base_url).await {
+                let _ = c
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await;
+            }
+        }
+        drop(self.cleanup);
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
+async fn migrated(store: SqlStore) -> Arc<SqlStore> {
+    let applied = store.migrate().await.expect("first migrate");
+    assert!(
+        !applied.is_empty(),
+        "a fresh database has migrations to apply"
+    );
+    Arc::new(store)
+}
+
+async fn sqlite_harness() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A nested path checks that `connect` creates the parent directory.
+    let path = dir.path().join("nested").join("aurora.db");
+    let store = SqlStore::connect(&DbConfig::Sqlite { path })
+        .await
+        .expect("open SQLite");
+    assert_eq!(store.backend_name(), "sqlite");
+    Harness {
+        store: migrated(store).await,
+        cleanup: Cleanup::Sqlite(dir),
+    }
+}
+
+fn pg_base_url() -> String {
+    std::env::var("AURORA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+async fn pg_harness() -> Harness {
+    let base_url = pg_base_url();
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = tokio::time::timeout(
+        Duration::from_secs(10),
+        AsyncPgConnection::establish(&base_url),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "PostgreSQL did not answer within 10 s (AURORA_TEST_DATABASE_URL or the default \
+             postgres://postgres@127.0.0.1:5432/test); the postgres conformance tests need it"
+        )
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is unreachable (AURORA_TEST_DATABASE_URL or the default \
+             postgres://postgres@127.0.0.1:5432/test); the postgres conformance tests need it: {e}"
+        )
+    });
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create the test schema");
+    drop(admin);
+    let sep = if base_url.contains('?') { '&' } else { '?' };
+    let url = format!("{base_url}{sep}options=-csearch_path%3D{schema}");
+    let store = SqlStore::connect(&DbConfig::Postgres { url, pool_size: 4 })
+        .await
+        .expect("build the PostgreSQL pool");
+    assert_eq!(store.backend_name(), "postgres");
+    Harness {
+        store: migrated(store).await,
+        cleanup: Cleanup::Postgres { base_url, schema },
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::sqlite_harness()
+                        .await
+                        .run(|s| async move { super::cases::$name(&s).await })
+                        .await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::pg_harness()
+                        .await
+                        .run(|s| async move { super::cases::$name(&s).await })
+                        .await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    ping_answers,
+    migrate_twice_applies_nothing_the_second_time,
+    upsert_inserts_then_updates_in_place,
+    unique_per_user_provider_account_and_multi_account,
+    other_users_rows_behave_as_absent,
+    list_filters_by_provider_and_orders_by_creation,
+    updates_change_fields_and_return_none_when_missing,
+    delete_returns_true_then_false,
+    duplicate_id_is_a_conflict,
+    audit_append_list_filters_limit_prune,
+    oauth_state_is_taken_once,
+    oauth_state_expired_is_none_and_deleted,
+    oauth_state_concurrent_takes_yield_one,
+    external_id_get_or_create_is_stable_and_rotates,
+    timestamps_round_trip_in_utc,
+    dump_text_holds_written_values,
+);
+
+/// A store whose PostgreSQL server does not exist answers `Unavailable`, promptly.
+#[tokio::test]
+async fn closed_port_is_unavailable_promptly() {
+    let store = SqlStore::connect(&DbConfig::Postgres {
+        url: "postgres://postgres@127.0.0.1:1/test".into(),
+        pool_size: 2,
+    })
+    .await
+    .expect("building the pool does not connect");
+    let started = Instant::now();
+    let err = store.ping().await.expect_err("nothing listens on port 1");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = store.migrate().await.expect_err("nor can it migrate");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn sqlite_in_an_unwritable_place_is_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").expect("write");
+    // The parent "directory" is a regular file.
+    let res = SqlStore::connect(&DbConfig::Sqlite {
+        path: file.join("aurora.db"),
+    })
+    .await;
+    assert!(res.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test bodies
+// ---------------------------------------------------------------------------------------------
+
+mod cases {
+    use super::*;
+
+    fn user(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    fn provider(s: &str) -> ProviderId {
+        ProviderId::parse(s).unwrap()
+    }
+
+    fn at(secs: i64, micros: u32) -> DateTime<Utc> {
+        Utc.timestamp_opt(secs, micros * 1000).unwrap()
+    }
+
+    fn new_conn(u: &UserId, p: &str, account: &str) -> NewConnection {
+        NewConnection {
+            id: ConnectionId::new(),
+            user_id: u.clone(),
+            provider: provider(p),
+            account_id: account.to_owned(),
+            display_name: Some(format!("{p} {account}")),
+            status: ConnectionStatus::Active,
+            status_reason: None,
+            read_only: false,
+            secret_ref: format!("users/{u}/{p}/{account}"),
+            metadata: serde_json::json!({ "region": "fr-par" }),
+            last_validated_at: Some(at(1_700_000_000, 1)),
+            expires_at: None,
+        }
+    }
+
+    fn event(u: &UserId, conn: Option<ConnectionId>, action: &str, t: DateTime<Utc>) -> AuditEvent {
+        AuditEvent {
+            id: uuid::Uuid::new_v4(),
+            user_id: u.clone(),
+            connection_id: conn,
+            provider: Some(provider("aws")),
+            action: action.to_owned(),
+            actor: "user".to_owned(),
+            detail: serde_json::json!({ "action": action }),
+            created_at: t,
+        }
+    }
+
+    fn oauth(hash: &str, expires_at: DateTime<Utc>) -> OAuthStateRecord {
+        OAuthStateRecord {
+            state_hash: hash.to_owned(),
+            user_id: user("alice"),
+            provider: provider("gcp"),
+            sealed_verifier: vec![0, 1, 2, 250, 255],
+            redirect_uri: "https://app.example/callback".to_owned(),
+            created_at: at(1_700_000_000, 0),
+            expires_at,
+        }
+    }
+
+    pub async fn ping_answers(s: &SqlStore) {
+        s.ping().await.unwrap();
+    }
+
+    pub async fn migrate_twice_applies_nothing_the_second_time(s: &SqlStore) {
+        // The harness migrated once already.
+        assert_eq!(s.migrate().await.unwrap(), Vec::<String>::new());
+        assert_eq!(s.migrate().await.unwrap(), Vec::<String>::new());
+    }
+
+    pub async fn upsert_inserts_then_updates_in_place(s: &SqlStore) {
+        let u = user("alice");
+        let first = new_conn(&u, "scaleway", "org-1");
+        let (a, inserted) = s.upsert_connection(first.clone()).await.unwrap();
+        assert!(inserted);
+        assert_eq!(a.id, first.id);
+        assert_eq!(a.user_id, u);
+        assert_eq!(a.account_id, "org-1");
+        assert_eq!(a.status, ConnectionStatus::Active);
+        assert_eq!(a.metadata, first.metadata);
+        assert_eq!(a.created_at, a.updated_at);
+        assert_eq!(s.get_connection(&u, a.id).await.unwrap(), Some(a.clone()));
+
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let second = NewConnection {
+            id: ConnectionId::new(),
+            display_name: None,
+            status: ConnectionStatus::Pending,
+            status_reason: Some("validating".into()),
+            read_only: true,
+            secret_ref: "users/alice/scaleway/org-1-v2".into(),
+            metadata: serde_json::json!({ "region": "nl-ams", "n": [1, 2] }),
+            last_validated_at: None,
+            expires_at: Some(at(1_800_000_000, 42)),
+            ..first.clone()
+        };
+        let (b, inserted) = s.upsert_connection(second.clone()).await.unwrap();
+        assert!(!inserted);
+        assert_eq!(b.id, a.id, "the existing id is kept");
+        assert_eq!(b.created_at, a.created_at, "created_at is kept");
+        assert!(b.updated_at > a.updated_at, "updated_at moves");
+        assert_eq!(b.display_name, None);
+        assert_eq!(b.status, ConnectionStatus::Pending);
+        assert_eq!(b.status_reason.as_deref(), Some("validating"));
+        assert!(b.read_only);
+        assert_eq!(b.secret_ref, second.secret_ref);
+        assert_eq!(b.metadata, second.metadata);
+        assert_eq!(b.last_validated_at, None);
+        assert_eq!(b.expires_at, second.expires_at);
+        assert_eq!(s.get_connection(&u, a.id).await.unwrap(), Some(b.clone()));
+        assert_eq!(s.get_connection(&u, second.id).await.unwrap(), None);
+        assert_eq!(s.list_connections(&u, None).await.unwrap().len(), 1);
+
+        // Re-upserting with the row's own id is an update too.
+        let third = NewConnection { id: a.id, ..second };
+        let (c, inserted) = s.upsert_connection(third).await.unwrap();
+        assert!(!inserted);
+        assert_eq!(c.id, a.id);
+    }
+
+    pub async fn unique_per_user_provider_account_and_multi_account(s: &SqlStore) {
+        let alice = user("alice");
+        let bob = user("bob");
+        let (a1, i1) = s
+            .upsert_connection(new_conn(&alice, "aws", "111"))
+            .await
+            .unwrap();
+        let (a2, i2) = s
+            .upsert_connection(new_conn(&alice, "aws", "222"))
+            .await
+            .unwrap();
+        let (a3, i3) = s
+            .upsert_connection(new_conn(&alice, "gcp", "111"))
+            .await
+            .unwrap();
+        let (b1, i4) = s
+            .upsert_connection(new_conn(&bob, "aws", "111"))
+            .await
+            .unwrap();
+        assert!(i1 && i2 && i3 && i4);
+        let ids = [a1.id, a2.id, a3.id, b1.id];
+        for (i, x) in ids.iter().enumerate() {
+            for y in &ids[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        let (again, inserted) = s
+            .upsert_connection(new_conn(&alice, "aws", "222"))
+            .await
+            .unwrap();
+        assert!(!inserted);
+        assert_eq!(again.id, a2.id);
+        assert_eq!(s.list_connections(&alice, None).await.unwrap().len(), 3);
+        assert_eq!(s.list_connections(&bob, None).await.unwrap().len(), 1);
+        let found = s
+            .find_connection(&alice, &provider("aws"), "222")
+            .await
+            .unwrap()
+            .expect("found");
+        assert_eq!(found.id, a2.id);
+        assert_eq!(
+            s.find_connection(&alice, &provider("aws"), "333")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    pub async fn other_users_rows_behave_as_absent(s: &SqlStore) {
+        let alice = user("alice");
+        let bob = user("bob");
+        let (a, _) = s
+            .upsert_connection(new_conn(&alice, "aws", "111"))
+            .await
+            .unwrap();
+        assert_eq!(s.get_connection(&bob, a.id).await.unwrap(), None);
+        assert_eq!(
+            s.find_connection(&bob, &provider("aws"), "111")
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(s.list_connections(&bob, None).await.unwrap().is_empty());
+        assert!(s
+            .list_connections(&bob, Some(&provider("aws")))
+            .await
+            .unwrap()
+            .is_empty());
+        let upd = StatusUpdate {
+            status: ConnectionStatus::NeedsReconnect,
+            status_reason: Some("x".into()),
+            last_validated_at: None,
+        };
+        assert_eq!(s.update_status(&bob, a.id, upd).await.unwrap(), None);
+        assert_eq!(
+            s.update_metadata(&bob, a.id, serde_json::json!({"x": 1}), None)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(!s.delete_connection(&bob, a.id).await.unwrap());
+        // Alice's row is untouched.
+        assert_eq!(s.get_connection(&alice, a.id).await.unwrap(), Some(a));
+    }
+
+    pub async fn list_filters_by_provider_and_orders_by_creation(s: &SqlStore) {
+        let u = user("alice");
+        let mut created = Vec::new();
+        for (p, acct) in [("aws", "1"), ("gcp", "a"), ("aws", "2"), ("scaleway", "o")] {
+            let (r, _) = s.upsert_connection(new_conn(&u, p, acct)).await.unwrap();
+            created.push(r);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // An update does not move a row in the list.
+        s.upsert_connection(new_conn(&u, "aws", "1")).await.unwrap();
+        let all = s.list_connections(&u, None).await.unwrap();
+        let ids: Vec<_> = all.iter().map(|r| r.id).collect();
+        assert_eq!(ids, created.iter().map(|r| r.id).collect::<Vec<_>>());
+        let aws = s
+            .list_connections(&u, Some(&provider("aws")))
+            .await
+            .unwrap();
+        assert_eq!(
+            aws.iter()
+                .map(|r| r.account_id.as_str())
+                .collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        assert!(s
+            .list_connections(&u, Some(&provider("azure")))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    pub async fn updates_change_fields_and_return_none_when_missing(s: &SqlStore) {
+        let u = user("alice");
+        let (a, _) = s
+            .upsert_connection(new_conn(&u, "aws", "111"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+
+        // Without last_validated_at the stored one is kept.
+        let r = s
+            .update_status(
+                &u,
+                a.id,
+                StatusUpdate {
+                    status: ConnectionStatus::Degraded,
+                    status_reason: Some("timeout".into()),
+                    last_validated_at: None,
+                },
+            )
+            .await
+            .unwrap()
+            .expect("updated");
+        assert_eq!(r.status, ConnectionStatus::Degraded);
+        assert_eq!(r.status_reason.as_deref(), Some("timeout"));
+        assert_eq!(r.last_validated_at, a.last_validated_at);
+        assert!(r.updated_at > a.updated_at);
+        assert_eq!(r.created_at, a.created_at);
+
+        let checked = at(1_750_000_000, 123_456);
+        let r = s
+            .update_status(
+                &u,
+                a.id,
+                StatusUpdate {
+                    status: ConnectionStatus::Active,
+                    status_reason: None,
+                    last_validated_at: Some(checked),
+                },
+            )
+            .await
+            .unwrap()
+            .expect("updated");
+        assert_eq!(r.status, ConnectionStatus::Active);
+        assert_eq!(r.status_reason, None);
+        assert_eq!(r.last_validated_at, Some(checked));
+
+        let exp = at(1_760_000_000, 7);
+        let meta = serde_json::json!({ "project": "p-1", "nested": { "a": [true, null] } });
+        let m = s
+            .update_metadata(&u, a.id, meta.clone(), Some(exp))
+            .await
+            .unwrap()
+            .expect("updated");
+        assert_eq!(m.metadata, meta);
+        assert_eq!(m.expires_at, Some(exp));
+        assert!(m.updated_at >= r.updated_at);
+        let m = s
+            .update_metadata(&u, a.id, serde_json::json!({}), None)
+            .await
+            .unwrap()
+            .expect("updated");
+        assert_eq!(m.expires_at, None, "expires_at is replaced, also by None");
+        assert_eq!(s.get_connection(&u, a.id).await.unwrap(), Some(m));
+
+        let missing = ConnectionId::new();
+        let upd = StatusUpdate {
+            status: ConnectionStatus::Active,
+            status_reason: None,
+            last_validated_at: None,
+        };
+        assert_eq!(s.update_status(&u, missing, upd).await.unwrap(), None);
+        assert_eq!(
+            s.update_metadata(&u, missing, serde_json::json!({}), None)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    pub async fn delete_returns_true_then_false(s: &SqlStore) {
+        let u = user("alice");
+        let (a, _) = s
+            .upsert_connection(new_conn(&u, "aws", "111"))
+            .await
+            .unwrap();
+        let (b, _) = s
+            .upsert_connection(new_conn(&u, "aws", "222"))
+            .await
+            .unwrap();
+        assert!(s.delete_connection(&u, a.id).await.unwrap());
+        assert!(!s.delete_connection(&u, a.id).await.unwrap());
+        assert_eq!(s.get_connection(&u, a.id).await.unwrap(), None);
+        assert_eq!(s.list_connections(&u, None).await.unwrap(), vec![b]);
+        // The key is free again: a new connect inserts.
+        let (c, inserted) = s
+            .upsert_connection(new_conn(&u, "aws", "111"))
+            .await
+            .unwrap();
+        assert!(inserted);
+        assert_ne!(c.id, a.id);
+    }
+
+    pub async fn duplicate_id_is_a_conflict(s: &SqlStore) {
+        let u = user("alice");
+        let (a, _) = s
+            .upsert_connection(new_conn(&u, "aws", "111"))
+            .await
+            .unwrap();
+        let clash = NewConnection {
+            id: a.id,
+            ..new_conn(&u, "aws", "222")
+        };
+        let err = s.upsert_connection(clash).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert!(!err.to_string().contains("users/alice"), "{err}");
+
+        s.put_oauth_state(oauth("dup", at(2_000_000_000, 0)))
+            .await
+            .unwrap();
+        let err = s
+            .put_oauth_state(oauth("dup", at(2_000_000_000, 0)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        // The store is still usable after an error.
+        s.ping().await.unwrap();
+    }
+
+    pub async fn audit_append_list_filters_limit_prune(s: &SqlStore) {
+        let alice = user("alice");
+        let bob = user("bob");
+        let c1 = ConnectionId::new();
+        let c2 = ConnectionId::new();
+        let base = 1_700_000_000;
+        let e1 = event(&alice, Some(c1), "connect", at(base, 0));
+        let e2 = event(&alice, Some(c2), "connect", at(base + 10, 5));
+        let e3 = event(&alice, Some(c1), "credentials_issued", at(base + 20, 0));
+        let e4 = event(&alice, None, "rotate", at(base + 30, 999_999));
+        let eb = event(&bob, Some(c1), "connect", at(base + 40, 0));
+        for e in [&e3, &e1, &eb, &e4, &e2] {
+            s.append_audit(e.clone()).await.unwrap();
+        }
+
+        let all = s.list_audit(&alice, None, None, 100).await.unwrap();
+        assert_eq!(all, vec![e4.clone(), e3.clone(), e2.clone(), e1.clone()]);
+        let limited = s.list_audit(&alice, None, None, 2).await.unwrap();
+        assert_eq!(limited, vec![e4.clone(), e3.clone()]);
+        assert!(s
+            .list_audit(&alice, None, None, 0)
+            .await
+            .unwrap()
+            .is_empty());
+        let of_c1 = s.list_audit(&alice, Some(c1), None, 100).await.unwrap();
+        assert_eq!(of_c1, vec![e3.clone(), e1.clone()]);
+        let since = s
+            .list_audit(&alice, None, Some(at(base + 10, 5)), 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            since,
+            vec![e4.clone(), e3.clone(), e2.clone()],
+            "since is inclusive"
+        );
+        let both = s
+            .list_audit(&alice, Some(c1), Some(at(base + 1, 0)), 100)
+            .await
+            .unwrap();
+        assert_eq!(both, vec![e3.clone()]);
+        assert_eq!(
+            s.list_audit(&bob, None, None, 100).await.unwrap(),
+            vec![eb.clone()]
+        );
+        assert!(s
+            .list_audit(&user("carol"), None, None, 100)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Prune is strict: an event exactly at `before` stays.
+        assert_eq!(s.prune_audit(at(base + 20, 0)).await.unwrap(), 2);
+        assert_eq!(
+            s.list_audit(&alice, None, None, 100).await.unwrap(),
+            vec![e4, e3]
+        );
+        assert_eq!(s.prune_audit(at(base + 20, 0)).await.unwrap(), 0);
+        assert_eq!(s.prune_audit(at(base + 1000, 0)).await.unwrap(), 3);
+        assert!(s
+            .list_audit(&bob, None, None, 100)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    pub async fn oauth_state_is_taken_once(s: &SqlStore) {
+        let now = Utc::now();
+        let rec = OAuthStateRecord {
+            created_at: now,
+            ..oauth("hash-1", now + chrono::Duration::minutes(10))
+        };
+        s.put_oauth_state(rec.clone()).await.unwrap();
+        let got = s
+            .take_oauth_state("hash-1", now)
+            .await
+            .unwrap()
+            .expect("taken");
+        assert_eq!(got.state_hash, rec.state_hash);
+        assert_eq!(got.user_id, rec.user_id);
+        assert_eq!(got.provider, rec.provider);
+        assert_eq!(got.sealed_verifier, rec.sealed_verifier);
+        assert_eq!(got.redirect_uri, rec.redirect_uri);
+        assert_eq!(got.expires_at, rec.expires_at.trunc_subsecs_micro());
+        assert_eq!(s.take_oauth_state("hash-1", now).await.unwrap(), None);
+        assert_eq!(s.take_oauth_state("never-put", now).await.unwrap(), None);
+    }
+
+    pub async fn oauth_state_expired_is_none_and_deleted(s: &SqlStore) {
+        let exp = at(1_700_000_600, 0);
+        s.put_oauth_state(oauth("old", exp)).await.unwrap();
+        assert_eq!(
+            s.take_oauth_state("old", exp).await.unwrap(),
+            None,
+            "expired at expires_at"
+        );
+        // It was deleted: even an earlier `now` does not find it.
+        assert_eq!(
+            s.take_oauth_state("old", at(1_700_000_000, 0))
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(!s.dump_text().await.unwrap().contains("state_hash=old"));
+        s.put_oauth_state(oauth("fresh", exp)).await.unwrap();
+        assert!(s
+            .take_oauth_state("fresh", exp - chrono::Duration::microseconds(1))
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    pub async fn oauth_state_concurrent_takes_yield_one(s: &SqlStore) {
+        let now = Utc::now();
+        for round in 0..3 {
+            let hash = format!("race-{round}");
+            s.put_oauth_state(oauth(&hash, now + chrono::Duration::minutes(5)))
+                .await
+                .unwrap();
+            let takes = (0..8).map(|_| s.take_oauth_state(&hash, now));
+            let results = futures::future::join_all(takes).await;
+            let won = results
+                .into_iter()
+                .map(|r| r.expect("no error under concurrency"))
+                .filter(Option::is_some)
+                .count();
+            assert_eq!(won, 1, "round {round}");
+        }
+    }
+
+    pub async fn external_id_get_or_create_is_stable_and_rotates(s: &SqlStore) {
+        let alice = user("alice");
+        let bob = user("bob");
+        let first = s.get_or_create_external_id(&alice, "ext-a1").await.unwrap();
+        assert_eq!(first, "ext-a1");
+        let again = s.get_or_create_external_id(&alice, "ext-a2").await.unwrap();
+        assert_eq!(again, "ext-a1", "the stored one wins over a new candidate");
+        assert_eq!(
+            s.get_or_create_external_id(&bob, "ext-b1").await.unwrap(),
+            "ext-b1"
+        );
+        assert_eq!(
+            s.rotate_external_id(&alice, "ext-a3").await.unwrap(),
+            "ext-a3"
+        );
+        assert_eq!(
+            s.get_or_create_external_id(&alice, "ext-a4").await.unwrap(),
+            "ext-a3"
+        );
+        assert_eq!(
+            s.get_or_create_external_id(&bob, "zzz").await.unwrap(),
+            "ext-b1",
+            "rotation is per user"
+        );
+        // Rotating a user without one creates it.
+        let carol = user("carol");
+        assert_eq!(
+            s.rotate_external_id(&carol, "ext-c1").await.unwrap(),
+            "ext-c1"
+        );
+        assert_eq!(
+            s.get_or_create_external_id(&carol, "ext-c2").await.unwrap(),
+            "ext-c1"
+        );
+    }
+
+    pub async fn timestamps_round_trip_in_utc(s: &SqlStore) {
+        let u = user("alice");
+        let validated = at(1_709_251_198, 123_456); // 2024-02-29T23:59:58.123456Z
+        let expires = Utc.with_ymd_and_hms(2038, 1, 19, 3, 14, 8).unwrap();
+        let new = NewConnection {
+            last_validated_at: Some(validated),
+            expires_at: Some(expires),
+            ..new_conn(&u, "aws", "111")
+        };
+        let before = Utc::now() - chrono::Duration::seconds(1);
+        let (r, _) = s.upsert_connection(new).await.unwrap();
+        let after = Utc::now() + chrono::Duration::seconds(1);
+        let got = s.get_connection(&u, r.id).await.unwrap().expect("stored");
+        assert_eq!(got.last_validated_at, Some(validated));
+        assert_eq!(got.expires_at, Some(expires));
+        assert_eq!(got.created_at, r.created_at);
+        assert!(
+            got.created_at > before && got.created_at < after,
+            "stamped in UTC"
+        );
+
+        // Sub-microsecond parts are dropped, never rounded into another microsecond.
+        let nanos = Utc.timestamp_opt(1_709_251_198, 123_456_789).unwrap();
+        let got = s
+            .update_metadata(&u, r.id, serde_json::json!({}), Some(nanos))
+            .await
+            .unwrap()
+            .expect("updated");
+        assert_eq!(got.expires_at, Some(at(1_709_251_198, 123_456)));
+        let reread = s.get_connection(&u, r.id).await.unwrap().expect("stored");
+        assert_eq!(reread.expires_at, Some(at(1_709_251_198, 123_456)));
+
+        // Comparisons honour microseconds (audit `since` and ordering).
+        let t0 = at(1_700_000_000, 1);
+        let t1 = at(1_700_000_000, 2);
+        let e0 = event(&u, None, "a", t0);
+        let e1 = event(&u, None, "b", t1);
+        s.append_audit(e0.clone()).await.unwrap();
+        s.append_audit(e1.clone()).await.unwrap();
+        assert_eq!(
+            s.list_audit(&u, None, Some(t1), 10).await.unwrap(),
+            vec![e1.clone()]
+        );
+        assert_eq!(
+            s.list_audit(&u, None, None, 10).await.unwrap(),
+            vec![e1, e0]
+        );
+    }
+
+    pub async fn dump_text_holds_written_values(s: &SqlStore) {
+        let u = user("dumper");
+        let (r, _) = s
+            .upsert_connection(NewConnection {
+                metadata: serde_json::json!({ "marker": "needle-in-metadata" }),
+                ..new_conn(&u, "aws", "acct-needle")
+            })
+            .await
+            .unwrap();
+        s.append_audit(event(&u, Some(r.id), "audit-needle", Utc::now()))
+            .await
+            .unwrap();
+        s.put_oauth_state(OAuthStateRecord {
+            sealed_verifier: b"verifier-needle".to_vec(),
+            ..oauth("state-needle", Utc::now())
+        })
+        .await
+        .unwrap();
+        s.get_or_create_external_id(&u, "external-needle")
+            .await
+            .unwrap();
+        let dump = s.dump_text().await.unwrap();
+        for needle in [
+            "acct-needle",
+            "\"marker\":\"needle-in-metadata\"",
+            "users/dumper/aws/acct-needle",
+            "audit-needle",
+            "state-needle",
+            "verifier-needle",
+            "external-needle",
+            &r.id.to_string(),
+        ] {
+            assert!(dump.contains(needle), "{needle} missing from:\n{dump}");
+        }
+    }
+
+    /// Microsecond truncation, as the store does.
+    trait TruncMicro {
+        fn trunc_subsecs_micro(self) -> Self;
+    }
+    impl TruncMicro for DateTime<Utc> {
+        fn trunc_subsecs_micro(self) -> Self {
+            chrono::SubsecRound::trunc_subsecs(self, 6)
+        }
+    }
+}
