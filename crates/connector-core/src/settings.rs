@@ -111,7 +111,7 @@ mod tests {
     fn debug_hides_values() {
         let s = Settings::new().with("AURORA_VAULT_TOKEN", "s.secret");
         assert!(!format!("{s:?}").contains("s.secret"));
-        assert_eq!(s.get_bool("AURORA_VAULT_TOKEN", true).is_err(), true);
+        assert!(s.get_bool("AURORA_VAULT_TOKEN", true).is_err());
         assert!(!s.get_bool("MISSING", false).unwrap());
     }
 }

@@ -1,0 +1,266 @@
+//! The actix-web application: shared state, §1 rules for every route (identity, trusted caller, body
+//! limit, error body), metrics and request logs, the plugin routes and the shared routes.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{middleware, web, App, HttpResponse, HttpServer, ResponseError};
+use connector_core::http::USER_HEADER;
+use connector_core::{ApiError, AuthConfig, Caller, Platform};
+
+use crate::config::GatewayConfig;
+use crate::registry::Connectors;
+use crate::{openapi, routes};
+
+/// §1: request bodies above this answer 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Routes that need no caller identity.
+const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/api/openapi.json"];
+
+/// What every handler can reach through `web::Data<AppState>`.
+pub struct AppState {
+    pub platform: Platform,
+    pub connectors: Connectors,
+    pub auth: AuthConfig,
+    pub open_paths: HashSet<String>,
+    pub openapi_json: String,
+}
+
+impl AppState {
+    pub fn new(platform: Platform, connectors: Connectors, cfg: &GatewayConfig) -> Self {
+        let mut open_paths: HashSet<String> = OPEN_PATHS.iter().map(|s| s.to_string()).collect();
+        for c in connectors.values() {
+            open_paths.extend(c.info().open_paths.iter().map(|p| p.to_string()));
+        }
+        let openapi_json = openapi::document(&connectors);
+        Self {
+            platform,
+            connectors,
+            auth: AuthConfig {
+                internal_secret: cfg.internal_secret.clone(),
+            },
+            open_paths,
+            openapi_json,
+        }
+    }
+}
+
+/// Mount everything on one `App`. Called once per worker.
+pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state.clone())
+            .app_data(web::Data::new(state.auth.clone()))
+            .app_data(web::Data::new(state.platform.clone()))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(BODY_LIMIT)
+                    .error_handler(|err, _req| json_error(err).into()),
+            )
+            .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(BODY_LIMIT)
+                    .error_handler(|err, _req| {
+                        let e = match err {
+                            actix_web::error::UrlencodedError::Overflow { .. } => {
+                                ApiError::payload_too_large()
+                            }
+                            _ => ApiError::invalid_request("the form body is malformed"),
+                        };
+                        e.into()
+                    }),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                ApiError::invalid_request(format!("malformed query string: {err}")).into()
+            }))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|_err, _req| ApiError::not_found("no such resource").into()),
+            );
+        for connector in state.connectors.values() {
+            connector.clone().configure(cfg);
+        }
+        routes::configure(cfg);
+    }
+}
+
+fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::payload_too_large(),
+        E::ContentType => ApiError::invalid_request("Content-Type must be application/json"),
+        E::Deserialize(e) => {
+            // serde's message names the field and the expectation, never the value of a string.
+            ApiError::invalid_request(format!("the JSON body is invalid: {}", sanitize(&e)))
+        }
+        _ => ApiError::invalid_request("the JSON body could not be read"),
+    }
+}
+
+/// serde_json messages quote unexpected string values (`invalid type: string "…"`); drop the quote so
+/// a secret sent in the wrong field never comes back in an error.
+fn sanitize(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.find('"') {
+        Some(start) => {
+            let end = msg[start + 1..].find('"').map(|i| start + 1 + i + 1);
+            match end {
+                Some(end) => format!("{}<value>{}", &msg[..start], &msg[end..]),
+                None => msg[..start].to_owned(),
+            }
+        }
+        None => msg,
+    }
+}
+
+/// §1 for every non-open route, whatever plugin mounted it: a valid `X-User-ID` and, when configured,
+/// the internal secret. Handlers check again through the `Caller` extractor.
+async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let open = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.open_paths.contains(req.path()))
+        .unwrap_or(false);
+    // An unmatched path answers 404 whoever asks; every matched non-open route needs a caller.
+    let routed = req.match_pattern().is_some();
+    if !open && routed {
+        if let Err(e) = Caller::from_request_parts(req.request()) {
+            let resp = e.error_response();
+            return Ok(req.into_response(resp).map_into_right_body());
+        }
+    }
+    next.call(req).await.map(|r| r.map_into_left_body())
+}
+
+/// Metrics by route pattern and status, a request log line, and the contract's error body for errors
+/// that actix answers itself (405, 404 of an unmatched path, …).
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let user_present = req.headers().contains_key(USER_HEADER);
+    let res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status();
+    let res = normalize_error(res);
+    if let Some(state) = state {
+        let m = &state.platform.metrics;
+        m.http_requests
+            .with_label_values(&[&route, &method, status.as_str()])
+            .inc();
+        m.http_duration
+            .with_label_values(&[&route, &method])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    // The route pattern, never the raw path or query (an OAuth callback carries `code`).
+    tracing::info!(
+        target: "aurora::http",
+        method = %method,
+        route = %route,
+        status = status.as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        user_header = user_present,
+        "request"
+    );
+    Ok(res)
+}
+
+fn normalize_error<B: MessageBody + 'static>(res: ServiceResponse<B>) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes().starts_with(b"application/json"))
+        .unwrap_or(false);
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res.map_into_boxed_body();
+    }
+    let e = match status {
+        StatusCode::NOT_FOUND => ApiError::not_found("no route serves this path"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "this path does not accept that method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+        StatusCode::UNAUTHORIZED => ApiError::unauthenticated("authentication is required"),
+        s if s.is_client_error() => ApiError::new(s, "invalid_request", "the request is malformed"),
+        _ => ApiError::internal(),
+    };
+    let (req, old) = res.into_parts();
+    let mut new = e.error_response();
+    if let Some(allow) = old.headers().get(header::ALLOW) {
+        new.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    ServiceResponse::new(req, new)
+}
+
+async fn not_found() -> HttpResponse {
+    ApiError::not_found("no route serves this path").error_response()
+}
+
+/// Build the HTTP server on an already bound listener.
+pub fn server(
+    state: web::Data<AppState>,
+    listeners: Vec<TcpListener>,
+    workers: usize,
+) -> anyhow::Result<Server> {
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(middleware::from_fn(guard))
+            .wrap(middleware::from_fn(observe))
+            .wrap(middleware::DefaultHeaders::new().add((
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            )))
+            .configure(configure(state.clone()))
+            .default_service(web::to(not_found))
+    })
+    .shutdown_timeout(30)
+    .client_request_timeout(Duration::from_secs(10));
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    for l in listeners {
+        server = server.listen(l)?;
+    }
+    Ok(server.run())
+}
+
+/// Build the state from a platform: the registered connectors are built once, outside the per-worker
+/// closure.
+pub fn state(
+    platform: Platform,
+    connectors: Connectors,
+    cfg: &GatewayConfig,
+) -> web::Data<AppState> {
+    web::Data::new(AppState::new(platform, connectors, cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_drops_quoted_values() {
+        let e = serde_json::from_str::<u32>("\"hunter2\"").unwrap_err();
+        let s = sanitize(&e);
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("invalid type"), "{s}");
+    }
+}

@@ -1,0 +1,47 @@
+//! The Aurora Connectors gateway as a library: configuration, backends, the plugin registry and the
+//! actix-web application. `main.rs` is a thin shell over [`run`] and [`migrate`].
+
+pub mod app;
+pub mod backends;
+pub mod config;
+pub mod openapi;
+pub mod registry;
+pub mod routes;
+pub mod unlinked;
+
+use std::net::TcpListener;
+
+use anyhow::Context;
+
+pub use config::GatewayConfig;
+
+/// Serve until SIGINT/SIGTERM (graceful: in-flight requests finish, up to 30 s).
+pub async fn run(cfg: GatewayConfig) -> anyhow::Result<()> {
+    cfg.check_exposure()?;
+    let started = std::time::Instant::now();
+    let (platform, _store) = backends::build_platform(&cfg).await?;
+    let connectors = registry::build_connectors(&platform)?;
+    let providers: Vec<&str> = connectors.keys().map(|p| p.as_str()).collect();
+    tracing::info!(?providers, "connectors built");
+    let state = app::state(platform, connectors, &cfg);
+    let mut listeners = Vec::new();
+    for addr in cfg.bind_addrs()? {
+        let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+        listeners.push(l);
+    }
+    let server = app::server(state, listeners, cfg.workers)?;
+    tracing::info!(
+        bind = %cfg.bind,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "aurora-gateway listening"
+    );
+    server.await.context("serving")?;
+    tracing::info!("aurora-gateway stopped");
+    Ok(())
+}
+
+/// Apply the migrations and return their names.
+pub async fn migrate(cfg: &GatewayConfig) -> anyhow::Result<Vec<String>> {
+    let store = backends::open_store(cfg).await?;
+    Ok(store.migrate().await?)
+}

@@ -1,0 +1,104 @@
+//! The real `aurora-gateway` binary on the embedded default: starts with nothing installed, serves,
+//! migrates, refuses an exposed bind without a trusted-caller secret, and shuts down gracefully.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aurora-gateway");
+
+fn gateway(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AURORA_DATA_DIR", dir)
+        .env("AURORA_LOG", "warn");
+    c
+}
+
+#[test]
+fn migrate_then_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gateway(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = String::from_utf8_lossy(&out.stdout);
+    assert!(first.contains("applied"), "{first}");
+    let out = gateway(dir.path()).arg("migrate").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+}
+
+#[test]
+fn refuses_exposed_bind_without_internal_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gateway(dir.path())
+        .env("AURORA_BIND", "0.0.0.0:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AURORA_INTERNAL_SECRET"), "{err}");
+}
+
+#[tokio::test]
+async fn serves_on_the_embedded_default_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = aurora_testkit::free_port();
+    let mut child = gateway(dir.path())
+        .env("AURORA_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "gateway did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let providers: serde_json::Value = http
+        .get(format!("{base}/api/providers"))
+        .header("X-User-ID", "u1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(providers
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == "scaleway"));
+    // The embedded stores live in the data dir; the key file is private.
+    let key = dir.path().join("secrets").join("secret-store.key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(dir.path().join("aurora.db").exists());
+
+    // SIGTERM: graceful shutdown, exit 0.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(35);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            assert!(s.success(), "exit status {s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "gateway did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

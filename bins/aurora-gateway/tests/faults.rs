@@ -1,0 +1,414 @@
+//! Fault and concurrency tests through the HTTP surface: a connect that fails half-way, Redis down,
+//! OpenBao down, and single-flight refresh of expiring credentials.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use chrono::{DateTime, Utc};
+use common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
+use connector_core::store::*;
+use connector_core::{
+    async_trait, Actor, AuthKind, ConnectSpec, ConnectionId, ConnectionStatus, Connector,
+    ConnectorError, CredentialMode, IssuedCredentials, ProviderId, ProviderInfo, SecretPath,
+    SecretValue, StoreError, UserId, Validated,
+};
+use serde_json::{json, Value};
+
+/// A store that fails every connection write, to inject a failure after the secret was written.
+struct FailingWrites(Arc<dyn Store>);
+
+#[async_trait]
+impl Store for FailingWrites {
+    fn backend_name(&self) -> &'static str {
+        self.0.backend_name()
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.0.ping().await
+    }
+    async fn upsert_connection(
+        &self,
+        _new: NewConnection,
+    ) -> Result<(ConnectionRecord, bool), StoreError> {
+        Err(StoreError::Unavailable("injected failure".into()))
+    }
+    async fn get_connection(
+        &self,
+        u: &UserId,
+        id: ConnectionId,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.0.get_connection(u, id).await
+    }
+    async fn find_connection(
+        &self,
+        u: &UserId,
+        p: &ProviderId,
+        a: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.0.find_connection(u, p, a).await
+    }
+    async fn list_connections(
+        &self,
+        u: &UserId,
+        p: Option<&ProviderId>,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.0.list_connections(u, p).await
+    }
+    async fn update_status(
+        &self,
+        u: &UserId,
+        id: ConnectionId,
+        s: StatusUpdate,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.0.update_status(u, id, s).await
+    }
+    async fn update_metadata(
+        &self,
+        u: &UserId,
+        id: ConnectionId,
+        m: Value,
+        e: Option<DateTime<Utc>>,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        self.0.update_metadata(u, id, m, e).await
+    }
+    async fn delete_connection(&self, u: &UserId, id: ConnectionId) -> Result<bool, StoreError> {
+        self.0.delete_connection(u, id).await
+    }
+    async fn append_audit(&self, e: AuditEvent) -> Result<(), StoreError> {
+        self.0.append_audit(e).await
+    }
+    async fn list_audit(
+        &self,
+        u: &UserId,
+        c: Option<ConnectionId>,
+        s: Option<DateTime<Utc>>,
+        l: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.0.list_audit(u, c, s, l).await
+    }
+    async fn prune_audit(&self, b: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.0.prune_audit(b).await
+    }
+    async fn put_oauth_state(&self, s: OAuthStateRecord) -> Result<(), StoreError> {
+        self.0.put_oauth_state(s).await
+    }
+    async fn take_oauth_state(
+        &self,
+        h: &str,
+        n: DateTime<Utc>,
+    ) -> Result<Option<OAuthStateRecord>, StoreError> {
+        self.0.take_oauth_state(h, n).await
+    }
+    async fn get_or_create_external_id(&self, u: &UserId, c: &str) -> Result<String, StoreError> {
+        self.0.get_or_create_external_id(u, c).await
+    }
+    async fn rotate_external_id(&self, u: &UserId, n: &str) -> Result<String, StoreError> {
+        self.0.rotate_external_id(u, n).await
+    }
+}
+
+fn user() -> String {
+    format!("user-{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn failed_connect_leaves_nothing(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            wrap_store: Some(Box::new(|s| Arc::new(FailingWrites(s)) as Arc<dyn Store>)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let acct = ScwAccount::new(1);
+    acct.mount(&app.scaleway).await;
+    let u = user();
+    let resp = app
+        .post(&u, "/scaleway_api/scaleway/connect")
+        .json(&acct.connect_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["code"], "dependency_unavailable");
+    // The secret written before the failed row write was removed again, and no row exists.
+    let folder = SecretPath::user_provider_folder(
+        &UserId::parse(&u).unwrap(),
+        &ProviderId::from_static("scaleway"),
+    );
+    assert_eq!(
+        app.platform.secrets.list(&folder).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(app
+        .store
+        .list_connections(&UserId::parse(&u).unwrap(), None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!app.db_dump().await.contains(&acct.secret_key));
+}
+
+/// A connector whose credentials expire `ttl` after issue; counts provider calls.
+struct Expiring {
+    calls: AtomicUsize,
+    ttl: chrono::Duration,
+}
+
+#[async_trait]
+impl Connector for Expiring {
+    fn info(&self) -> ProviderInfo {
+        ProviderInfo {
+            id: ProviderId::from_static("testexpiring"),
+            display_name: "Test".into(),
+            auth_kind: AuthKind::ApiKey,
+            capabilities: vec![],
+            open_paths: vec![],
+        }
+    }
+    fn configure(self: Arc<Self>, _cfg: &mut web::ServiceConfig) {}
+    async fn validate(
+        &self,
+        _: &ConnectionRecord,
+        _: &SecretValue,
+    ) -> Result<Validated, ConnectorError> {
+        Ok(Validated::default())
+    }
+    async fn issue_credentials(
+        &self,
+        _: &ConnectionRecord,
+        secret: &SecretValue,
+        _: CredentialMode,
+    ) -> Result<IssuedCredentials, ConnectorError> {
+        // Slow enough that concurrent callers pile up behind the first.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let s: Value = secret.decode().unwrap();
+        Ok(IssuedCredentials {
+            credentials: SecretValue::encode(
+                &json!({"token": format!("{}-{n}", s["seed"].as_str().unwrap())}),
+            )
+            .unwrap(),
+            expires_at: Some(Utc::now() + self.ttl),
+            updated_secret: None,
+        })
+    }
+}
+
+async fn expiring_app(
+    b: Backend,
+    ttl: chrono::Duration,
+) -> (TestApp, Arc<Expiring>, String, String) {
+    let conn = Arc::new(Expiring {
+        calls: AtomicUsize::new(0),
+        ttl,
+    });
+    let app = TestApp::spawn_with(
+        b,
+        Options {
+            internal_secret: Some(INTERNAL_SECRET.into()),
+            extra_connectors: vec![conn.clone()],
+            ..Options::default()
+        },
+    )
+    .await;
+    let u = user();
+    let (rec, created) = app
+        .platform
+        .connect(
+            ConnectSpec {
+                user: UserId::parse(&u).unwrap(),
+                provider: ProviderId::from_static("testexpiring"),
+                account_id: "acct-1".into(),
+                display_name: None,
+                read_only: false,
+                metadata: json!({}),
+                expires_at: None,
+                status: ConnectionStatus::Active,
+                secret: SecretValue::encode(&json!({"seed": "s33d"})).unwrap(),
+            },
+            Actor::User,
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    (app, conn, u, rec.id.to_string())
+}
+
+async fn concurrent_refreshes_share_one_provider_call(b: Backend) {
+    let (app, conn, u, id) = expiring_app(b, chrono::Duration::hours(1)).await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let req = app.credentials(&u, &id, "full");
+        tasks.push(tokio::spawn(async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()
+        }));
+    }
+    let mut tokens = std::collections::HashSet::new();
+    for t in tasks {
+        let v = t.await.unwrap();
+        tokens.insert(v["credentials"]["token"].as_str().unwrap().to_owned());
+        assert!(v["expiresAt"].is_string());
+    }
+    assert_eq!(
+        conn.calls.load(Ordering::SeqCst),
+        1,
+        "exactly one provider call"
+    );
+    assert_eq!(tokens.len(), 1);
+    // Fresh in the cache: no further call.
+    let resp = app.credentials(&u, &id, "full").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(conn.calls.load(Ordering::SeqCst), 1);
+    // Another mode is another cache entry.
+    let resp = app.credentials(&u, &id, "read_only").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(conn.calls.load(Ordering::SeqCst), 2);
+}
+
+async fn credentials_near_expiry_are_refreshed(b: Backend) {
+    // Credentials that live 4 minutes are inside the 5-minute margin: every use refreshes.
+    let (app, conn, u, id) = expiring_app(b, chrono::Duration::minutes(4)).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let v: Value = app
+            .credentials(&u, &id, "full")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        seen.push(v["credentials"]["token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(conn.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(seen, vec!["s33d-1", "s33d-2", "s33d-3"]);
+    // The cache holds only ciphertext.
+    let key = connector_core::broker::cache_key(id.parse().unwrap(), CredentialMode::ReadOnly);
+    let _ = app.credentials(&u, &id, "read_only").send().await.unwrap();
+    if let Some(raw) = app.platform.cache.get(&key).await.unwrap() {
+        assert!(!String::from_utf8_lossy(&raw).contains("s33d"));
+    }
+}
+
+async fn cached_credentials_are_encrypted(b: Backend) {
+    let (app, _conn, u, id) = expiring_app(b, chrono::Duration::hours(1)).await;
+    let resp = app.credentials(&u, &id, "full").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let key = connector_core::broker::cache_key(id.parse().unwrap(), CredentialMode::Full);
+    let raw = app.platform.cache.get(&key).await.unwrap().expect("cached");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        !text.contains("s33d") && !text.contains("token"),
+        "plaintext in the cache"
+    );
+}
+
+both_backends!(
+    failed_connect_leaves_nothing,
+    concurrent_refreshes_share_one_provider_call,
+    credentials_near_expiry_are_refreshed,
+    cached_credentials_are_encrypted,
+);
+
+/// Redis down: requests still succeed from the secret store, and readiness says what is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_redis_down_still_serves() {
+    let app = TestApp::spawn_with(
+        Backend::Servers,
+        Options {
+            internal_secret: Some(INTERNAL_SECRET.into()),
+            redis_url: Some("redis://127.0.0.1:1".into()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "a cache that is down does not fail readiness"
+    );
+    let r: Value = r.json().await.unwrap();
+    assert_eq!(r["checks"]["cache"], "unavailable");
+    assert_eq!(r["checks"]["database"], "ok");
+    assert_eq!(r["checks"]["secretStore"], "ok");
+
+    let acct = ScwAccount::new(1);
+    acct.mount(&app.scaleway).await;
+    let u = user();
+    let resp = app
+        .post(&u, "/scaleway_api/scaleway/connect")
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .json(&acct.connect_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.json::<Value>().await.unwrap()["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..2 {
+        let resp = app.credentials(&u, &id, "full").send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["credentials"]["secretKey"], acct.secret_key);
+    }
+    let resp = app
+        .delete(&u, &format!("/api/connections/{id}"))
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// OpenBao down: 503 dependency_unavailable, nothing half-written, readiness 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_openbao_down_answers_503() {
+    let mut bao = aurora_testkit::OpenBao::start().expect("start OpenBao");
+    let app = TestApp::spawn_with(
+        Backend::Servers,
+        Options {
+            internal_secret: Some(INTERNAL_SECRET.into()),
+            vault: Some((bao.addr.clone(), bao.token.clone())),
+            ..Options::default()
+        },
+    )
+    .await;
+    let acct = ScwAccount::new(1);
+    acct.mount(&app.scaleway).await;
+    let u = user();
+    bao.stop();
+
+    let resp = app
+        .post(&u, "/scaleway_api/scaleway/connect")
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .json(&acct.connect_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["code"], "dependency_unavailable");
+    assert!(app
+        .store
+        .list_connections(&UserId::parse(&u).unwrap(), None)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let r: Value = r.json().await.unwrap();
+    assert_eq!(r["status"], "unavailable");
+    assert_eq!(r["checks"]["secretStore"], "unavailable");
+    assert_eq!(r["checks"]["database"], "ok");
+}

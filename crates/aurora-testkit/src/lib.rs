@@ -1,0 +1,66 @@
+//! Test support for Aurora Connectors: a real OpenBao dev server, fresh PostgreSQL schemas, the Redis
+//! URL, unique key prefixes and free loopback ports.
+//!
+//! Everything here is for tests: failures are reported as `anyhow` errors with a sentence saying what
+//! is missing and how to get it, or as panics in the `&'static` helpers.
+
+mod openbao;
+mod postgres;
+
+pub use openbao::{shared_openbao, OpenBao};
+pub use postgres::{postgres_schema_url, PgSchema};
+
+/// The Redis URL of the tests: `AURORA_TEST_REDIS_URL`, or `redis://127.0.0.1:6379`.
+pub fn redis_url() -> String {
+    std::env::var("AURORA_TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A key prefix that no other test (or test run) uses: `test:<tag>:<uuid>:`.
+pub fn unique_prefix(tag: &str) -> String {
+    format!("test:{tag}:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// A loopback TCP port that was free a moment ago (bound, then released). Another process may take it
+/// before the caller binds it: callers that start a server retry on "address in use".
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind a loopback port to find a free one")
+}
+
+/// A random lowercase hex string of `bytes * 2` characters.
+pub(crate) fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_unique() {
+        let a = unique_prefix("x");
+        let b = unique_prefix("x");
+        assert_ne!(a, b);
+        assert!(a.starts_with("test:x:") && a.ends_with(':'));
+    }
+
+    #[test]
+    fn free_port_is_bindable() {
+        let p = free_port();
+        assert!(p > 0);
+        std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+    }
+
+    #[test]
+    fn redis_url_has_a_default() {
+        assert!(redis_url().starts_with("redis"));
+    }
+}

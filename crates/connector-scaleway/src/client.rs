@@ -1,0 +1,494 @@
+//! A small client of the Scaleway public API: IAM v1alpha1 (API keys, users, applications) and
+//! Account v3 (projects), authenticated with `X-Auth-Token: <secret key>`.
+//!
+//! Errors are [`ConnectorError`]s whose messages are written for users: they never hold the secret
+//! key, the request headers or a response body. Every HTTP call is recorded in the
+//! `provider_call_duration_seconds` histogram with provider `scaleway`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use connector_core::{ConnectorError, Metrics};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+/// The provider id used in metric labels and connection rows.
+pub const PROVIDER: &str = "scaleway";
+/// The public API, used when `AURORA_SCALEWAY_API_URL` is not set.
+pub const DEFAULT_API_URL: &str = "https://api.scaleway.com";
+/// The per-request timeout, unless [`ScalewayClient::with_timeout`] says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest page the Account API serves.
+pub const PAGE_SIZE: u32 = 100;
+/// A backstop against a provider whose pagination never ends (100 000 projects).
+const MAX_PAGES: u32 = 1000;
+/// Used when a 429 carries no usable `Retry-After`.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
+/// A `Retry-After` longer than this is capped.
+const MAX_RETRY_AFTER_SECS: u64 = 3600;
+
+/// The header Scaleway reads the secret key from.
+pub const AUTH_HEADER: &str = "X-Auth-Token";
+
+/// An IAM API key as `GET /iam/v1alpha1/api-keys/{access_key}` describes it. The secret key is never
+/// part of this answer (Scaleway shows it only once, at creation) and is not read from it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct ApiKey {
+    pub access_key: String,
+    /// The IAM user that bears the key (one of `user_id` / `application_id`).
+    #[serde(default, deserialize_with = "non_empty")]
+    pub user_id: Option<String>,
+    /// The IAM application that bears the key.
+    #[serde(default, deserialize_with = "non_empty")]
+    pub application_id: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    pub default_project_id: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An IAM user or application: only what the connector needs from either.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Principal {
+    pub id: String,
+    pub organization_id: String,
+}
+
+/// An Account v3 project.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Project {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub organization_id: String,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct ListProjectsPage {
+    #[serde(default)]
+    total_count: u64,
+    #[serde(default)]
+    projects: Vec<Project>,
+}
+
+fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.trim().is_empty()))
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The API calls, for metric labels and for what a 404 means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    GetApiKey,
+    GetUser,
+    GetApplication,
+    ListProjects,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::GetApiKey => "get_api_key",
+            Op::GetUser => "get_user",
+            Op::GetApplication => "get_application",
+            Op::ListProjects => "list_projects",
+        }
+    }
+}
+
+/// The Scaleway API client. Cheap to clone.
+#[derive(Clone)]
+pub struct ScalewayClient {
+    base_url: Url,
+    http: reqwest::Client,
+    metrics: Arc<Metrics>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for ScalewayClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScalewayClient")
+            .field("base_url", &self.base_url.as_str())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Check an API base URL (`AURORA_SCALEWAY_API_URL`): `http` or `https`, a host, no query, no
+/// fragment, no credentials. A trailing `/` is ignored; a path prefix is kept.
+pub fn parse_base_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("is not a valid URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not carry a query or a fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    Ok(url)
+}
+
+impl ScalewayClient {
+    /// A client of the API at `base_url` (see [`parse_base_url`]), sharing the platform's HTTP client
+    /// and metrics.
+    pub fn new(
+        base_url: &str,
+        http: reqwest::Client,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            base_url: parse_base_url(base_url)?,
+            http,
+            metrics,
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// Use another per-request timeout (the default is [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `{base}/{segments…}`, each segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// `GET /iam/v1alpha1/api-keys/{access_key}`. Proves that the secret key works; an unknown access
+    /// key (404) is a refusal too.
+    pub async fn get_api_key(
+        &self,
+        secret_key: &SecretString,
+        access_key: &str,
+    ) -> Result<ApiKey, ConnectorError> {
+        let url = self.url(&["iam", "v1alpha1", "api-keys", access_key]);
+        self.get_json(Op::GetApiKey, url, secret_key).await
+    }
+
+    /// `GET /iam/v1alpha1/users/{id}`.
+    pub async fn get_user(
+        &self,
+        secret_key: &SecretString,
+        id: &str,
+    ) -> Result<Principal, ConnectorError> {
+        let url = self.url(&["iam", "v1alpha1", "users", id]);
+        self.get_json(Op::GetUser, url, secret_key).await
+    }
+
+    /// `GET /iam/v1alpha1/applications/{id}`.
+    pub async fn get_application(
+        &self,
+        secret_key: &SecretString,
+        id: &str,
+    ) -> Result<Principal, ConnectorError> {
+        let url = self.url(&["iam", "v1alpha1", "applications", id]);
+        self.get_json(Op::GetApplication, url, secret_key).await
+    }
+
+    /// The organization of the key's bearer (its user, else its application); `None` when Scaleway
+    /// names neither.
+    pub async fn key_organization(
+        &self,
+        secret_key: &SecretString,
+        key: &ApiKey,
+    ) -> Result<Option<String>, ConnectorError> {
+        if let Some(user) = &key.user_id {
+            return Ok(Some(self.get_user(secret_key, user).await?.organization_id));
+        }
+        if let Some(app) = &key.application_id {
+            return Ok(Some(
+                self.get_application(secret_key, app).await?.organization_id,
+            ));
+        }
+        Ok(None)
+    }
+
+    /// Every project of the organization: `GET /account/v3/projects` page after page, until the
+    /// collected count reaches `total_count` or a page is empty.
+    pub async fn list_projects(
+        &self,
+        secret_key: &SecretString,
+        organization_id: &str,
+    ) -> Result<Vec<Project>, ConnectorError> {
+        let mut all: Vec<Project> = Vec::new();
+        let mut seen = HashSet::new();
+        for page in 1..=MAX_PAGES {
+            let mut url = self.url(&["account", "v3", "projects"]);
+            url.query_pairs_mut()
+                .append_pair("organization_id", organization_id)
+                .append_pair("page", &page.to_string())
+                .append_pair("page_size", &PAGE_SIZE.to_string());
+            let batch: ListProjectsPage = self.get_json(Op::ListProjects, url, secret_key).await?;
+            if batch.projects.is_empty() {
+                return Ok(all);
+            }
+            let before = all.len();
+            for mut p in batch.projects {
+                if p.organization_id.is_empty() {
+                    p.organization_id = organization_id.to_owned();
+                }
+                if seen.insert(p.id.clone()) {
+                    all.push(p);
+                }
+            }
+            // A page that brings nothing new means the server ignores `page`: stop rather than loop.
+            if all.len() == before || all.len() as u64 >= batch.total_count {
+                return Ok(all);
+            }
+        }
+        tracing::warn!(
+            pages = MAX_PAGES,
+            "Scaleway's project list did not end; giving up"
+        );
+        Err(ConnectorError::ProviderUnavailable(
+            "Scaleway's project list did not end; try again later".into(),
+        ))
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        op: Op,
+        url: Url,
+        secret_key: &SecretString,
+    ) -> Result<T, ConnectorError> {
+        let started = Instant::now();
+        let res = self.get_json_inner(op, url, secret_key).await;
+        let outcome = if res.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .provider_call(PROVIDER, op.as_str(), outcome, started.elapsed());
+        res
+    }
+
+    async fn get_json_inner<T: DeserializeOwned>(
+        &self,
+        op: Op,
+        url: Url,
+        secret_key: &SecretString,
+    ) -> Result<T, ConnectorError> {
+        let mut token = HeaderValue::from_str(secret_key.expose_secret()).map_err(|_| {
+            ConnectorError::CredentialsRejected(
+                "the secret key contains characters that cannot be sent to Scaleway; check it"
+                    .into(),
+            )
+        })?;
+        token.set_sensitive(true);
+        let resp = self
+            .http
+            .get(url)
+            .header(AUTH_HEADER, token)
+            .header(ACCEPT, "application/json")
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(op, &e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(status_error(op, status, resp.headers()));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(op, &e))?;
+        serde_json::from_slice(&body).map_err(|e| {
+            // The decode error can quote the body; it goes to the log only, never to the caller.
+            tracing::warn!(operation = op.as_str(), error = %e, "undecodable answer from Scaleway");
+            ConnectorError::ProviderUnavailable(
+                "Scaleway returned an answer that could not be read; try again later".into(),
+            )
+        })
+    }
+
+    fn transport_error(&self, op: Op, e: &reqwest::Error) -> ConnectorError {
+        // reqwest's errors name the URL (no secret: the key travels in a header), never the headers.
+        tracing::warn!(operation = op.as_str(), error = %e, timeout = e.is_timeout(), "Scaleway call failed");
+        if e.is_timeout() {
+            ConnectorError::ProviderUnavailable(format!(
+                "Scaleway did not answer within {} seconds; try again shortly",
+                self.timeout.as_secs_f64()
+            ))
+        } else if e.is_decode() || e.is_body() {
+            ConnectorError::ProviderUnavailable(
+                "the answer from Scaleway was cut off; try again shortly".into(),
+            )
+        } else {
+            ConnectorError::ProviderUnavailable(
+                "could not reach the Scaleway API; try again shortly".into(),
+            )
+        }
+    }
+}
+
+/// What a non-2xx status means for the user. The body is not read: it is never shown.
+fn status_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorError {
+    tracing::warn!(
+        operation = op.as_str(),
+        status = status.as_u16(),
+        "Scaleway answered with an error status"
+    );
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            ConnectorError::CredentialsRejected(format!(
+                "Scaleway refused the API key (HTTP {}). Check that the access key and the secret key \
+                 belong to the same API key, that the key has not expired or been deleted, and that \
+                 its user or application may read IAM (for example with the IAMReadOnly permission \
+                 set) and list the organization's projects",
+                status.as_u16()
+            ))
+        }
+        StatusCode::NOT_FOUND => match op {
+            Op::GetApiKey => ConnectorError::CredentialsRejected(
+                "Scaleway does not know this access key. Check that it is copied correctly and that \
+                 the API key has not been deleted"
+                    .into(),
+            ),
+            Op::GetUser | Op::GetApplication => ConnectorError::CredentialsRejected(
+                "the user or application that holds this API key no longer exists at Scaleway".into(),
+            ),
+            Op::ListProjects => ConnectorError::InvalidRequest(
+                "Scaleway does not know this organization, or the API key cannot see it".into(),
+            ),
+        },
+        StatusCode::TOO_MANY_REQUESTS => {
+            let secs = retry_after(headers);
+            ConnectorError::RateLimited {
+                message: format!(
+                    "Scaleway is limiting the request rate; try again in {secs} seconds"
+                ),
+                retry_after_secs: secs,
+            }
+        }
+        s if s.is_server_error() => ConnectorError::ProviderUnavailable(format!(
+            "Scaleway answered with a server error (HTTP {}); try again shortly",
+            s.as_u16()
+        )),
+        s => ConnectorError::ProviderUnavailable(format!(
+            "Scaleway answered {} with an unexpected status (HTTP {})",
+            op.as_str(),
+            s.as_u16()
+        )),
+    }
+}
+
+/// Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date), within 1..=3600.
+fn retry_after(headers: &HeaderMap) -> u64 {
+    let Some(raw) = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()) else {
+        return DEFAULT_RETRY_AFTER_SECS;
+    };
+    let raw = raw.trim();
+    let secs = if let Ok(n) = raw.parse::<u64>() {
+        n
+    } else if let Ok(at) = DateTime::parse_from_rfc2822(raw) {
+        (at.with_timezone(&Utc) - Utc::now()).num_seconds().max(1) as u64
+    } else {
+        DEFAULT_RETRY_AFTER_SECS
+    };
+    secs.clamp(1, MAX_RETRY_AFTER_SECS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_rules() {
+        assert!(parse_base_url("https://api.scaleway.com").is_ok());
+        assert!(parse_base_url("http://127.0.0.1:9999/prefix/").is_ok());
+        assert!(parse_base_url("ftp://api.scaleway.com").is_err());
+        assert!(parse_base_url("not a url").is_err());
+        assert!(parse_base_url("https://api.scaleway.com/?x=1").is_err());
+        assert!(parse_base_url("https://u:p@api.scaleway.com").is_err());
+    }
+
+    #[test]
+    fn urls_keep_a_prefix_and_encode_segments() {
+        let c = ScalewayClient::new(
+            "http://h:1/pre/",
+            reqwest::Client::new(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        assert_eq!(
+            c.url(&["iam", "v1alpha1", "users", "a/b?c"]).as_str(),
+            "http://h:1/pre/iam/v1alpha1/users/a%2Fb%3Fc"
+        );
+        let c = ScalewayClient::new(
+            "https://api.scaleway.com",
+            reqwest::Client::new(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        assert_eq!(
+            c.url(&["account", "v3", "projects"]).as_str(),
+            "https://api.scaleway.com/account/v3/projects"
+        );
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), DEFAULT_RETRY_AFTER_SECS);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), 7);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("0"));
+        assert_eq!(retry_after(&h), 1);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("999999"));
+        assert_eq!(retry_after(&h), MAX_RETRY_AFTER_SECS);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), DEFAULT_RETRY_AFTER_SECS);
+        let later = (Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        let s = retry_after(&h);
+        assert!((100..=120).contains(&s), "{s}");
+    }
+
+    #[test]
+    fn api_key_decodes_nulls_and_empties() {
+        let k: ApiKey = serde_json::from_str(
+            r#"{"access_key":"SCWABCDEFGHIJKLMNOPQ","secret_key":null,"user_id":"","application_id":"a1",
+                "default_project_id":null,"description":"d","created_at":"2024-01-02T03:04:05.123456Z",
+                "expires_at":null,"editable":true,"creation_ip":"1.2.3.4"}"#,
+        )
+        .unwrap();
+        assert_eq!(k.user_id, None);
+        assert_eq!(k.application_id.as_deref(), Some("a1"));
+        assert_eq!(k.default_project_id, None);
+        assert_eq!(k.expires_at, None);
+        assert!(k.created_at.is_some());
+    }
+}

@@ -1,0 +1,355 @@
+//! The Scaleway provider plugin of Aurora Connectors: connect an organization with an IAM API key
+//! (access key + secret key), list its projects, hand the key to internal services.
+//!
+//! Link it into the gateway with `use connector_scaleway as _;`: the crate registers itself with
+//! `connector_core::register_plugin!("scaleway", build)`.
+//!
+//! Settings: `AURORA_SCALEWAY_API_URL` (default `https://api.scaleway.com`) and
+//! `AURORA_SCALEWAY_TIMEOUT_SECS` (per-request timeout, default 10).
+//!
+//! Scaleway has no session credentials: the credentials handed out, in `read_only` as in `full` mode,
+//! are the API key itself, whose rights are those of its IAM user or application. Disconnecting does
+//! not delete the key at Scaleway (it belongs to the user); it removes our copy only.
+
+pub mod client;
+pub mod flow;
+pub mod input;
+mod routes;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use async_trait::async_trait;
+use chrono::Utc;
+use connector_core::secret::serde_secret;
+use connector_core::{
+    ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord, Connector,
+    ConnectorError, CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo,
+    SecretValue, UserId, Validated,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+pub use client::ScalewayClient;
+pub use routes::{ConnectResponse, ProjectView, ProjectsResponse, ScalewayApi};
+
+/// The provider id.
+pub const PROVIDER_ID: &str = "scaleway";
+/// The setting that names the API base URL.
+pub const API_URL_SETTING: &str = "AURORA_SCALEWAY_API_URL";
+/// The setting that names the per-request timeout in seconds.
+pub const TIMEOUT_SETTING: &str = "AURORA_SCALEWAY_TIMEOUT_SECS";
+
+/// What the secret store keeps for a Scaleway connection: `{"accessKey","secretKey"}`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredSecret {
+    pub access_key: String,
+    #[serde(with = "serde_secret")]
+    pub secret_key: SecretString,
+}
+
+impl fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl StoredSecret {
+    pub(crate) fn encode(&self) -> Result<SecretValue, ApiError> {
+        SecretValue::encode(self).map_err(|_| {
+            tracing::error!("could not encode the Scaleway secret document");
+            ApiError::internal()
+        })
+    }
+
+    /// Read the stored document. A document that does not decode cannot be used again: the user must
+    /// reconnect. The decode error is not logged in full, since it may quote the document.
+    pub(crate) fn decode(value: &SecretValue) -> Result<Self, ConnectorError> {
+        value.decode().map_err(|e| {
+            tracing::error!(category = ?e.classify(), line = e.line(), column = e.column(), "the stored Scaleway secret does not decode");
+            ConnectorError::CredentialsRejected(
+                "the stored Scaleway credentials are unreadable; connect the account again".into(),
+            )
+        })
+    }
+}
+
+/// The credentials document of §7: `{"accessKey","secretKey","organizationId","projectId"}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialsDoc<'a> {
+    access_key: &'a str,
+    #[serde(serialize_with = "serialize_secret_ref")]
+    secret_key: &'a SecretString,
+    organization_id: &'a str,
+    project_id: Option<&'a str>,
+}
+
+fn serialize_secret_ref<S: Serializer>(v: &&SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.expose_secret())
+}
+
+/// The project a connection uses (metadata `projectId`).
+pub(crate) fn connection_project(conn: &ConnectionRecord) -> Option<&str> {
+    conn.metadata
+        .get("projectId")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+}
+
+/// The Scaleway connector.
+pub struct ScalewayConnector {
+    platform: Platform,
+    client: ScalewayClient,
+    provider: ProviderId,
+}
+
+impl fmt::Debug for ScalewayConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScalewayConnector")
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+impl ScalewayConnector {
+    pub fn new(platform: Platform, client: ScalewayClient) -> Self {
+        Self {
+            platform,
+            client,
+            provider: ProviderId::from_static(PROVIDER_ID),
+        }
+    }
+
+    pub fn client(&self) -> &ScalewayClient {
+        &self.client
+    }
+
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// One Scaleway connection of `user`, or 404 (also for another provider's connection).
+    pub(crate) async fn owned_connection(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+    ) -> Result<ConnectionRecord, ApiError> {
+        let conn = self.platform.owned_connection(user, id).await?;
+        if conn.provider != self.provider {
+            return Err(ApiError::not_found("no such Scaleway connection"));
+        }
+        Ok(conn)
+    }
+
+    /// The connection named by `id`, else the caller's most recently updated Scaleway connection.
+    pub(crate) async fn pick_connection(
+        &self,
+        user: &UserId,
+        id: Option<ConnectionId>,
+    ) -> Result<ConnectionRecord, ApiError> {
+        if let Some(id) = id {
+            return self.owned_connection(user, id).await;
+        }
+        self.platform
+            .store
+            .list_connections(user, Some(&self.provider))
+            .await?
+            .into_iter()
+            .max_by_key(|c| c.updated_at)
+            .ok_or_else(|| {
+                ApiError::not_found("no Scaleway connection; connect a Scaleway API key first")
+            })
+    }
+}
+
+/// Build the connector from the platform's settings (the plugin's `build`).
+pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
+    let url = p.settings.get_or(API_URL_SETTING, client::DEFAULT_API_URL);
+    let client = ScalewayClient::new(url, p.http.clone(), p.metrics.clone())
+        .map_err(|e| BuildError(format!("{API_URL_SETTING} {e}")))?;
+    let secs: u64 = p
+        .settings
+        .get_parsed(TIMEOUT_SETTING, client::DEFAULT_TIMEOUT.as_secs())
+        .map_err(BuildError)?;
+    if !(1..=300).contains(&secs) {
+        return Err(BuildError(format!(
+            "{TIMEOUT_SETTING} must be between 1 and 300 seconds"
+        )));
+    }
+    let client = client.with_timeout(Duration::from_secs(secs));
+    Ok(Arc::new(ScalewayConnector::new(p.clone(), client)))
+}
+
+connector_core::register_plugin!("scaleway", build);
+
+#[async_trait]
+impl Connector for ScalewayConnector {
+    fn info(&self) -> ProviderInfo {
+        ProviderInfo {
+            id: self.provider.clone(),
+            display_name: "Scaleway".into(),
+            auth_kind: AuthKind::ApiKey,
+            capabilities: vec![
+                Capability::MultiAccount,
+                Capability::Credentials,
+                Capability::Validate,
+            ],
+            open_paths: Vec::new(),
+        }
+    }
+
+    fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
+        routes::configure(web::Data::from(self), cfg);
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        use utoipa::OpenApi;
+        ScalewayApi::openapi()
+    }
+
+    /// Reads the API key with its own secret: a refusal means the key was deleted, expired or its
+    /// secret changed. Refreshes `keyExpiresAt` in the metadata.
+    async fn validate(
+        &self,
+        connection: &ConnectionRecord,
+        secret: &SecretValue,
+    ) -> Result<Validated, ConnectorError> {
+        let stored = StoredSecret::decode(secret)?;
+        let key = self
+            .client
+            .get_api_key(&stored.secret_key, &stored.access_key)
+            .await?;
+        flow::check_not_expired(key.expires_at, Utc::now())?;
+        let expiry = key
+            .expires_at
+            .map(|t| serde_json::Value::String(t.to_rfc3339()));
+        let mut metadata = connection.metadata.clone();
+        let metadata = match (metadata.as_object_mut(), expiry) {
+            (Some(m), Some(e)) if m.get("keyExpiresAt") != Some(&e) => {
+                m.insert("keyExpiresAt".into(), e);
+                Some(metadata)
+            }
+            (Some(m), None) if m.contains_key("keyExpiresAt") => {
+                m.remove("keyExpiresAt");
+                Some(metadata)
+            }
+            _ => None,
+        };
+        Ok(Validated {
+            metadata,
+            expires_at: key.expires_at,
+        })
+    }
+
+    /// The API key itself, in both modes: Scaleway has no session credentials and no read-only
+    /// variant of a key. No provider call is made.
+    async fn issue_credentials(
+        &self,
+        connection: &ConnectionRecord,
+        secret: &SecretValue,
+        _mode: CredentialMode,
+    ) -> Result<IssuedCredentials, ConnectorError> {
+        let stored = StoredSecret::decode(secret)?;
+        flow::check_not_expired(connection.expires_at, Utc::now())?;
+        let doc = CredentialsDoc {
+            access_key: &stored.access_key,
+            secret_key: &stored.secret_key,
+            organization_id: &connection.account_id,
+            project_id: connection_project(connection),
+        };
+        let credentials =
+            SecretValue::encode(&doc).map_err(|_| ConnectorError::Api(ApiError::internal()))?;
+        Ok(IssuedCredentials {
+            credentials,
+            expires_at: connection.expires_at,
+            updated_secret: None,
+        })
+    }
+
+    /// Nothing to undo at Scaleway: the API key belongs to the user and is not deleted.
+    async fn revoke(
+        &self,
+        _connection: &ConnectionRecord,
+        _secret: &SecretValue,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9";
+
+    #[test]
+    fn stored_secret_round_trip_and_redaction() {
+        let s = StoredSecret {
+            access_key: "SCWABCDEFGHIJKLMNOPQ".into(),
+            secret_key: SecretString::from(SECRET),
+        };
+        assert!(!format!("{s:?}").contains(SECRET));
+        let v = s.encode().unwrap();
+        let raw: serde_json::Value = v.decode().unwrap();
+        assert_eq!(
+            raw,
+            serde_json::json!({"accessKey": "SCWABCDEFGHIJKLMNOPQ", "secretKey": SECRET})
+        );
+        let back = StoredSecret::decode(&v).unwrap();
+        assert_eq!(back.secret_key.expose_secret(), SECRET);
+    }
+
+    #[test]
+    fn an_unreadable_secret_is_a_refusal_without_its_content() {
+        let v =
+            SecretValue::encode(&serde_json::json!({"accessKey": 1, "secretKey": SECRET})).unwrap();
+        let e = StoredSecret::decode(&v).unwrap_err();
+        assert!(e.is_refusal());
+        assert!(!e.to_string().contains(SECRET));
+    }
+
+    #[test]
+    fn credentials_document_shape() {
+        let doc = CredentialsDoc {
+            access_key: "SCWABCDEFGHIJKLMNOPQ",
+            secret_key: &SecretString::from(SECRET),
+            organization_id: "org",
+            project_id: None,
+        };
+        let v: serde_json::Value = SecretValue::encode(&doc).unwrap().decode().unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"accessKey": "SCWABCDEFGHIJKLMNOPQ", "secretKey": SECRET,
+                               "organizationId": "org", "projectId": null})
+        );
+    }
+
+    #[test]
+    fn openapi_lists_the_three_routes() {
+        use utoipa::OpenApi;
+        let doc = ScalewayApi::openapi();
+        let json = serde_json::to_value(&doc).unwrap();
+        for p in [
+            "/scaleway_api/scaleway/connect",
+            "/scaleway_api/scaleway/projects",
+            "/scaleway_api/scaleway/disconnect",
+        ] {
+            assert!(json["paths"][p].is_object(), "{p} missing");
+        }
+        for s in [
+            "ConnectRequest",
+            "ConnectResponse",
+            "ProjectsResponse",
+            "ProjectView",
+        ] {
+            assert!(json["components"]["schemas"][s].is_object(), "{s} missing");
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The Scaleway routes (§5): connect, list projects, disconnect; and their OpenAPI description.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use connector_core::error::ErrorBody;
+use connector_core::{
+    Actor, ApiError, Caller, ConnectSpec, ConnectionId, ConnectionStatus, DisconnectResponse,
+};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::input::{ConnectRequest, DisconnectRequest};
+use crate::{connection_project, flow, ScalewayConnector, StoredSecret};
+
+pub const CONNECT_PATH: &str = "/scaleway_api/scaleway/connect";
+pub const PROJECTS_PATH: &str = "/scaleway_api/scaleway/projects";
+pub const DISCONNECT_PATH: &str = "/scaleway_api/scaleway/disconnect";
+
+/// The largest body the disconnect route reads (the gateway's JSON limit).
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub(crate) fn configure(connector: web::Data<ScalewayConnector>, cfg: &mut web::ServiceConfig) {
+    cfg.app_data(connector)
+        .service(web::resource(CONNECT_PATH).route(web::post().to(connect)))
+        .service(web::resource(PROJECTS_PATH).route(web::get().to(projects)))
+        .service(web::resource(DISCONNECT_PATH).route(web::post().to(disconnect)));
+}
+
+/// Answer of a successful connect.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectResponse {
+    /// Always `success`.
+    #[schema(example = "success")]
+    pub status: &'static str,
+    pub message: String,
+    /// The connected organization (the connection's `accountId`).
+    pub organization_id: String,
+    /// The project chosen for the connection.
+    pub project_id: String,
+    /// How many projects the organization has.
+    pub projects_count: usize,
+    pub connection_id: uuid::Uuid,
+}
+
+/// One project of the connected organization.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectView {
+    pub project_id: String,
+    pub project_name: String,
+    pub organization_id: String,
+    pub description: String,
+    /// Whether this is the project the connection uses.
+    pub is_default: bool,
+}
+
+/// Answer of the project list: every project of the organization, every page.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectsResponse {
+    /// Always `success`.
+    #[schema(example = "success")]
+    pub status: &'static str,
+    pub projects: Vec<ProjectView>,
+}
+
+fn parse_connection_id(raw: &str) -> Result<ConnectionId, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::invalid_request("connectionId must be a UUID"))
+}
+
+/// `connectionId` (or `connection_id`) from the query string, if present and not blank.
+fn query_connection_id(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?;
+    Ok(pairs
+        .into_inner()
+        .into_iter()
+        .filter(|(k, v)| (k == "connectionId" || k == "connection_id") && !v.trim().is_empty())
+        .map(|(_, v)| v.trim().to_owned())
+        .next_back())
+}
+
+fn needs_reconnect() -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::CONFLICT,
+        "needs_reconnect",
+        "the stored Scaleway credentials are missing; connect the account again",
+    )
+}
+
+/// Connect a Scaleway organization with an API key.
+#[utoipa::path(
+    post,
+    path = "/scaleway_api/scaleway/connect",
+    tag = "scaleway",
+    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    request_body = ConnectRequest,
+    responses(
+        (status = 200, description = "The key works; the connection is stored (or updated for an organization already connected)", body = ConnectResponse),
+        (status = 400, description = "A malformed field, an organizationId that is not the key's, a projectId outside the organization, or an organization without projects (`invalid_request`)", body = ErrorBody),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
+        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
+        (status = 422, description = "Scaleway refused the key, or does not know the access key (`credentials_rejected`)", body = ErrorBody),
+        (status = 429, description = "Scaleway throttled the gateway (`rate_limited`, with Retry-After)", body = ErrorBody),
+        (status = 502, description = "Scaleway timed out, answered 5xx or could not be reached (`provider_unavailable`)", body = ErrorBody),
+        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn connect(
+    connector: web::Data<ScalewayConnector>,
+    caller: Caller,
+    body: web::Json<ConnectRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.bind_owner(body.user_id.as_deref())?;
+    let input = body.check()?;
+    drop(body);
+    let resolved = flow::resolve(&connector.client, &input).await?;
+    let org = resolved.organization_id.clone();
+    let project = &resolved.project;
+    let mut metadata = serde_json::json!({
+        "projectId": project.id,
+        "projectName": project.name,
+        "organizationId": org,
+        "accessKey": input.access_key,
+    });
+    if let Some(at) = resolved.key.expires_at {
+        metadata["keyExpiresAt"] = serde_json::Value::String(at.to_rfc3339());
+    }
+    let secret = StoredSecret {
+        access_key: input.access_key.clone(),
+        secret_key: input.secret_key.clone(),
+    }
+    .encode()?;
+    let display_name = if project.name.trim().is_empty() {
+        org.clone()
+    } else {
+        project.name.clone()
+    };
+    let spec = ConnectSpec {
+        user: caller.user.clone(),
+        provider: connector.provider.clone(),
+        account_id: org.clone(),
+        display_name: Some(display_name),
+        read_only: false,
+        metadata,
+        expires_at: resolved.key.expires_at,
+        status: ConnectionStatus::Active,
+        secret,
+    };
+    let (record, created) = connector.platform.connect(spec, Actor::User).await?;
+    let message = format!(
+        "Scaleway organization {org} {} with project {}",
+        if created { "connected" } else { "reconnected" },
+        if project.name.is_empty() {
+            &project.id
+        } else {
+            &project.name
+        }
+    );
+    Ok(HttpResponse::Ok().json(ConnectResponse {
+        status: "success",
+        message,
+        organization_id: org,
+        project_id: project.id.clone(),
+        projects_count: resolved.projects_count,
+        connection_id: record.id.0,
+    }))
+}
+
+/// List every project of the caller's Scaleway organization.
+#[utoipa::path(
+    get,
+    path = "/scaleway_api/scaleway/projects",
+    tag = "scaleway",
+    params(
+        ("X-User-ID" = String, Header, description = "The caller's user id"),
+        ("connectionId" = Option<uuid::Uuid>, Query, description = "Which Scaleway connection; by default the most recently updated one"),
+    ),
+    responses(
+        (status = 200, description = "Every project, every page of Scaleway's list", body = ProjectsResponse),
+        (status = 400, description = "Malformed connectionId", body = ErrorBody),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 404, description = "No such Scaleway connection of the caller", body = ErrorBody),
+        (status = 409, description = "The stored credentials are missing (`needs_reconnect`)", body = ErrorBody),
+        (status = 422, description = "Scaleway refused the stored key (`credentials_rejected`)", body = ErrorBody),
+        (status = 429, description = "Scaleway throttled the gateway", body = ErrorBody),
+        (status = 502, description = "Scaleway unavailable", body = ErrorBody),
+        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn projects(
+    connector: web::Data<ScalewayConnector>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = query_connection_id(&req)?
+        .as_deref()
+        .map(parse_connection_id)
+        .transpose()?;
+    let conn = connector.pick_connection(&caller.user, id).await?;
+    let secret = connector
+        .platform
+        .load_secret(&conn)
+        .await?
+        .ok_or_else(needs_reconnect)?;
+    let stored = StoredSecret::decode(&secret)?;
+    let list = connector
+        .client
+        .list_projects(&stored.secret_key, &conn.account_id)
+        .await?;
+    let chosen = connection_project(&conn);
+    let projects = list
+        .into_iter()
+        .map(|p| ProjectView {
+            is_default: chosen.is_some_and(|c| c.eq_ignore_ascii_case(&p.id)),
+            project_id: p.id,
+            project_name: p.name,
+            organization_id: p.organization_id,
+            description: p.description,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(ProjectsResponse {
+        status: "success",
+        projects,
+    }))
+}
+
+/// Remove the caller's Scaleway connections (or one of them). The API key stays at Scaleway.
+#[utoipa::path(
+    post,
+    path = "/scaleway_api/scaleway/disconnect",
+    tag = "scaleway",
+    params(
+        ("X-User-ID" = String, Header, description = "The caller's user id"),
+        ("connectionId" = Option<uuid::Uuid>, Query, description = "Remove only this connection (also accepted in the body)"),
+    ),
+    request_body(content = Option<DisconnectRequest>, description = "Optional; without a connection id every Scaleway connection of the caller is removed", content_type = "application/json"),
+    responses(
+        (status = 200, description = "How many connections were removed", body = DisconnectResponse),
+        (status = 400, description = "Malformed body or connectionId, or different ids in body and query", body = ErrorBody),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
+        (status = 404, description = "No such Scaleway connection of the caller", body = ErrorBody),
+        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
+        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn disconnect(
+    connector: web::Data<ScalewayConnector>,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_optional_body(payload).await?;
+    if let Some(b) = &body {
+        caller.bind_owner(b.user_id.as_deref())?;
+    }
+    let from_body = body
+        .as_ref()
+        .and_then(|b| b.connection_id())
+        .map(str::to_owned);
+    let from_query = query_connection_id(&req)?;
+    let raw = match (from_body, from_query) {
+        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(&b) => {
+            return Err(ApiError::invalid_request(
+                "connectionId differs between the body and the query string",
+            ))
+        }
+        (a, b) => a.or(b),
+    };
+    let n = match raw {
+        Some(raw) => {
+            let id = parse_connection_id(&raw)?;
+            let conn = connector.owned_connection(&caller.user, id).await?;
+            connector
+                .platform
+                .disconnect(connector.get_ref(), &conn, Actor::User)
+                .await?;
+            1
+        }
+        None => {
+            connector
+                .platform
+                .disconnect_all(connector.get_ref(), &caller.user, Actor::User)
+                .await?
+        }
+    };
+    Ok(HttpResponse::Ok().json(DisconnectResponse::new(n, "Scaleway")))
+}
+
+/// The disconnect body: empty, `null`, or a JSON object (at most 64 KiB).
+async fn read_optional_body(payload: web::Payload) -> Result<Option<DisconnectRequest>, ApiError> {
+    let bytes = match payload.to_bytes_limited(BODY_LIMIT).await {
+        Err(_) => return Err(ApiError::payload_too_large()),
+        Ok(Err(_)) => {
+            return Err(ApiError::invalid_request(
+                "the request body could not be read",
+            ))
+        }
+        Ok(Ok(b)) => b,
+    };
+    parse_optional_body(&bytes)
+}
+
+fn parse_optional_body(bytes: &[u8]) -> Result<Option<DisconnectRequest>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Option<DisconnectRequest>>(bytes).map_err(|_| {
+        ApiError::invalid_request(
+            "the body must be empty or a JSON object such as {\"connectionId\": \"<uuid>\"}",
+        )
+    })
+}
+
+/// The OpenAPI description of the Scaleway routes.
+#[derive(OpenApi)]
+#[openapi(
+    paths(connect, projects, disconnect),
+    components(schemas(ConnectRequest, ConnectResponse, ProjectsResponse, ProjectView, DisconnectRequest, DisconnectResponse, ErrorBody)),
+    tags((name = "scaleway", description = "Scaleway organizations connected with an IAM API key"))
+)]
+pub struct ScalewayApi;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn optional_body_forms() {
+        assert!(parse_optional_body(b"").unwrap().is_none());
+        assert!(parse_optional_body(b" \n").unwrap().is_none());
+        assert!(parse_optional_body(b"null").unwrap().is_none());
+        let b = parse_optional_body(br#"{"connection_id":"x","userId":"u"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.connection_id(), Some("x"));
+        assert_eq!(b.user_id.as_deref(), Some("u"));
+        assert_eq!(
+            parse_optional_body(b"{").unwrap_err().code,
+            "invalid_request"
+        );
+        assert_eq!(
+            parse_optional_body(b"[1]").unwrap_err().code,
+            "invalid_request"
+        );
+    }
+
+    #[test]
+    fn connection_id_from_query() {
+        let req = TestRequest::default()
+            .uri("/x?connectionId=%20abc%20&other=1")
+            .to_http_request();
+        assert_eq!(query_connection_id(&req).unwrap().as_deref(), Some("abc"));
+        let req = TestRequest::default()
+            .uri("/x?connection_id=def")
+            .to_http_request();
+        assert_eq!(query_connection_id(&req).unwrap().as_deref(), Some("def"));
+        let req = TestRequest::default().uri("/x").to_http_request();
+        assert_eq!(query_connection_id(&req).unwrap(), None);
+        assert!(parse_connection_id("abc").is_err());
+        let id = uuid::Uuid::new_v4();
+        assert_eq!(parse_connection_id(&id.to_string()).unwrap().0, id);
+    }
+}

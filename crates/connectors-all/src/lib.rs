@@ -1,0 +1,10 @@
+//! The facade that links every provider plugin: a crate only listed in Cargo.toml is not linked and
+//! its `inventory` registration would vanish, so each provider is named here with `extern crate`.
+//!
+//! To add a provider: one dependency line in this crate's Cargo.toml and one `extern crate` line below.
+
+extern crate connector_scaleway;
+
+/// The provider ids this facade links, in order. The gateway's registry test checks that the plugin
+/// registry holds exactly these.
+pub const LINKED: &[&str] = &["scaleway"];

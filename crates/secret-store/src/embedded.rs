@@ -1,0 +1,472 @@
+//! The embedded secret store: one sealed file per secret in a local folder, for single-node setups.
+//!
+//! Layout of `dir`:
+//! - `secret-store.key`: 32 random bytes, mode 0600, made on first start. The store refuses to start
+//!   when it is readable by group or others, or has another length. Losing it loses every secret.
+//! - `secrets/<hex SHA-256 of the secret path>`: one file per secret, so user input never names a
+//!   file. Its content is `SealingKey::seal(record, aad)` (XChaCha20-Poly1305, see
+//!   `connector_core::crypto`) with `record = u32 BE length of the path ‖ path ‖ value bytes` and
+//!   `aad = "aurora-embedded-secret-v1/" ‖ file name`. The path is inside the sealed record so that
+//!   `list` can name secrets without any plaintext index; a file copied under another name, or read
+//!   with another key, fails to open (`Corrupt`).
+//!
+//! Writes go to a temporary file (`secrets/.tmp-*`, mode 0600), are fsynced, renamed over the target
+//! and the folder is fsynced, so a crash leaves the old or the new secret, never a mix.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use connector_core::{SealingKey, SecretPath, SecretStore, SecretStoreError, SecretValue};
+use parking_lot::Mutex;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+const KEY_FILE: &str = "secret-store.key";
+const SECRETS_DIR: &str = "secrets";
+const TMP_PREFIX: &str = ".tmp-";
+const AAD_PREFIX: &[u8] = b"aurora-embedded-secret-v1/";
+
+/// [`SecretStore`] in a local folder, encrypted with a key file kept beside the secrets.
+#[derive(Clone)]
+pub struct EmbeddedSecretStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    secrets: PathBuf,
+    key: SealingKey,
+    /// File name → secret path, learnt by opening files. Always valid while the file exists, since
+    /// the name is the hash of the path.
+    names: Mutex<HashMap<String, String>>,
+}
+
+impl fmt::Debug for EmbeddedSecretStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedSecretStore")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedSecretStore {
+    /// Open the store in `dir`, creating the folder and a new key on first start.
+    pub fn open(dir: &Path) -> Result<Self, SecretStoreError> {
+        make_dir(dir)?;
+        let secrets = dir.join(SECRETS_DIR);
+        make_dir(&secrets)?;
+        let key = load_or_create_key(dir, &secrets)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                secrets,
+                key,
+                names: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The folder the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The key file's path.
+    pub fn key_file(&self) -> PathBuf {
+        self.inner.dir.join(KEY_FILE)
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, SecretStoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, SecretStoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|_| {
+                SecretStoreError::Unavailable("embedded store: a file task failed".into())
+            })?
+    }
+}
+
+fn make_dir(dir: &Path) -> Result<(), SecretStoreError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io_err("cannot create the folder", dir, &e))
+}
+
+fn io_err(what: &str, path: &Path, e: &io::Error) -> SecretStoreError {
+    let msg = format!("embedded store: {what} {}: {}", path.display(), e.kind());
+    if e.kind() == ErrorKind::PermissionDenied {
+        SecretStoreError::Refused(msg)
+    } else {
+        SecretStoreError::Unavailable(msg)
+    }
+}
+
+fn load_or_create_key(dir: &Path, secrets: &Path) -> Result<SealingKey, SecretStoreError> {
+    let path = dir.join(KEY_FILE);
+    // Two processes may start at once: one creates the key, the other then reads it.
+    for _ in 0..2 {
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => return read_key(&path, &meta),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("cannot inspect the key file", &path, &e)),
+        }
+        let existing = count_secret_files(secrets)?;
+        if existing > 0 {
+            return Err(SecretStoreError::Refused(format!(
+                "embedded store: the key file {} is missing but {existing} secrets exist; restore the \
+                 key file (a new key could not read them)",
+                path.display()
+            )));
+        }
+        let key = SealingKey::generate();
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                let written = f.write_all(key.expose_bytes()).and_then(|()| f.sync_all());
+                if let Err(e) = written {
+                    let _ = fs::remove_file(&path);
+                    return Err(io_err("cannot write the key file", &path, &e));
+                }
+                sync_dir(dir)?;
+                tracing::info!(key_file = %path.display(), "embedded secret store: created a new key");
+                return Ok(key);
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err("cannot create the key file", &path, &e)),
+        }
+    }
+    Err(SecretStoreError::Unavailable(format!(
+        "embedded store: the key file {} keeps changing",
+        path.display()
+    )))
+}
+
+fn read_key(path: &Path, meta: &fs::Metadata) -> Result<SealingKey, SecretStoreError> {
+    if !meta.file_type().is_file() {
+        return Err(SecretStoreError::Refused(format!(
+            "embedded store: the key file {} is not a regular file",
+            path.display()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SecretStoreError::Refused(format!(
+            "embedded store: the key file {} is accessible by group or others (mode {mode:o}); \
+             run `chmod 600` on it",
+            path.display()
+        )));
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(33));
+    File::open(path)
+        .and_then(|f| f.take(33).read_to_end(&mut bytes))
+        .map_err(|e| io_err("cannot read the key file", path, &e))?;
+    SealingKey::from_slice(&bytes).map_err(|_| {
+        SecretStoreError::Corrupt(format!(
+            "embedded store: the key file {} must hold exactly 32 bytes",
+            path.display()
+        ))
+    })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SecretStoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("cannot sync the folder", dir, &e))
+}
+
+fn is_secret_file_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn count_secret_files(secrets: &Path) -> Result<usize, SecretStoreError> {
+    let entries = fs::read_dir(secrets).map_err(|e| io_err("cannot list", secrets, &e))?;
+    let mut n = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err("cannot list", secrets, &e))?;
+        if entry.file_name().to_str().is_some_and(is_secret_file_name) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn file_name(path: &SecretPath) -> String {
+    hex::encode(Sha256::digest(path.as_str().as_bytes()))
+}
+
+fn aad(name: &str) -> Vec<u8> {
+    let mut a = AAD_PREFIX.to_vec();
+    a.extend_from_slice(name.as_bytes());
+    a
+}
+
+/// Split a record into (path, value).
+fn split_record(record: &[u8]) -> Option<(&str, &[u8])> {
+    let len_bytes: [u8; 4] = record.get(..4)?.try_into().ok()?;
+    let len = usize::try_from(u32::from_be_bytes(len_bytes)).ok()?;
+    let path = record.get(4..4 + len)?;
+    let value = record.get(4 + len..)?;
+    Some((std::str::from_utf8(path).ok()?, value))
+}
+
+impl Inner {
+    /// Read and open one secret file; `None` when it does not exist.
+    fn read_record(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, SecretStoreError> {
+        let file = self.secrets.join(name);
+        let sealed = match fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("cannot read", &file, &e)),
+        };
+        let record = self.key.open(&sealed, &aad(name)).map_err(|_| {
+            SecretStoreError::Corrupt(format!(
+                "embedded store: {} cannot be decrypted (another key file, or damaged data)",
+                file.display()
+            ))
+        })?;
+        if split_record(&record).is_none() {
+            return Err(SecretStoreError::Corrupt(format!(
+                "embedded store: {} holds a malformed record",
+                file.display()
+            )));
+        }
+        Ok(Some(record))
+    }
+
+    fn get(&self, path: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError> {
+        let name = file_name(path);
+        let Some(record) = self.read_record(&name)? else {
+            return Ok(None);
+        };
+        match split_record(&record) {
+            Some((stored, value)) if stored == path.as_str() => {
+                Ok(Some(SecretValue::from_bytes(value.to_vec())))
+            }
+            _ => Err(SecretStoreError::Corrupt(format!(
+                "embedded store: the file of {path} holds another path"
+            ))),
+        }
+    }
+
+    fn put(&self, path: &SecretPath, value: &SecretValue) -> Result<(), SecretStoreError> {
+        let name = file_name(path);
+        let path_len = u32::try_from(path.as_str().len())
+            .map_err(|_| SecretStoreError::Refused("embedded store: path too long".into()))?;
+        let mut record = Zeroizing::new(Vec::with_capacity(4 + path.as_str().len() + value.len()));
+        record.extend_from_slice(&path_len.to_be_bytes());
+        record.extend_from_slice(path.as_str().as_bytes());
+        record.extend_from_slice(value.expose_bytes());
+        let sealed = self.key.seal(&record, &aad(&name)).map_err(|_| {
+            SecretStoreError::Unavailable("embedded store: encryption failed".into())
+        })?;
+        self.write_atomically(&name, &sealed)?;
+        self.names.lock().insert(name, path.as_str().to_owned());
+        Ok(())
+    }
+
+    fn write_atomically(&self, name: &str, content: &[u8]) -> Result<(), SecretStoreError> {
+        let mut rnd = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut rnd);
+        let tmp = self
+            .secrets
+            .join(format!("{TMP_PREFIX}{}", hex::encode(rnd)));
+        let target = self.secrets.join(name);
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(content)?;
+                f.sync_all()
+            })
+            .and_then(|()| fs::rename(&tmp, &target));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("cannot write", &target, &e));
+        }
+        sync_dir(&self.secrets)
+    }
+
+    fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
+        let name = file_name(path);
+        let file = self.secrets.join(&name);
+        match fs::remove_file(&file) {
+            Ok(()) => sync_dir(&self.secrets)?,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("cannot delete", &file, &e)),
+        }
+        self.names.lock().remove(&name);
+        Ok(())
+    }
+
+    fn list(&self, folder: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
+        let prefix = format!("{}/", folder.as_str());
+        let entries =
+            fs::read_dir(&self.secrets).map_err(|e| io_err("cannot list", &self.secrets, &e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("cannot list", &self.secrets, &e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !is_secret_file_name(&name) {
+                continue;
+            }
+            let known = self.names.lock().get(&name).cloned();
+            let path = match known {
+                Some(p) => p,
+                None => {
+                    // Deleted since read_dir: skip it.
+                    let Some(record) = self.read_record(&name)? else {
+                        continue;
+                    };
+                    let Some((p, _)) = split_record(&record) else {
+                        continue;
+                    };
+                    let p = p.to_owned();
+                    self.names.lock().insert(name, p.clone());
+                    p
+                }
+            };
+            if let Some(leaf) = path.strip_prefix(&prefix) {
+                if !leaf.is_empty() && !leaf.contains('/') {
+                    out.push(leaf.to_owned());
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl SecretStore for EmbeddedSecretStore {
+    fn backend_name(&self) -> &'static str {
+        "embedded"
+    }
+
+    /// Checks that the folder of secrets can still be listed.
+    async fn ping(&self) -> Result<(), SecretStoreError> {
+        self.blocking(|inner| {
+            fs::read_dir(&inner.secrets)
+                .map(drop)
+                .map_err(|e| io_err("cannot list", &inner.secrets, &e))
+        })
+        .await
+    }
+
+    async fn put(&self, path: &SecretPath, value: &SecretValue) -> Result<(), SecretStoreError> {
+        let (path, value) = (path.clone(), value.clone());
+        self.blocking(move |inner| inner.put(&path, &value)).await
+    }
+
+    async fn get(&self, path: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError> {
+        let path = path.clone();
+        self.blocking(move |inner| inner.get(&path)).await
+    }
+
+    async fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
+        let path = path.clone();
+        self.blocking(move |inner| inner.delete(&path)).await
+    }
+
+    async fn list(&self, folder: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
+        let folder = folder.clone();
+        self.blocking(move |inner| inner.list(&folder)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trip() {
+        let mut r = 3u32.to_be_bytes().to_vec();
+        r.extend_from_slice(b"a/b\x00\xff");
+        assert_eq!(split_record(&r), Some(("a/b", &b"\x00\xff"[..])));
+        assert_eq!(split_record(&[0, 0, 0, 9, b'x']), None);
+        assert_eq!(split_record(&[0, 0]), None);
+    }
+
+    #[test]
+    fn file_names_are_hashes() {
+        let p = SecretPath::from_stored("users/a/b/c").unwrap();
+        let n = file_name(&p);
+        assert!(is_secret_file_name(&n));
+        assert!(!n.contains("users"));
+    }
+
+    #[test]
+    fn refuses_a_readable_key_and_a_bad_length() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(EmbeddedSecretStore::open(dir.path()).unwrap());
+        let key = dir.path().join(KEY_FILE);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+        let e = EmbeddedSecretStore::open(dir.path()).unwrap_err();
+        assert!(matches!(e, SecretStoreError::Refused(_)), "{e}");
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&key, [7u8; 31]).unwrap();
+        let e = EmbeddedSecretStore::open(dir.path()).unwrap_err();
+        assert!(matches!(e, SecretStoreError::Corrupt(_)), "{e}");
+        assert!(e.to_string().contains("32 bytes"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn refuses_to_make_a_new_key_over_existing_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedSecretStore::open(dir.path()).unwrap();
+        let p = SecretPath::from_stored("system/k").unwrap();
+        s.put(&p, &SecretValue::from_bytes(b"v".to_vec()))
+            .await
+            .unwrap();
+        fs::remove_file(s.key_file()).unwrap();
+        let e = EmbeddedSecretStore::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_file_moved_to_another_name_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedSecretStore::open(dir.path()).unwrap();
+        let a = SecretPath::from_stored("users/a/p/1").unwrap();
+        let b = SecretPath::from_stored("users/b/p/1").unwrap();
+        s.put(&a, &SecretValue::from_bytes(b"alice".to_vec()))
+            .await
+            .unwrap();
+        let secrets = dir.path().join(SECRETS_DIR);
+        fs::copy(secrets.join(file_name(&a)), secrets.join(file_name(&b))).unwrap();
+        let e = s.get(&b).await.unwrap_err();
+        assert!(matches!(e, SecretStoreError::Corrupt(_)), "{e}");
+    }
+
+    #[test]
+    fn debug_shows_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedSecretStore::open(dir.path()).unwrap();
+        assert_eq!(
+            format!("{s:?}"),
+            format!("EmbeddedSecretStore {{ dir: {:?}, .. }}", dir.path())
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! The Vault / OpenBao KV v2 secret store (vaultrs, token auth).
+//!
+//! Storage format: the secret at [`SecretPath`] `p` is the KV v2 secret `{prefix}/{p}` of the mount
+//! `{mount}` (so `<mount>/data/aurora/users/<user>/<provider>/<connection>`), whose data is the JSON
+//! document `{"v": "<standard base64 of the value's bytes>"}`. Base64 keeps the round trip byte-exact
+//! for any bytes (JSON documents as well as raw keys).
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use connector_core::{SecretPath, SecretStore, SecretStoreError, SecretValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+use zeroize::Zeroizing;
+
+/// Per-request timeout, so a dead or stuck server answers promptly.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where and how to reach Vault / OpenBao.
+#[derive(Clone, Debug)]
+pub struct VaultConfig {
+    /// Base URL, e.g. `http://127.0.0.1:8200`.
+    pub addr: String,
+    pub token: SecretString,
+    /// The KV v2 mount; default `secret`.
+    pub mount: String,
+    /// The folder of Aurora's secrets inside the mount; default `aurora`.
+    pub prefix: String,
+}
+
+impl VaultConfig {
+    /// A config with the default mount (`secret`) and prefix (`aurora`).
+    pub fn new(addr: impl Into<String>, token: SecretString) -> Self {
+        Self {
+            addr: addr.into(),
+            token,
+            mount: "secret".to_owned(),
+            prefix: "aurora".to_owned(),
+        }
+    }
+}
+
+/// [`SecretStore`] over a Vault / OpenBao KV v2 mount.
+pub struct VaultSecretStore {
+    client: VaultClient,
+    addr: String,
+    mount: String,
+    prefix: String,
+}
+
+impl fmt::Debug for VaultSecretStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultSecretStore")
+            .field("addr", &self.addr)
+            .field("mount", &self.mount)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The KV document.
+#[derive(Serialize)]
+struct DocOut<'a> {
+    v: &'a str,
+}
+
+#[derive(Deserialize)]
+struct DocIn {
+    v: String,
+}
+
+impl VaultSecretStore {
+    /// Build the client. Does not contact the server (see [`SecretStore::ping`]).
+    pub fn new(cfg: VaultConfig) -> Result<Self, SecretStoreError> {
+        let addr = cfg.addr.trim().trim_end_matches('/').to_owned();
+        // vaultrs panics on an address it cannot parse: check it first.
+        match url::Url::parse(&addr) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return Err(SecretStoreError::Refused(format!(
+                    "vault address {addr:?} is not an http(s) URL"
+                )))
+            }
+        }
+        let mount = cfg.mount.trim_matches('/').to_owned();
+        if mount.is_empty() {
+            return Err(SecretStoreError::Refused("vault mount is empty".into()));
+        }
+        let prefix = cfg.prefix.trim_matches('/').to_owned();
+        if !prefix.is_empty() && SecretPath::from_stored(&prefix).is_err() {
+            return Err(SecretStoreError::Refused(format!(
+                "vault prefix {prefix:?} is not a valid path"
+            )));
+        }
+        let settings = VaultClientSettingsBuilder::default()
+            .address(&addr)
+            .token(cfg.token.expose_secret())
+            .timeout(Some(REQUEST_TIMEOUT))
+            .build()
+            .map_err(|e| SecretStoreError::Refused(format!("vault client settings: {e}")))?;
+        let client = VaultClient::new(settings)
+            .map_err(|e| SecretStoreError::Unavailable(format!("vault client: {e}")))?;
+        Ok(Self {
+            client,
+            addr,
+            mount,
+            prefix,
+        })
+    }
+
+    /// The KV path (inside the mount) of a secret path.
+    fn kv_path(&self, p: &SecretPath) -> String {
+        if self.prefix.is_empty() {
+            p.as_str().to_owned()
+        } else {
+            format!("{}/{}", self.prefix, p.as_str())
+        }
+    }
+}
+
+/// Map a vaultrs error. `what` names the operation (never a value). `Ok(())` means "not found".
+fn map_err(what: &str, e: ClientError) -> Result<(), SecretStoreError> {
+    use rustify_errors::ServerOrTransport;
+    match e {
+        ClientError::APIError { code, errors } => match code {
+            // KV answers a bare 404 (`{"errors":[]}`) for an absent secret or an empty folder; a 404
+            // with words is a missing mount or route ("no handler for route").
+            404 if errors.is_empty() => Ok(()),
+            404 => Err(SecretStoreError::Refused(format!(
+                "{what}: not found (404): {}",
+                words(&errors)
+            ))),
+            401 | 403 => Err(SecretStoreError::Refused(format!(
+                "{what}: permission denied ({code}): {}",
+                words(&errors)
+            ))),
+            429 | 500..=599 => Err(SecretStoreError::Unavailable(format!(
+                "{what}: server error ({code}): {}",
+                words(&errors)
+            ))),
+            _ => Err(SecretStoreError::Refused(format!(
+                "{what}: refused ({code}): {}",
+                words(&errors)
+            ))),
+        },
+        ClientError::RestClientError { source } => match rustify_errors::classify(&source) {
+            ServerOrTransport::Status(404) => Ok(()),
+            ServerOrTransport::Status(code @ (401 | 403)) => Err(SecretStoreError::Refused(
+                format!("{what}: permission denied ({code})"),
+            )),
+            ServerOrTransport::Status(code @ (429 | 500..=599)) => Err(
+                SecretStoreError::Unavailable(format!("{what}: server error ({code})")),
+            ),
+            ServerOrTransport::Status(code) => Err(SecretStoreError::Refused(format!(
+                "{what}: refused ({code})"
+            ))),
+            ServerOrTransport::Transport(detail) => Err(SecretStoreError::Unavailable(format!(
+                "{what}: cannot reach the server: {detail}"
+            ))),
+            ServerOrTransport::Decode => Err(SecretStoreError::Corrupt(format!(
+                "{what}: the server's answer does not decode"
+            ))),
+            ServerOrTransport::Other(detail) => {
+                Err(SecretStoreError::Refused(format!("{what}: {detail}")))
+            }
+        },
+        ClientError::JsonParseError { .. }
+        | ClientError::ResponseEmptyError
+        | ClientError::ResponseDataEmptyError
+        | ClientError::ResponseWrapError => Err(SecretStoreError::Corrupt(format!(
+            "{what}: the server's answer does not decode"
+        ))),
+        // Display of the remaining variants holds no response content.
+        other => Err(SecretStoreError::Refused(format!("{what}: {other}"))),
+    }
+}
+
+/// Vault's error words, bounded (they name paths and reasons, never values).
+fn words(errors: &[String]) -> String {
+    let mut s = errors.join("; ");
+    if s.len() > 300 {
+        let mut cut = 300;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    if s.is_empty() {
+        s.push_str("no details");
+    }
+    s
+}
+
+/// Classification of rustify's transport errors without printing any response body they may carry.
+mod rustify_errors {
+
+    pub enum ServerOrTransport {
+        Status(u16),
+        Transport(String),
+        Decode,
+        Other(String),
+    }
+
+    pub fn classify(e: &rustify::errors::ClientError) -> ServerOrTransport {
+        use rustify::errors::ClientError as R;
+        match e {
+            R::ServerResponseError { code, .. } => ServerOrTransport::Status(*code),
+            R::RequestError { source, .. } | R::ResponseError { source } => {
+                ServerOrTransport::Transport(transport_detail(source.as_ref()))
+            }
+            R::ResponseConversionError { .. } | R::ResponseParseError { .. } => {
+                ServerOrTransport::Decode
+            }
+            other => ServerOrTransport::Other(other.to_string()),
+        }
+    }
+
+    /// "connection refused", "timed out", … from the error chain (reqwest/hyper/io), never a body.
+    fn transport_detail(e: &(dyn std::error::Error + 'static)) -> String {
+        let mut kinds = Vec::new();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(err) = cur {
+            if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+                if r.is_timeout() {
+                    kinds.push("timed out".to_owned());
+                } else if r.is_connect() {
+                    kinds.push("connect error".to_owned());
+                }
+            }
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                kinds.push(io.kind().to_string());
+            }
+            cur = err.source();
+        }
+        kinds.dedup();
+        if kinds.is_empty() {
+            "request failed".to_owned()
+        } else {
+            kinds.join(": ")
+        }
+    }
+}
+
+#[async_trait]
+impl SecretStore for VaultSecretStore {
+    fn backend_name(&self) -> &'static str {
+        "vault"
+    }
+
+    /// Lists the store's root folder: reaches the server, checks that it is unsealed, that the token
+    /// is valid and that it may use the mount.
+    async fn ping(&self) -> Result<(), SecretStoreError> {
+        let root = if self.prefix.is_empty() {
+            ""
+        } else {
+            self.prefix.as_str()
+        };
+        match vaultrs::kv2::list(&self.client, &self.mount, root).await {
+            Ok(_) => Ok(()),
+            Err(e) => map_err("ping", e),
+        }
+    }
+
+    async fn put(&self, path: &SecretPath, value: &SecretValue) -> Result<(), SecretStoreError> {
+        let encoded = Zeroizing::new(B64.encode(value.expose_bytes()));
+        let doc = DocOut { v: &encoded };
+        match vaultrs::kv2::set(&self.client, &self.mount, &self.kv_path(path), &doc).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                map_err("put", e)?;
+                Err(SecretStoreError::Refused(
+                    "put: not found (404): the mount does not exist".into(),
+                ))
+            }
+        }
+    }
+
+    async fn get(&self, path: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError> {
+        match vaultrs::kv2::read::<DocIn>(&self.client, &self.mount, &self.kv_path(path)).await {
+            Ok(doc) => {
+                let encoded = Zeroizing::new(doc.v);
+                let bytes = B64.decode(encoded.as_bytes()).map_err(|_| {
+                    SecretStoreError::Corrupt(format!("{path}: the stored value is not base64"))
+                })?;
+                Ok(Some(SecretValue::from_bytes(bytes)))
+            }
+            Err(ClientError::JsonParseError { .. }) => Err(SecretStoreError::Corrupt(format!(
+                "{path}: the stored document is not an Aurora secret"
+            ))),
+            Err(e) => map_err("get", e).map(|()| None),
+        }
+    }
+
+    async fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
+        match vaultrs::kv2::delete_metadata(&self.client, &self.mount, &self.kv_path(path)).await {
+            Ok(()) => Ok(()),
+            Err(e) => map_err("delete", e),
+        }
+    }
+
+    async fn list(&self, folder: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
+        match vaultrs::kv2::list(&self.client, &self.mount, &self.kv_path(folder)).await {
+            Ok(keys) => {
+                let mut names: Vec<String> =
+                    keys.into_iter().filter(|k| !k.ends_with('/')).collect();
+                names.sort();
+                Ok(names)
+            }
+            Err(e) => map_err("list", e).map(|()| Vec::new()),
+        }
+    }
+}
