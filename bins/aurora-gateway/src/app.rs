@@ -13,6 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{middleware, web, App, HttpResponse, HttpServer, ResponseError};
 use connector_core::http::USER_HEADER;
 use connector_core::{ApiError, AuthConfig, Caller, Platform};
+use tracing::Instrument;
 
 use crate::config::GatewayConfig;
 use crate::registry::Connectors;
@@ -126,6 +127,16 @@ async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    // §1: a body announced above the limit is refused before any handler reads it, whatever the route.
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > BODY_LIMIT) {
+        let resp = ApiError::payload_too_large().error_response();
+        return Ok(req.into_response(resp).map_into_right_body());
+    }
     let open = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.open_paths.contains(req.path()))
@@ -151,13 +162,19 @@ async fn observe(
     let method = req.method().to_string();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let user_present = req.headers().contains_key(USER_HEADER);
-    let res = next.call(req).await?;
+    let request_id = request_id(&req);
+    let span = tracing::info_span!("request", id = %request_id);
+    let res = next.call(req).instrument(span.clone()).await?;
     let route = res
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status();
-    let res = normalize_error(res);
+    let mut res = normalize_error(res);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    let _entered = span.enter();
     if let Some(state) = state {
         let m = &state.platform.metrics;
         m.http_requests
@@ -178,6 +195,24 @@ async fn observe(
         "request"
     );
     Ok(res)
+}
+
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// The caller's `X-Request-ID` when it is a sane token, else a new UUID; echoed in the answer and
+/// attached to every log line of the request.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 fn normalize_error<B: MessageBody + 'static>(res: ServiceResponse<B>) -> ServiceResponse<BoxBody> {

@@ -43,6 +43,28 @@ fn parse_id(raw: &str) -> Result<ConnectionId, ApiError> {
         .map_err(|_| ApiError::not_found("no such connection"))
 }
 
+/// The caller's connection with this id, or 404.
+async fn owned(
+    state: &State,
+    user: &connector_core::UserId,
+    raw_id: &str,
+) -> Result<connector_core::ConnectionRecord, ApiError> {
+    state
+        .platform
+        .owned_connection(user, parse_id(raw_id)?)
+        .await
+}
+
+/// The plugin serving a connection's provider.
+fn connector_of<'a>(
+    state: &'a State,
+    conn: &connector_core::ConnectionRecord,
+) -> Result<&'a std::sync::Arc<dyn connector_core::Connector>, ApiError> {
+    state.connectors.get(&conn.provider).ok_or_else(|| {
+        ApiError::conflict("the connection's provider plugin is not installed on this gateway")
+    })
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
     status: &'static str,
@@ -174,10 +196,7 @@ pub async fn get_connection(
     state: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let conn = state
-        .platform
-        .owned_connection(&caller.user, parse_id(&id)?)
-        .await?;
+    let conn = owned(&state, &caller.user, &id).await?;
     Ok(HttpResponse::Ok().json(ConnectionView::from(&conn)))
 }
 
@@ -189,10 +208,7 @@ pub async fn delete_connection(
     state: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let conn = state
-        .platform
-        .owned_connection(&caller.user, parse_id(&id)?)
-        .await?;
+    let conn = owned(&state, &caller.user, &id).await?;
     match state.connectors.get(&conn.provider) {
         Some(connector) => {
             state
@@ -223,13 +239,8 @@ pub async fn validate_connection(
     state: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let conn = state
-        .platform
-        .owned_connection(&caller.user, parse_id(&id)?)
-        .await?;
-    let connector = state.connectors.get(&conn.provider).ok_or_else(|| {
-        ApiError::conflict("the connection's provider plugin is not installed on this gateway")
-    })?;
+    let conn = owned(&state, &caller.user, &id).await?;
+    let connector = connector_of(&state, &conn)?;
     let updated = state
         .platform
         .validate(connector.as_ref(), &conn, Actor::User)
@@ -271,13 +282,8 @@ pub async fn connection_credentials(
             ApiError::invalid_request(e.to_string())
         })?,
     };
-    let conn = state
-        .platform
-        .owned_connection(&caller.0.user, parse_id(&id)?)
-        .await?;
-    let connector = state.connectors.get(&conn.provider).ok_or_else(|| {
-        ApiError::conflict("the connection's provider plugin is not installed on this gateway")
-    })?;
+    let conn = owned(&state, &caller.0.user, &id).await?;
+    let connector = connector_of(&state, &conn)?;
     let creds = state
         .platform
         .credentials(connector.clone(), &conn, mode)

@@ -622,3 +622,27 @@ both_backends!(
     contract_conventions,
     credentials_need_internal_secret,
 );
+
+/// A body announced above 64 KiB is refused on any route, and every answer carries a request id.
+#[tokio::test]
+async fn oversized_body_on_any_route_and_request_ids() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let resp = app
+        .post(
+            "u1",
+            &format!("/api/connections/{}/validate", uuid::Uuid::new_v4()),
+        )
+        .body(vec![b'x'; 65 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let resp = app
+        .get("u1", "/api/providers")
+        .header("X-Request-ID", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-123");
+}
