@@ -1,4 +1,5 @@
-//! `cargo xtask services`: make sure the test peers are there (PostgreSQL, Redis running; OpenBao installed).
+//! `cargo xtask services`: make sure the test peers are there (PostgreSQL, Redis running; OpenBao, moto and
+//! oauth2-mock-server installed under the git-ignored `.tools/`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -28,6 +29,8 @@ pub fn ensure(root: &Path) -> Result<()> {
     ensure_postgres().context("PostgreSQL is not available")?;
     ensure_redis().context("Redis is not available")?;
     ensure_openbao(root).context("OpenBao is not available")?;
+    ensure_moto(root).context("moto is not available")?;
+    ensure_oauth2_mock(root).context("oauth2-mock-server is not available")?;
     println!("services: all ready ({})", secs(start.elapsed()));
     Ok(())
 }
@@ -249,5 +252,73 @@ fn ensure_openbao(root: &Path) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    Ok(())
+}
+
+/// The virtualenv's pip, creating the virtualenv when missing.
+fn venv_pip(root: &Path) -> Result<PathBuf> {
+    let venv = root.join(".tools/venv");
+    let pip = venv.join("bin/pip");
+    if !pip.is_file() {
+        let mut cmd = Command::new("python3");
+        cmd.arg("-m").arg("venv").arg(&venv);
+        println!("services: creating a virtualenv: {}", describe(&cmd));
+        run(&mut cmd)?;
+    }
+    Ok(pip)
+}
+
+/// moto's server (an AWS emulator: STS over the AWS wire protocol), from PyPI.
+fn ensure_moto(root: &Path) -> Result<()> {
+    let bin = root.join(".tools/venv/bin/moto_server");
+    if !bin.is_file() {
+        let mut cmd = Command::new(venv_pip(root)?);
+        cmd.args([
+            "install",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            "moto[server]",
+        ]);
+        println!("services: installing moto from PyPI: {}", describe(&cmd));
+        run(&mut cmd)?;
+        if !bin.is_file() {
+            bail!(
+                "`pip install moto[server]` did not provide {}",
+                bin.display()
+            );
+        }
+    }
+    println!("services: moto: {}", bin.display());
+    Ok(())
+}
+
+/// oauth2-mock-server (a real OAuth 2.0 / OpenID server), from the npm registry.
+fn ensure_oauth2_mock(root: &Path) -> Result<()> {
+    let dir = root.join(".tools/node");
+    let bin = dir.join("node_modules/.bin/oauth2-mock-server");
+    if !bin.is_file() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut cmd = Command::new("npm");
+        cmd.current_dir(&dir).args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            "oauth2-mock-server@9",
+        ]);
+        println!(
+            "services: installing oauth2-mock-server from npm: {}",
+            describe(&cmd)
+        );
+        run(&mut cmd)?;
+        if !bin.is_file() {
+            bail!(
+                "`npm install oauth2-mock-server` did not provide {}",
+                bin.display()
+            );
+        }
+    }
+    println!("services: oauth2-mock-server: {}", bin.display());
     Ok(())
 }

@@ -1,13 +1,15 @@
-//! Test support for Aurora Connectors: a real OpenBao dev server, fresh PostgreSQL schemas, the Redis
+//! Test support for Aurora Connectors: real OpenBao, moto and oauth2-mock-server peers, fresh PostgreSQL schemas, the Redis
 //! URL, unique key prefixes and free loopback ports.
 //!
 //! Everything here is for tests: failures are reported as `anyhow` errors with a sentence saying what
 //! is missing and how to get it, or as panics in the `&'static` helpers.
 
 mod openbao;
+mod peers;
 mod postgres;
 
 pub use openbao::{shared_openbao, OpenBao};
+pub use peers::{moto, oauth2_mock, Peer};
 pub use postgres::{postgres_schema_url, PgSchema};
 
 /// The Redis URL of the tests: `AURORA_TEST_REDIS_URL`, or `redis://127.0.0.1:6379`.

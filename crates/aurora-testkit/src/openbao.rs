@@ -23,7 +23,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// (`$AURORA_BAO_LOG`) when its standard input (a pipe from the test process) reaches end of file, and
 /// exits when the server exits.
 /// Background jobs of a non-interactive shell read /dev/null, hence the copy of stdin on fd 3.
-const WATCHDOG: &str = r#"exec 3<&0
+pub(crate) const WATCHDOG: &str = r#"exec 3<&0
 "$@" &
 pid=$!
 ( cat <&3 >/dev/null; kill -TERM "$pid" 2>/dev/null; rm -f "$AURORA_BAO_LOG" ) &
@@ -251,13 +251,18 @@ fn bao_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// The status code of `GET /v1/sys/health`, or `None` when the server does not answer (yet).
-fn health_status(sock: SocketAddr) -> Option<u16> {
+pub(crate) fn health_status(sock: SocketAddr) -> Option<u16> {
+    http_status(sock, "/v1/sys/health")
+}
+
+/// The status code of `GET path`, or `None` when nothing answers (yet).
+pub(crate) fn http_status(sock: SocketAddr, path: &str) -> Option<u16> {
     let timeout = Duration::from_secs(1);
     let mut s = TcpStream::connect_timeout(&sock, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
-    s.write_all(b"GET /v1/sys/health HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .ok()?;
+    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
     let mut head = [0u8; 32];
     let mut n = 0;
     while n < head.len() {

@@ -69,6 +69,8 @@ pub struct Options {
     pub vault: Option<(String, String)>,
     /// Wrap the real store (fault injection).
     pub wrap_store: Option<StoreWrapper>,
+    /// Extra settings (provider endpoints: `AURORA_AWS_…`, `AWS_ENDPOINT_URL_STS`, …).
+    pub settings: Vec<(String, String)>,
     /// Extra connectors, mounted beside the registered plugins.
     pub extra_connectors: Vec<Arc<dyn Connector>>,
 }
@@ -99,6 +101,9 @@ impl TestApp {
             .with("AURORA_BIND", "127.0.0.1:0")
             .with("AURORA_DATA_DIR", dir.path().to_string_lossy())
             .with("AURORA_SCALEWAY_API_URL", scaleway.uri());
+        for (k, v) in &opts.settings {
+            settings.set(k, v);
+        }
         if let Some(s) = &opts.internal_secret {
             settings.set("AURORA_INTERNAL_SECRET", s);
         }
