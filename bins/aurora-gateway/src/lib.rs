@@ -23,6 +23,10 @@ pub async fn run(cfg: GatewayConfig) -> anyhow::Result<()> {
     let connectors = registry::build_connectors(&platform)?;
     let providers: Vec<&str> = connectors.keys().map(|p| p.as_str()).collect();
     tracing::info!(?providers, "connectors built");
+    let background: Vec<_> = connectors
+        .values()
+        .flat_map(|c| c.clone().spawn_background())
+        .collect();
     let state = app::state(platform, connectors, &cfg);
     let mut listeners = Vec::new();
     for addr in cfg.bind_addrs()? {
@@ -35,7 +39,11 @@ pub async fn run(cfg: GatewayConfig) -> anyhow::Result<()> {
         ready_ms = started.elapsed().as_millis() as u64,
         "aurora-gateway listening"
     );
-    server.await.context("serving")?;
+    let served = server.await.context("serving");
+    for task in background {
+        task.abort();
+    }
+    served?;
     tracing::info!("aurora-gateway stopped");
     Ok(())
 }

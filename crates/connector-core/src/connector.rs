@@ -105,6 +105,12 @@ pub trait Connector: Send + Sync + 'static {
         mode: CredentialMode,
     ) -> Result<IssuedCredentials, ConnectorError>;
 
+    /// Start the plugin's background work (a setup-task worker, …) on the current runtime. Called
+    /// once after start-up; the gateway aborts the returned tasks at shutdown. Default: none.
+    fn spawn_background(self: Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        Vec::new()
+    }
+
     /// Undo what the provider allows at disconnect (revoke a token, delete a key we created).
     /// Best effort: the core logs a failure and goes on deleting our side.
     async fn revoke(

@@ -84,6 +84,7 @@ pub struct TestApp {
     pub store: Arc<SqlStore>,
     pub config: GatewayConfig,
     handle: actix_web::dev::ServerHandle,
+    background: Vec<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
     pg: Option<PgSchema>,
 }
@@ -144,6 +145,10 @@ impl TestApp {
         for c in opts.extra_connectors {
             connectors.insert(c.info().id, c);
         }
+        let background: Vec<_> = connectors
+            .values()
+            .flat_map(|c| c.clone().spawn_background())
+            .collect();
         let state = app::state(platform.clone(), connectors, &config);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -159,6 +164,7 @@ impl TestApp {
             store,
             config,
             handle,
+            background,
             _dir: dir,
             pg,
         }
@@ -203,6 +209,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         let handle = self.handle.clone();
         drop(handle.stop(false));
+        for task in &self.background {
+            task.abort();
+        }
         if let Some(pg) = self.pg.take() {
             // Best effort: the schema is unique to this test.
             std::thread::spawn(move || {
