@@ -102,9 +102,6 @@ impl TestApp {
             .with("AURORA_BIND", "127.0.0.1:0")
             .with("AURORA_DATA_DIR", dir.path().to_string_lossy())
             .with("AURORA_SCALEWAY_API_URL", scaleway.uri());
-        for (k, v) in &opts.settings {
-            settings.set(k, v);
-        }
         if let Some(s) = &opts.internal_secret {
             settings.set("AURORA_INTERNAL_SECRET", s);
         }
@@ -135,6 +132,10 @@ impl TestApp {
                 "AURORA_VAULT_PREFIX",
                 format!("test-{}", uuid::Uuid::new_v4().simple()),
             );
+        }
+        // Last, so a test can point a second gateway at the first one's backends (`backend_settings`).
+        for (k, v) in &opts.settings {
+            settings.set(k, v);
         }
         let config = GatewayConfig::from_settings(settings).expect("config");
         let (mut platform, store) = backends::build_platform(&config).await.expect("backends");
@@ -193,6 +194,29 @@ impl TestApp {
             &format!("/api/connections/{id}/credentials?mode={mode}"),
         )
         .header("X-Internal-Secret", INTERNAL_SECRET)
+    }
+
+    /// The settings that locate this gateway's database, secret store and cache: pass them in
+    /// `Options::settings` to start a second gateway (a restart, another replica) on the same state.
+    /// The first `TestApp` must outlive the second (it owns the data folder and the schema).
+    pub fn backend_settings(&self) -> Vec<(String, String)> {
+        const KEYS: &[&str] = &[
+            "AURORA_DATA_DIR",
+            "AURORA_DATABASE_URL",
+            "AURORA_REDIS_URL",
+            "AURORA_REDIS_PREFIX",
+            "AURORA_VAULT_ADDR",
+            "AURORA_VAULT_TOKEN",
+            "AURORA_VAULT_PREFIX",
+        ];
+        KEYS.iter()
+            .filter_map(|k| {
+                self.config
+                    .settings
+                    .get(k)
+                    .map(|v| (k.to_string(), v.to_owned()))
+            })
+            .collect()
     }
 
     /// Every row of every table, as text.
