@@ -3,8 +3,9 @@
 //!
 //! To add a provider: one dependency line in this crate's Cargo.toml and one `extern crate` line below.
 
+extern crate connector_aws;
 extern crate connector_scaleway;
 
 /// The provider ids this facade links, in order. The gateway's registry test checks that the plugin
 /// registry holds exactly these.
-pub const LINKED: &[&str] = &["scaleway"];
+pub const LINKED: &[&str] = &["aws", "scaleway"];
