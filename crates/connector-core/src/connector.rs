@@ -16,10 +16,12 @@ use crate::store::ConnectionRecord;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthKind {
+    #[serde(rename = "oauth2")]
     OAuth2,
     RoleAssumption,
     ServicePrincipal,
     ApiKey,
+    #[serde(rename = "oauth_client_credentials")]
     OAuthClientCredentials,
 }
 
@@ -119,5 +121,40 @@ pub trait Connector: Send + Sync + 'static {
         _secret: &SecretValue,
     ) -> Result<(), ConnectorError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_kinds_serialize_as_the_api_spells_them() {
+        let names: Vec<String> = [
+            AuthKind::OAuth2,
+            AuthKind::RoleAssumption,
+            AuthKind::ServicePrincipal,
+            AuthKind::ApiKey,
+            AuthKind::OAuthClientCredentials,
+        ]
+        .iter()
+        .map(|k| {
+            serde_json::to_value(k)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "oauth2",
+                "role_assumption",
+                "service_principal",
+                "api_key",
+                "oauth_client_credentials"
+            ]
+        );
     }
 }

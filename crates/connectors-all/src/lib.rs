@@ -4,8 +4,10 @@
 //! To add a provider: one dependency line in this crate's Cargo.toml and one `extern crate` line below.
 
 extern crate connector_aws;
+extern crate connector_azure;
 extern crate connector_scaleway;
+extern crate connector_tailscale;
 
 /// The provider ids this facade links, in order. The gateway's registry test checks that the plugin
 /// registry holds exactly these.
-pub const LINKED: &[&str] = &["aws", "scaleway"];
+pub const LINKED: &[&str] = &["aws", "azure", "scaleway", "tailscale"];

@@ -1,0 +1,823 @@
+//! A small client of Microsoft Entra ID (the OAuth 2.0 client-credentials grant of the v2.0 token
+//! endpoint) and of Azure Resource Manager (the subscriptions of a service principal).
+//!
+//! It is plain `reqwest` rather than `azure_identity`: the token endpoint's refusals have to be told
+//! apart by their AADSTS code (a wrong secret, an unknown tenant, an expired secret), which
+//! `azure_identity` folds into one message string; the core already caches and refreshes tokens; and
+//! each call needs the configured per-request timeout.
+//!
+//! Errors are [`ConnectorError`]s whose messages are written for users: they never hold a secret, a
+//! token or a response body. Every HTTP call is recorded in the `provider_call_duration_seconds`
+//! histogram with provider `azure`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use connector_core::{ConnectorError, Metrics};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+/// The provider id used in metric labels.
+pub const PROVIDER: &str = "azure";
+/// Microsoft Entra ID's global authority, used when `AURORA_AZURE_AUTHORITY_URL` is not set.
+pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
+/// Azure Resource Manager, used when `AURORA_AZURE_MANAGEMENT_URL` is not set.
+pub const DEFAULT_MANAGEMENT_URL: &str = "https://management.azure.com";
+/// The scope of a Resource Manager token (client-credentials grants ask for `/.default`).
+pub const MANAGEMENT_SCOPE: &str = "https://management.azure.com/.default";
+/// The Subscriptions API version.
+pub const SUBSCRIPTIONS_API_VERSION: &str = "2022-12-01";
+/// The per-request timeout, unless [`AzureClient::with_timeout`] says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A backstop against a `nextLink` chain that never ends.
+const MAX_PAGES: usize = 200;
+/// Used when a 429 carries no usable `Retry-After`.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
+/// A `Retry-After` longer than this is capped.
+const MAX_RETRY_AFTER_SECS: u64 = 3600;
+
+/// Which of a connection's service principals a call is made for; it only changes the wording of
+/// the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The principal of `tenantId` / `clientId` / `clientSecret`.
+    Main,
+    /// The principal of `readOnlyCredentials`.
+    ReadOnly,
+}
+
+impl Role {
+    fn principal(self) -> &'static str {
+        match self {
+            Role::Main => "the service principal",
+            Role::ReadOnly => "the read-only service principal (readOnlyCredentials)",
+        }
+    }
+    fn secret_field(self) -> &'static str {
+        match self {
+            Role::Main => "clientSecret",
+            Role::ReadOnly => "readOnlyCredentials.clientSecret",
+        }
+    }
+    fn client_field(self) -> &'static str {
+        match self {
+            Role::Main => "clientId",
+            Role::ReadOnly => "readOnlyCredentials.clientId",
+        }
+    }
+}
+
+/// An access token for Resource Manager. `Debug` hides the token.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub token: SecretString,
+    pub token_type: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    expires_in: Option<i64>,
+}
+
+/// The error document of the token endpoint. `error_description` is read only for its AADSTS code.
+#[derive(Deserialize, Default)]
+struct TokenError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+}
+
+/// `expires_in` is a number in the v2.0 endpoint, a string in older answers.
+fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Int(i64),
+        Text(String),
+    }
+    Ok(match Option::<N>::deserialize(d)? {
+        Some(N::Int(n)) => Some(n),
+        Some(N::Text(s)) => s.trim().parse().ok(),
+        None => None,
+    })
+}
+
+/// An Azure subscription as the Subscriptions API describes it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub subscription_id: String,
+    #[serde(default)]
+    pub display_name: String,
+    /// `Enabled`, `Warned`, `PastDue`, `Disabled` or `Deleted`.
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+impl Subscription {
+    pub fn is_enabled(&self) -> bool {
+        self.state.eq_ignore_ascii_case("Enabled")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionPage {
+    #[serde(default)]
+    value: Vec<Subscription>,
+    #[serde(default)]
+    next_link: Option<String>,
+}
+
+/// The calls, for metric labels and for what an error status means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Token,
+    ListSubscriptions,
+    GetSubscription,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Token => "token",
+            Op::ListSubscriptions => "list_subscriptions",
+            Op::GetSubscription => "get_subscription",
+        }
+    }
+    fn service(self) -> &'static str {
+        match self {
+            Op::Token => "Microsoft Entra ID",
+            _ => "Azure Resource Manager",
+        }
+    }
+}
+
+/// The Entra ID and Resource Manager client. Cheap to clone.
+#[derive(Clone)]
+pub struct AzureClient {
+    authority: Url,
+    management: Url,
+    http: reqwest::Client,
+    metrics: Arc<Metrics>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for AzureClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureClient")
+            .field("authority", &self.authority.as_str())
+            .field("management", &self.management.as_str())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Check a base URL (`AURORA_AZURE_AUTHORITY_URL`, `AURORA_AZURE_MANAGEMENT_URL`): `http` or
+/// `https`, a host, no query, no fragment, no credentials. A trailing `/` is ignored; a path prefix
+/// is kept.
+pub fn parse_base_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("is not a valid URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not carry a query or a fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    Ok(url)
+}
+
+fn join(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+impl AzureClient {
+    /// A client of the authority and Resource Manager at the given base URLs (see
+    /// [`parse_base_url`]), sharing the platform's HTTP client and metrics.
+    pub fn new(
+        authority: &str,
+        management: &str,
+        http: reqwest::Client,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, (&'static str, String)> {
+        Ok(Self {
+            authority: parse_base_url(authority).map_err(|e| ("authority", e))?,
+            management: parse_base_url(management).map_err(|e| ("management", e))?,
+            http,
+            metrics,
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// Use another per-request timeout (the default is [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `{authority}/{tenant}/oauth2/v2.0/token`.
+    pub fn token_url(&self, tenant_id: &str) -> Url {
+        join(&self.authority, &[tenant_id, "oauth2", "v2.0", "token"])
+    }
+
+    /// A Resource Manager token for a service principal: the client-credentials grant with the
+    /// scope `https://management.azure.com/.default`.
+    pub async fn token(
+        &self,
+        role: Role,
+        tenant_id: &str,
+        client_id: &str,
+        client_secret: &SecretString,
+    ) -> Result<AccessToken, ConnectorError> {
+        let started = Instant::now();
+        let res = self
+            .token_inner(role, tenant_id, client_id, client_secret)
+            .await;
+        self.record(Op::Token, &res, started);
+        res
+    }
+
+    async fn token_inner(
+        &self,
+        role: Role,
+        tenant_id: &str,
+        client_id: &str,
+        client_secret: &SecretString,
+    ) -> Result<AccessToken, ConnectorError> {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", client_secret.expose_secret()),
+            ("scope", MANAGEMENT_SCOPE),
+        ];
+        let resp = self
+            .http
+            .post(self.token_url(tenant_id))
+            .header(ACCEPT, "application/json")
+            .form(&form)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(Op::Token, &e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(Op::Token, &e))?;
+        if !status.is_success() {
+            let parsed: TokenError = serde_json::from_slice(&body).unwrap_or_default();
+            return Err(token_error(
+                role, tenant_id, client_id, status, &headers, &parsed,
+            ));
+        }
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            // serde's message can quote the body, and the body holds the token: classify only.
+            tracing::warn!(category = ?e.classify(), "undecodable token answer from Microsoft Entra ID");
+            ConnectorError::ProviderUnavailable(
+                "Microsoft Entra ID returned a token answer that could not be read; try again later"
+                    .into(),
+            )
+        })?;
+        if t.access_token.is_empty() {
+            return Err(ConnectorError::ProviderUnavailable(
+                "Microsoft Entra ID returned an empty token; try again later".into(),
+            ));
+        }
+        let lifetime = t.expires_in.unwrap_or(3600).clamp(60, 24 * 3600);
+        Ok(AccessToken {
+            token: SecretString::from(t.access_token),
+            token_type: t
+                .token_type
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "Bearer".into()),
+            expires_at: Utc::now() + chrono::Duration::seconds(lifetime),
+        })
+    }
+
+    /// Every subscription the token's principal can see: `GET /subscriptions`, following
+    /// `nextLink` to the last page. A `nextLink` that leaves the configured Resource Manager origin is
+    /// not followed (the token would go with it).
+    pub async fn list_subscriptions(
+        &self,
+        token: &AccessToken,
+    ) -> Result<Vec<Subscription>, ConnectorError> {
+        let mut url = join(&self.management, &["subscriptions"]);
+        url.query_pairs_mut()
+            .append_pair("api-version", SUBSCRIPTIONS_API_VERSION);
+        let mut all = Vec::new();
+        let mut seen_ids = HashSet::new();
+        let mut seen_links = HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let page: SubscriptionPage = self
+                .get_json(Op::ListSubscriptions, url.clone(), token)
+                .await?
+                .ok_or_else(|| {
+                    ConnectorError::ProviderUnavailable(
+                        "Azure Resource Manager does not serve the subscription list at the configured URL"
+                            .into(),
+                    )
+                })?;
+            for s in page.value {
+                if seen_ids.insert(s.subscription_id.to_ascii_lowercase()) {
+                    all.push(s);
+                }
+            }
+            let Some(next) = page.next_link.filter(|l| !l.trim().is_empty()) else {
+                return Ok(all);
+            };
+            let next = self.next_link(&next)?;
+            if !seen_links.insert(next.as_str().to_owned()) {
+                tracing::warn!("Azure Resource Manager's nextLink repeats; stopping");
+                return Ok(all);
+            }
+            url = next;
+        }
+        tracing::warn!(
+            pages = MAX_PAGES,
+            "Azure's subscription list did not end; giving up"
+        );
+        Err(ConnectorError::ProviderUnavailable(
+            "Azure's subscription list did not end; try again later".into(),
+        ))
+    }
+
+    /// One subscription: `GET /subscriptions/{id}`. `None` when Resource Manager answers 404 (it
+    /// does not exist, or the principal has no role on it).
+    pub async fn get_subscription(
+        &self,
+        token: &AccessToken,
+        subscription_id: &str,
+    ) -> Result<Option<Subscription>, ConnectorError> {
+        let mut url = join(&self.management, &["subscriptions", subscription_id]);
+        url.query_pairs_mut()
+            .append_pair("api-version", SUBSCRIPTIONS_API_VERSION);
+        self.get_json(Op::GetSubscription, url, token).await
+    }
+
+    /// Accept a `nextLink` only on the configured Resource Manager origin.
+    fn next_link(&self, raw: &str) -> Result<Url, ConnectorError> {
+        let next = Url::parse(raw.trim()).map_err(|_| {
+            ConnectorError::ProviderUnavailable(
+                "Azure Resource Manager returned a malformed nextLink; try again later".into(),
+            )
+        })?;
+        if next.origin() != self.management.origin() {
+            tracing::warn!(
+                host = next.host_str().unwrap_or(""),
+                "Azure Resource Manager's nextLink points to another origin; not following it"
+            );
+            return Err(ConnectorError::ProviderUnavailable(
+                "Azure Resource Manager's subscription list points to another host; the gateway does not follow it"
+                    .into(),
+            ));
+        }
+        Ok(next)
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        op: Op,
+        url: Url,
+        token: &AccessToken,
+    ) -> Result<Option<T>, ConnectorError> {
+        let started = Instant::now();
+        let res = self.get_json_inner(op, url, token).await;
+        self.record(op, &res, started);
+        res
+    }
+
+    async fn get_json_inner<T: DeserializeOwned>(
+        &self,
+        op: Op,
+        url: Url,
+        token: &AccessToken,
+    ) -> Result<Option<T>, ConnectorError> {
+        let mut auth = HeaderValue::from_str(&format!(
+            "{} {}",
+            bearer(&token.token_type),
+            token.token.expose_secret()
+        ))
+        .map_err(|_| {
+            ConnectorError::ProviderUnavailable(
+                "Microsoft Entra ID returned a token that cannot be sent in a header".into(),
+            )
+        })?;
+        auth.set_sensitive(true);
+        let resp = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, auth)
+            .header(ACCEPT, "application/json")
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(op, &e))?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND && op == Op::GetSubscription {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(arm_error(op, status, resp.headers()));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(op, &e))?;
+        serde_json::from_slice(&body).map(Some).map_err(|e| {
+            tracing::warn!(operation = op.as_str(), category = ?e.classify(), "undecodable answer from Azure Resource Manager");
+            ConnectorError::ProviderUnavailable(
+                "Azure Resource Manager returned an answer that could not be read; try again later"
+                    .into(),
+            )
+        })
+    }
+
+    fn record<T>(&self, op: Op, res: &Result<T, ConnectorError>, started: Instant) {
+        let outcome = if res.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .provider_call(PROVIDER, op.as_str(), outcome, started.elapsed());
+    }
+
+    fn transport_error(&self, op: Op, e: &reqwest::Error) -> ConnectorError {
+        // reqwest's errors name the URL (no secret: those travel in the body and headers).
+        tracing::warn!(operation = op.as_str(), error = %e, timeout = e.is_timeout(), "Azure call failed");
+        if e.is_timeout() {
+            ConnectorError::ProviderUnavailable(format!(
+                "{} did not answer within {} seconds; try again shortly",
+                op.service(),
+                self.timeout.as_secs_f64()
+            ))
+        } else if e.is_decode() || e.is_body() {
+            ConnectorError::ProviderUnavailable(format!(
+                "the answer from {} was cut off; try again shortly",
+                op.service()
+            ))
+        } else {
+            ConnectorError::ProviderUnavailable(format!(
+                "could not reach {}; try again shortly",
+                op.service()
+            ))
+        }
+    }
+}
+
+/// `Bearer` unless the token endpoint named another scheme made only of letters.
+fn bearer(token_type: &str) -> &str {
+    if !token_type.is_empty() && token_type.bytes().all(|b| b.is_ascii_alphabetic()) {
+        token_type
+    } else {
+        "Bearer"
+    }
+}
+
+/// The AADSTS code of a token refusal: `error_codes[0]`, else the digits after `AADSTS` in the
+/// description.
+fn aadsts_code(e: &TokenError) -> Option<u64> {
+    if let Some(c) = e.error_codes.first() {
+        return Some(*c);
+    }
+    let at = e.error_description.find("AADSTS")? + "AADSTS".len();
+    let digits: String = e.error_description[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// What a refusal of the token endpoint means, in plain words. The description is never shown.
+fn token_error(
+    role: Role,
+    tenant_id: &str,
+    client_id: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    e: &TokenError,
+) -> ConnectorError {
+    let code = aadsts_code(e);
+    tracing::warn!(
+        status = status.as_u16(),
+        error = %e.error.chars().take(64).collect::<String>(),
+        aadsts = code.unwrap_or_default(),
+        "Microsoft Entra ID refused a token request"
+    );
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let secs = retry_after(headers);
+        return ConnectorError::RateLimited {
+            message: format!(
+                "Microsoft Entra ID is limiting the request rate; try again in {secs} seconds"
+            ),
+            retry_after_secs: secs,
+        };
+    }
+    if status.is_server_error() {
+        return ConnectorError::ProviderUnavailable(format!(
+            "Microsoft Entra ID answered with a server error (HTTP {}); try again shortly",
+            status.as_u16()
+        ));
+    }
+    let who = role.principal();
+    let message = match code {
+        Some(7000215) => format!(
+            "Azure refused the client secret of {who} (AADSTS7000215: invalid client secret). \
+             Check {}: it must be the secret's Value, not its Secret ID",
+            role.secret_field()
+        ),
+        Some(7000222) => format!(
+            "the client secret of {who} has expired (AADSTS7000222). Create a new client secret \
+             for application {client_id} and connect again"
+        ),
+        Some(90002) | Some(900023) | Some(90072) => format!(
+            "Azure does not know tenant {tenant_id} (AADSTS{}). Check tenantId: it is the \
+             Directory (tenant) ID of the app registration",
+            code.unwrap_or_default()
+        ),
+        Some(700016) => format!(
+            "Azure found no application with client ID {client_id} in tenant {tenant_id} \
+             (AADSTS700016). Check {}, and that the application is registered in this tenant",
+            role.client_field()
+        ),
+        Some(7000112) => format!(
+            "application {client_id} is disabled in tenant {tenant_id} (AADSTS7000112); enable it \
+             and connect again"
+        ),
+        Some(70011) => format!(
+            "Azure will not issue {who} a token for Azure Resource Manager (AADSTS70011: invalid \
+             scope)"
+        ),
+        Some(c) => format!(
+            "Azure refused the credentials of {who} (AADSTS{c}). Check the tenant ID, the client \
+             ID and the client secret"
+        ),
+        None => format!(
+            "Azure refused the credentials of {who} (HTTP {}). Check the tenant ID, the client ID \
+             and the client secret",
+            status.as_u16()
+        ),
+    };
+    ConnectorError::CredentialsRejected(message)
+}
+
+/// What a non-2xx status of Resource Manager means for the user. The body is not read.
+fn arm_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorError {
+    tracing::warn!(
+        operation = op.as_str(),
+        status = status.as_u16(),
+        "Azure Resource Manager answered with an error status"
+    );
+    match status {
+        StatusCode::UNAUTHORIZED => ConnectorError::CredentialsRejected(
+            "Azure Resource Manager refused the service principal's token (HTTP 401)".into(),
+        ),
+        StatusCode::FORBIDDEN => ConnectorError::CredentialsRejected(
+            "Azure Resource Manager does not let the service principal read subscriptions \
+             (HTTP 403); give it a role such as Reader on the subscription"
+                .into(),
+        ),
+        StatusCode::TOO_MANY_REQUESTS => {
+            let secs = retry_after(headers);
+            ConnectorError::RateLimited {
+                message: format!(
+                    "Azure Resource Manager is limiting the request rate; try again in {secs} seconds"
+                ),
+                retry_after_secs: secs,
+            }
+        }
+        s if s.is_server_error() => ConnectorError::ProviderUnavailable(format!(
+            "Azure Resource Manager answered with a server error (HTTP {}); try again shortly",
+            s.as_u16()
+        )),
+        s => ConnectorError::ProviderUnavailable(format!(
+            "Azure Resource Manager answered {} with an unexpected status (HTTP {})",
+            op.as_str(),
+            s.as_u16()
+        )),
+    }
+}
+
+/// Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date), within 1..=3600.
+fn retry_after(headers: &HeaderMap) -> u64 {
+    let Some(raw) = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()) else {
+        return DEFAULT_RETRY_AFTER_SECS;
+    };
+    let raw = raw.trim();
+    let secs = if let Ok(n) = raw.parse::<u64>() {
+        n
+    } else if let Ok(at) = DateTime::parse_from_rfc2822(raw) {
+        (at.with_timezone(&Utc) - Utc::now()).num_seconds().max(1) as u64
+    } else {
+        DEFAULT_RETRY_AFTER_SECS
+    };
+    secs.clamp(1, MAX_RETRY_AFTER_SECS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> AzureClient {
+        AzureClient::new(
+            "http://127.0.0.1:9/login/",
+            "http://127.0.0.1:9/arm",
+            reqwest::Client::new(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn base_url_rules() {
+        assert!(parse_base_url("https://login.microsoftonline.com").is_ok());
+        assert!(parse_base_url("http://127.0.0.1:9999/prefix/").is_ok());
+        assert!(parse_base_url("ftp://x").is_err());
+        assert!(parse_base_url("not a url").is_err());
+        assert!(parse_base_url("https://x/?q=1").is_err());
+        assert!(parse_base_url("https://u:p@x").is_err());
+        let e = AzureClient::new(
+            "nope",
+            DEFAULT_MANAGEMENT_URL,
+            reqwest::Client::new(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "authority");
+    }
+
+    #[test]
+    fn token_url_keeps_a_prefix() {
+        assert_eq!(
+            client()
+                .token_url("72f988bf-86f1-41af-91ab-2d7cd011db47")
+                .as_str(),
+            "http://127.0.0.1:9/login/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
+        );
+    }
+
+    #[test]
+    fn next_link_stays_on_the_management_origin() {
+        let c = client();
+        assert!(c
+            .next_link("http://127.0.0.1:9/arm/subscriptions?api-version=1&$skiptoken=x")
+            .is_ok());
+        assert!(c.next_link("https://evil.example/subscriptions?x").is_err());
+        assert!(c
+            .next_link("http://127.0.0.1:10/arm/subscriptions")
+            .is_err());
+        assert!(c.next_link("::").is_err());
+    }
+
+    #[test]
+    fn aadsts_codes() {
+        let e = TokenError {
+            error: "invalid_client".into(),
+            error_description: "AADSTS7000215: Invalid client secret provided.".into(),
+            error_codes: vec![],
+        };
+        assert_eq!(aadsts_code(&e), Some(7000215));
+        let e = TokenError {
+            error_codes: vec![90002],
+            ..TokenError::default()
+        };
+        assert_eq!(aadsts_code(&e), Some(90002));
+        assert_eq!(aadsts_code(&TokenError::default()), None);
+    }
+
+    #[test]
+    fn token_errors_are_plain_words_without_the_description() {
+        let h = HeaderMap::new();
+        let e = |codes: Vec<u64>| TokenError {
+            error: "invalid_client".into(),
+            error_description: "AADSTS-DESCRIPTION-MARKER trace".into(),
+            error_codes: codes,
+        };
+        for (code, needle) in [
+            (7000215, "Value, not its Secret ID"),
+            (7000222, "expired"),
+            (90002, "does not know tenant"),
+            (700016, "no application"),
+            (12345, "AADSTS12345"),
+        ] {
+            let err = token_error(
+                Role::Main,
+                "t",
+                "c",
+                StatusCode::BAD_REQUEST,
+                &h,
+                &e(vec![code]),
+            );
+            assert!(err.is_refusal());
+            let text = err.to_string();
+            assert!(text.contains(needle), "{text}");
+            assert!(!text.contains("MARKER"), "{text}");
+        }
+        let err = token_error(
+            Role::ReadOnly,
+            "t",
+            "c",
+            StatusCode::UNAUTHORIZED,
+            &h,
+            &e(vec![7000215]),
+        );
+        assert!(err.to_string().contains("readOnlyCredentials.clientSecret"));
+        assert!(matches!(
+            token_error(
+                Role::Main,
+                "t",
+                "c",
+                StatusCode::SERVICE_UNAVAILABLE,
+                &h,
+                &e(vec![])
+            ),
+            ConnectorError::ProviderUnavailable(_)
+        ));
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert!(matches!(
+            token_error(
+                Role::Main,
+                "t",
+                "c",
+                StatusCode::TOO_MANY_REQUESTS,
+                &h,
+                &e(vec![])
+            ),
+            ConnectorError::RateLimited {
+                retry_after_secs: 7,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn token_debug_is_redacted() {
+        let t = AccessToken {
+            token: SecretString::from("eyJ-secret-token"),
+            token_type: "Bearer".into(),
+            expires_at: Utc::now(),
+        };
+        assert!(!format!("{t:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn expires_in_as_number_or_string() {
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"a","expires_in":"3599"}"#).unwrap();
+        assert_eq!(t.expires_in, Some(3599));
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"a","expires_in":3599,"token_type":"Bearer"}"#)
+                .unwrap();
+        assert_eq!(t.expires_in, Some(3599));
+        let t: TokenResponse = serde_json::from_str(r#"{"access_token":"a"}"#).unwrap();
+        assert_eq!(t.expires_in, None);
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), DEFAULT_RETRY_AFTER_SECS);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("99999"));
+        assert_eq!(retry_after(&h), MAX_RETRY_AFTER_SECS);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("junk"));
+        assert_eq!(retry_after(&h), DEFAULT_RETRY_AFTER_SECS);
+    }
+}

@@ -1,0 +1,456 @@
+//! The Azure provider plugin of Aurora Connectors: connect a subscription with a service principal
+//! (tenant ID, client ID, client secret), optionally a second, read-only principal, and hand
+//! Resource Manager access tokens to internal services.
+//!
+//! It is linked into the gateway by `crates/connectors-all`; the crate registers itself with
+//! `connector_core::register_plugin!("azure", build)`.
+//!
+//! Settings: `AURORA_AZURE_AUTHORITY_URL` (default `https://login.microsoftonline.com`),
+//! `AURORA_AZURE_MANAGEMENT_URL` (default `https://management.azure.com`) and
+//! `AURORA_AZURE_TIMEOUT_SECS` (per-request timeout, default 10).
+//!
+//! The connection's account id is the subscription id. The client secrets live in the secret store
+//! only; the row keeps the tenant and client ids and the subscription's name. Credentials on use are
+//! access tokens of the client-credentials grant (scope `https://management.azure.com/.default`):
+//! `read_only` mode uses the read-only principal when the connection has one, else the main one.
+//! Disconnecting removes our copy only: the app registration and its secrets belong to the user.
+
+pub mod client;
+pub mod flow;
+pub mod input;
+mod routes;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use connector_core::secret::serde_secret;
+use connector_core::{
+    ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord, Connector,
+    ConnectorError, CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo,
+    SecretValue, UserId, Validated,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+pub use client::{AccessToken, AzureClient, Role, Subscription};
+pub use routes::{AzureApi, LoginResponse};
+
+/// The provider id.
+pub const PROVIDER_ID: &str = "azure";
+/// The setting that names the Entra ID authority.
+pub const AUTHORITY_URL_SETTING: &str = "AURORA_AZURE_AUTHORITY_URL";
+/// The setting that names the Resource Manager endpoint.
+pub const MANAGEMENT_URL_SETTING: &str = "AURORA_AZURE_MANAGEMENT_URL";
+/// The setting that names the per-request timeout in seconds.
+pub const TIMEOUT_SETTING: &str = "AURORA_AZURE_TIMEOUT_SECS";
+
+/// One service principal in the secret document.
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredPrincipal {
+    pub client_id: String,
+    #[serde(with = "serde_secret")]
+    pub client_secret: SecretString,
+}
+
+/// What the secret store keeps for an Azure connection:
+/// `{"tenantId","clientId","clientSecret","readOnly"?:{"clientId","clientSecret"}}`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredSecret {
+    pub tenant_id: String,
+    pub client_id: String,
+    #[serde(with = "serde_secret")]
+    pub client_secret: SecretString,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<StoredPrincipal>,
+}
+
+impl fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field(
+                "read_only",
+                &self
+                    .read_only
+                    .as_ref()
+                    .map(|p| (&p.client_id, "<redacted>")),
+            )
+            .finish()
+    }
+}
+
+impl StoredSecret {
+    pub(crate) fn encode(&self) -> Result<SecretValue, ApiError> {
+        SecretValue::encode(self).map_err(|_| {
+            tracing::error!("could not encode the Azure secret document");
+            ApiError::internal()
+        })
+    }
+
+    /// Read the stored document. One that does not decode cannot be used again: the user must
+    /// reconnect. The decode error is not logged in full, since it may quote the document.
+    pub(crate) fn decode(value: &SecretValue) -> Result<Self, ConnectorError> {
+        value.decode().map_err(|e| {
+            tracing::error!(category = ?e.classify(), line = e.line(), column = e.column(), "the stored Azure secret does not decode");
+            ConnectorError::CredentialsRejected(
+                "the stored Azure credentials are unreadable; connect the subscription again"
+                    .into(),
+            )
+        })
+    }
+
+    /// The principal that serves `mode`: the read-only one in `read_only` mode when there is one.
+    pub(crate) fn principal_for(&self, mode: CredentialMode) -> (Role, &str, &SecretString) {
+        match (&self.read_only, mode) {
+            (Some(ro), CredentialMode::ReadOnly) => {
+                (Role::ReadOnly, ro.client_id.as_str(), &ro.client_secret)
+            }
+            _ => (Role::Main, self.client_id.as_str(), &self.client_secret),
+        }
+    }
+}
+
+/// The credentials document of §7: `{"accessToken","tokenType","expiresAt","tenantId","subscriptionId"}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialsDoc<'a> {
+    #[serde(serialize_with = "serialize_secret_ref")]
+    access_token: &'a SecretString,
+    token_type: &'a str,
+    expires_at: DateTime<Utc>,
+    tenant_id: &'a str,
+    subscription_id: &'a str,
+}
+
+fn serialize_secret_ref<S: Serializer>(v: &&SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.expose_secret())
+}
+
+/// The Azure connector.
+pub struct AzureConnector {
+    platform: Platform,
+    client: AzureClient,
+    provider: ProviderId,
+}
+
+impl fmt::Debug for AzureConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureConnector")
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+impl AzureConnector {
+    pub fn new(platform: Platform, client: AzureClient) -> Self {
+        Self {
+            platform,
+            client,
+            provider: ProviderId::from_static(PROVIDER_ID),
+        }
+    }
+
+    pub fn client(&self) -> &AzureClient {
+        &self.client
+    }
+
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// One Azure connection of `user`, or 404 (also for another provider's connection).
+    pub(crate) async fn owned_connection(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+    ) -> Result<ConnectionRecord, ApiError> {
+        let conn = self.platform.owned_connection(user, id).await?;
+        if conn.provider != self.provider {
+            return Err(ApiError::not_found("no such Azure connection"));
+        }
+        Ok(conn)
+    }
+}
+
+/// Build the connector from the platform's settings (the plugin's `build`).
+pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
+    let authority = p
+        .settings
+        .get_or(AUTHORITY_URL_SETTING, client::DEFAULT_AUTHORITY_URL);
+    let management = p
+        .settings
+        .get_or(MANAGEMENT_URL_SETTING, client::DEFAULT_MANAGEMENT_URL);
+    let client = AzureClient::new(authority, management, p.http.clone(), p.metrics.clone())
+        .map_err(|(which, e)| {
+            let name = if which == "authority" {
+                AUTHORITY_URL_SETTING
+            } else {
+                MANAGEMENT_URL_SETTING
+            };
+            BuildError(format!("{name} {e}"))
+        })?;
+    let secs: u64 = p
+        .settings
+        .get_parsed(TIMEOUT_SETTING, client::DEFAULT_TIMEOUT.as_secs())
+        .map_err(BuildError)?;
+    if !(1..=300).contains(&secs) {
+        return Err(BuildError(format!(
+            "{TIMEOUT_SETTING} must be between 1 and 300 seconds"
+        )));
+    }
+    let client = client.with_timeout(Duration::from_secs(secs));
+    Ok(Arc::new(AzureConnector::new(p.clone(), client)))
+}
+
+connector_core::register_plugin!("azure", build);
+
+#[async_trait]
+impl Connector for AzureConnector {
+    fn info(&self) -> ProviderInfo {
+        ProviderInfo {
+            id: self.provider.clone(),
+            display_name: "Microsoft Azure".into(),
+            auth_kind: AuthKind::ServicePrincipal,
+            capabilities: vec![
+                Capability::MultiAccount,
+                Capability::Credentials,
+                Capability::ReadOnlyMode,
+                Capability::Validate,
+            ],
+            open_paths: Vec::new(),
+        }
+    }
+
+    fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
+        routes::configure(web::Data::from(self), cfg);
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        use utoipa::OpenApi;
+        AzureApi::openapi()
+    }
+
+    /// Gets a token for each principal and reads the subscription: a refused secret (a wrong or an
+    /// expired one) is a refusal, so the connection becomes `needs_reconnect`; a subscription that is
+    /// no longer `Enabled` is a passing fault (`degraded`).
+    async fn validate(
+        &self,
+        connection: &ConnectionRecord,
+        secret: &SecretValue,
+    ) -> Result<Validated, ConnectorError> {
+        let stored = StoredSecret::decode(secret)?;
+        let sub_id = connection.account_id.as_str();
+        let token = self
+            .client
+            .token(
+                Role::Main,
+                &stored.tenant_id,
+                &stored.client_id,
+                &stored.client_secret,
+            )
+            .await?;
+        let sub = self
+            .client
+            .get_subscription(&token, sub_id)
+            .await?
+            .ok_or_else(|| {
+                ConnectorError::CredentialsRejected(format!(
+                    "the service principal can no longer see subscription {sub_id}; give it a role \
+                     on the subscription again, or connect another subscription"
+                ))
+            })?;
+        if let Some(ro) = &stored.read_only {
+            let ro_token = self
+                .client
+                .token(
+                    Role::ReadOnly,
+                    &stored.tenant_id,
+                    &ro.client_id,
+                    &ro.client_secret,
+                )
+                .await?;
+            flow::check_read_only_sees(&self.client, &ro_token, sub_id)
+                .await
+                .map_err(|e| match e {
+                    ConnectorError::InvalidRequest(m) => ConnectorError::CredentialsRejected(m),
+                    other => other,
+                })?;
+        }
+        if !sub.is_enabled() {
+            return Err(ConnectorError::InvalidRequest(format!(
+                "subscription {sub_id} is {} at Azure",
+                if sub.state.is_empty() {
+                    "not Enabled"
+                } else {
+                    sub.state.as_str()
+                }
+            )));
+        }
+        let mut metadata = connection.metadata.clone();
+        let changed = match metadata.as_object_mut() {
+            Some(m) => {
+                let name = serde_json::Value::String(sub.display_name.clone());
+                let state = serde_json::Value::String(sub.state.clone());
+                let changed = m.get("subscriptionName") != Some(&name)
+                    || m.get("subscriptionState") != Some(&state);
+                m.insert("subscriptionName".into(), name);
+                m.insert("subscriptionState".into(), state);
+                changed
+            }
+            None => false,
+        };
+        Ok(Validated {
+            metadata: changed.then_some(metadata),
+            expires_at: None,
+        })
+    }
+
+    /// A fresh Resource Manager token of the principal that serves `mode`. The broker caches it
+    /// (encrypted) until 5 minutes before it expires.
+    async fn issue_credentials(
+        &self,
+        connection: &ConnectionRecord,
+        secret: &SecretValue,
+        mode: CredentialMode,
+    ) -> Result<IssuedCredentials, ConnectorError> {
+        let stored = StoredSecret::decode(secret)?;
+        let (role, client_id, client_secret) = stored.principal_for(mode);
+        let token = self
+            .client
+            .token(role, &stored.tenant_id, client_id, client_secret)
+            .await?;
+        let doc = CredentialsDoc {
+            access_token: &token.token,
+            token_type: &token.token_type,
+            expires_at: token.expires_at,
+            tenant_id: &stored.tenant_id,
+            subscription_id: &connection.account_id,
+        };
+        let credentials =
+            SecretValue::encode(&doc).map_err(|_| ConnectorError::Api(ApiError::internal()))?;
+        Ok(IssuedCredentials {
+            credentials,
+            expires_at: Some(token.expires_at),
+            updated_secret: None,
+        })
+    }
+
+    /// Nothing to undo at Azure: the app registrations and their secrets belong to the user, and
+    /// access tokens cannot be revoked.
+    async fn revoke(
+        &self,
+        _connection: &ConnectionRecord,
+        _secret: &SecretValue,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "Abc8Q~main-hunter2";
+    const RO_SECRET: &str = "Xyz8Q~ro-hunter3";
+
+    fn stored(ro: bool) -> StoredSecret {
+        StoredSecret {
+            tenant_id: "t".into(),
+            client_id: "main".into(),
+            client_secret: SecretString::from(SECRET),
+            read_only: ro.then(|| StoredPrincipal {
+                client_id: "ro".into(),
+                client_secret: SecretString::from(RO_SECRET),
+            }),
+        }
+    }
+
+    #[test]
+    fn stored_secret_round_trip_and_redaction() {
+        let s = stored(true);
+        let text = format!("{s:?}");
+        assert!(
+            !text.contains(SECRET) && !text.contains(RO_SECRET),
+            "{text}"
+        );
+        let v = s.encode().unwrap();
+        let raw: serde_json::Value = v.decode().unwrap();
+        assert_eq!(
+            raw,
+            serde_json::json!({"tenantId": "t", "clientId": "main", "clientSecret": SECRET,
+                "readOnly": {"clientId": "ro", "clientSecret": RO_SECRET}})
+        );
+        let back = StoredSecret::decode(&v).unwrap();
+        assert_eq!(
+            back.read_only.unwrap().client_secret.expose_secret(),
+            RO_SECRET
+        );
+        let raw: serde_json::Value = stored(false).encode().unwrap().decode().unwrap();
+        assert!(raw.get("readOnly").is_none());
+    }
+
+    #[test]
+    fn principal_per_mode() {
+        let s = stored(true);
+        assert_eq!(s.principal_for(CredentialMode::ReadOnly).1, "ro");
+        assert_eq!(s.principal_for(CredentialMode::Full).1, "main");
+        let s = stored(false);
+        assert_eq!(s.principal_for(CredentialMode::ReadOnly).1, "main");
+        assert_eq!(s.principal_for(CredentialMode::ReadOnly).0, Role::Main);
+    }
+
+    #[test]
+    fn an_unreadable_secret_is_a_refusal_without_its_content() {
+        let v = SecretValue::encode(&serde_json::json!({"tenantId": 1, "clientSecret": SECRET}))
+            .unwrap();
+        let e = StoredSecret::decode(&v).unwrap_err();
+        assert!(e.is_refusal());
+        assert!(!e.to_string().contains(SECRET));
+    }
+
+    #[test]
+    fn credentials_document_shape() {
+        let at = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let doc = CredentialsDoc {
+            access_token: &SecretString::from("tok"),
+            token_type: "Bearer",
+            expires_at: at,
+            tenant_id: "t",
+            subscription_id: "s",
+        };
+        let v: serde_json::Value = SecretValue::encode(&doc).unwrap().decode().unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"accessToken": "tok", "tokenType": "Bearer",
+                "expiresAt": "2030-01-01T00:00:00Z", "tenantId": "t", "subscriptionId": "s"})
+        );
+    }
+
+    #[test]
+    fn registers_itself_under_its_id() {
+        let plugins = connector_core::plugin::registered().unwrap();
+        assert!(plugins.contains_key(PROVIDER_ID));
+    }
+
+    #[test]
+    fn openapi_lists_the_routes() {
+        use utoipa::OpenApi;
+        let json = serde_json::to_value(AzureApi::openapi()).unwrap();
+        for p in ["/azure/login", "/azure/disconnect"] {
+            assert!(json["paths"][p].is_object(), "{p} missing");
+        }
+        for s in ["LoginRequest", "LoginResponse", "ReadOnlyCredentials"] {
+            assert!(json["components"]["schemas"][s].is_object(), "{s} missing");
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The Azure routes (§4): login and disconnect; and their OpenAPI description.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use connector_core::error::ErrorBody;
+use connector_core::{
+    Actor, ApiError, Caller, ConnectSpec, ConnectionId, ConnectionStatus, DisconnectResponse,
+};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::input::{DisconnectRequest, LoginRequest, ReadOnlyCredentials};
+use crate::{flow, AzureConnector, StoredPrincipal, StoredSecret};
+
+pub const LOGIN_PATH: &str = "/azure/login";
+pub const DISCONNECT_PATH: &str = "/azure/disconnect";
+
+/// The largest body the disconnect route reads (the gateway's JSON limit).
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub(crate) fn configure(connector: web::Data<AzureConnector>, cfg: &mut web::ServiceConfig) {
+    cfg.app_data(connector)
+        .service(web::resource(LOGIN_PATH).route(web::post().to(login)))
+        .service(web::resource(DISCONNECT_PATH).route(web::post().to(disconnect)));
+}
+
+/// Answer of a successful login.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    /// Always `success`.
+    #[schema(example = "success")]
+    pub status: &'static str,
+    pub message: String,
+    #[schema(format = Uuid)]
+    pub tenant_id: String,
+    /// The connected subscription (the connection's `accountId`).
+    #[schema(format = Uuid)]
+    pub subscription_id: String,
+    pub subscription_name: String,
+    pub connection_id: uuid::Uuid,
+}
+
+fn parse_connection_id(raw: &str) -> Result<ConnectionId, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::invalid_request("connectionId must be a UUID"))
+}
+
+/// `connectionId` (or `connection_id`) from the query string, if present and not blank.
+fn query_connection_id(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?;
+    Ok(pairs
+        .into_inner()
+        .into_iter()
+        .filter(|(k, v)| (k == "connectionId" || k == "connection_id") && !v.trim().is_empty())
+        .map(|(_, v)| v.trim().to_owned())
+        .next_back())
+}
+
+/// Connect an Azure subscription with a service principal.
+#[utoipa::path(
+    post,
+    path = "/azure/login",
+    tag = "azure",
+    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "The service principal works and sees the subscription; the connection is stored (or updated for a subscription already connected)", body = LoginResponse),
+        (status = 400, description = "A malformed field (`tenantId`, `clientId` and `subscriptionId` are GUIDs), a requested subscription that does not exist or is not `Enabled`, no enabled subscription, or a read-only principal that cannot see the subscription (`invalid_request`)", body = ErrorBody),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
+        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
+        (status = 422, description = "Azure refused a principal: a wrong secret (AADSTS7000215), an unknown tenant (AADSTS90002), an unknown application (AADSTS700016), an expired secret (AADSTS7000222), … (`credentials_rejected`)", body = ErrorBody),
+        (status = 429, description = "Azure throttled the gateway (`rate_limited`, with Retry-After)", body = ErrorBody),
+        (status = 502, description = "Azure timed out, answered 5xx or could not be reached (`provider_unavailable`)", body = ErrorBody),
+        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn login(
+    connector: web::Data<AzureConnector>,
+    caller: Caller,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.bind_owner(body.user_id.as_deref())?;
+    let input = body.check()?;
+    drop(body);
+    let resolved = flow::resolve(&connector.client, &input).await?;
+    let sub = &resolved.subscription;
+    let subscription_id = sub.subscription_id.to_ascii_lowercase();
+    let mut metadata = serde_json::json!({
+        "tenantId": input.tenant_id,
+        "clientId": input.principal.client_id,
+        "subscriptionName": sub.display_name,
+        "subscriptionState": sub.state,
+        "subscriptionsVisible": resolved.subscriptions_count,
+    });
+    if let Some(ro) = &input.read_only {
+        metadata["readOnlyClientId"] = serde_json::Value::String(ro.client_id.clone());
+    }
+    let secret = StoredSecret {
+        tenant_id: input.tenant_id.clone(),
+        client_id: input.principal.client_id.clone(),
+        client_secret: input.principal.client_secret.clone(),
+        read_only: input.read_only.as_ref().map(|ro| StoredPrincipal {
+            client_id: ro.client_id.clone(),
+            client_secret: ro.client_secret.clone(),
+        }),
+    }
+    .encode()?;
+    let display_name = if sub.display_name.trim().is_empty() {
+        subscription_id.clone()
+    } else {
+        sub.display_name.clone()
+    };
+    let spec = ConnectSpec {
+        user: caller.user.clone(),
+        provider: connector.provider.clone(),
+        account_id: subscription_id.clone(),
+        display_name: Some(display_name.clone()),
+        read_only: input.read_only.is_some(),
+        metadata,
+        expires_at: None,
+        status: ConnectionStatus::Active,
+        secret,
+    };
+    let (record, created) = connector.platform.connect(spec, Actor::User).await?;
+    let message = format!(
+        "Azure subscription {display_name} {}{}",
+        if created { "connected" } else { "reconnected" },
+        if input.read_only.is_some() {
+            ", with a read-only service principal for read-only use"
+        } else {
+            ""
+        }
+    );
+    Ok(HttpResponse::Ok().json(LoginResponse {
+        status: "success",
+        message,
+        tenant_id: input.tenant_id,
+        subscription_id,
+        subscription_name: sub.display_name.clone(),
+        connection_id: record.id.0,
+    }))
+}
+
+/// Remove the caller's Azure connections (or one of them). The app registrations stay at Azure.
+#[utoipa::path(
+    post,
+    path = "/azure/disconnect",
+    tag = "azure",
+    params(
+        ("X-User-ID" = String, Header, description = "The caller's user id"),
+        ("connectionId" = Option<uuid::Uuid>, Query, description = "Remove only this connection (also accepted in the body)"),
+    ),
+    request_body(content = Option<DisconnectRequest>, description = "Optional; without a connection or subscription id every Azure connection of the caller is removed", content_type = "application/json"),
+    responses(
+        (status = 200, description = "How many connections were removed", body = DisconnectResponse),
+        (status = 400, description = "Malformed body, connectionId or subscriptionId, or different connection ids in body and query", body = ErrorBody),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
+        (status = 404, description = "No such Azure connection of the caller", body = ErrorBody),
+        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
+        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn disconnect(
+    connector: web::Data<AzureConnector>,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_optional_body(payload).await?;
+    if let Some(b) = &body {
+        caller.bind_owner(b.user_id.as_deref())?;
+    }
+    let from_body = body
+        .as_ref()
+        .and_then(|b| b.connection_id())
+        .map(str::to_owned);
+    let subscription = match &body {
+        Some(b) => b.subscription_id()?,
+        None => None,
+    };
+    let from_query = query_connection_id(&req)?;
+    let raw = match (from_body, from_query) {
+        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(&b) => {
+            return Err(ApiError::invalid_request(
+                "connectionId differs between the body and the query string",
+            ))
+        }
+        (a, b) => a.or(b),
+    };
+    let n = match (raw, subscription) {
+        (Some(raw), sub) => {
+            let id = parse_connection_id(&raw)?;
+            let conn = connector.owned_connection(&caller.user, id).await?;
+            if sub.is_some_and(|s| s != conn.account_id) {
+                return Err(ApiError::invalid_request(
+                    "subscriptionId is not the subscription of connectionId",
+                ));
+            }
+            connector
+                .platform
+                .disconnect(connector.get_ref(), &conn, Actor::User)
+                .await?;
+            1
+        }
+        (None, Some(sub)) => {
+            let conn = connector
+                .platform
+                .store
+                .find_connection(&caller.user, &connector.provider, &sub)
+                .await?
+                .ok_or_else(|| ApiError::not_found("no Azure connection of that subscription"))?;
+            connector
+                .platform
+                .disconnect(connector.get_ref(), &conn, Actor::User)
+                .await?;
+            1
+        }
+        (None, None) => {
+            connector
+                .platform
+                .disconnect_all(connector.get_ref(), &caller.user, Actor::User)
+                .await?
+        }
+    };
+    Ok(HttpResponse::Ok().json(DisconnectResponse::new(n, "Azure")))
+}
+
+/// The disconnect body: empty, `null`, or a JSON object (at most 64 KiB).
+async fn read_optional_body(payload: web::Payload) -> Result<Option<DisconnectRequest>, ApiError> {
+    let bytes = match payload.to_bytes_limited(BODY_LIMIT).await {
+        Err(_) => return Err(ApiError::payload_too_large()),
+        Ok(Err(_)) => {
+            return Err(ApiError::invalid_request(
+                "the request body could not be read",
+            ))
+        }
+        Ok(Ok(b)) => b,
+    };
+    parse_optional_body(&bytes)
+}
+
+fn parse_optional_body(bytes: &[u8]) -> Result<Option<DisconnectRequest>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Option<DisconnectRequest>>(bytes).map_err(|_| {
+        ApiError::invalid_request(
+            "the body must be empty or a JSON object such as {\"connectionId\": \"<uuid>\"}",
+        )
+    })
+}
+
+/// The OpenAPI description of the Azure routes.
+#[derive(OpenApi)]
+#[openapi(
+    paths(login, disconnect),
+    components(schemas(LoginRequest, ReadOnlyCredentials, LoginResponse, DisconnectRequest, DisconnectResponse, ErrorBody)),
+    tags((name = "azure", description = "Azure subscriptions connected with a service principal (client credentials)"))
+)]
+pub struct AzureApi;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn optional_body_forms() {
+        assert!(parse_optional_body(b"").unwrap().is_none());
+        assert!(parse_optional_body(b"null").unwrap().is_none());
+        let b = parse_optional_body(br#"{"connection_id":"x","userId":"u"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.connection_id(), Some("x"));
+        assert_eq!(
+            parse_optional_body(b"{").unwrap_err().code,
+            "invalid_request"
+        );
+    }
+
+    #[test]
+    fn connection_id_from_query() {
+        let req = TestRequest::default()
+            .uri("/x?connectionId=%20abc%20")
+            .to_http_request();
+        assert_eq!(query_connection_id(&req).unwrap().as_deref(), Some("abc"));
+        let req = TestRequest::default().uri("/x").to_http_request();
+        assert_eq!(query_connection_id(&req).unwrap(), None);
+        assert!(parse_connection_id("abc").is_err());
+    }
+}

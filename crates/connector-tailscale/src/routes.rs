@@ -1,0 +1,444 @@
+//! The Tailscale routes (§6): connect, SSH setup, disconnect; and their OpenAPI description.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use connector_core::error::ErrorBody;
+use connector_core::{
+    Actor, ApiError, Caller, ConnectSpec, ConnectionId, ConnectionRecord, ConnectionStatus,
+    DisconnectResponse, UserId,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::client::tailnet_dns_name;
+use crate::input::{ConnectRequest, DisconnectRequest, DEFAULT_TAILNET};
+use crate::ssh::{self, SshKeyPair};
+use crate::{StoredSecret, TailscaleConnector};
+
+pub const CONNECT_PATH: &str = "/tailscale_api/tailscale/connect";
+pub const SSH_SETUP_PATH: &str = "/tailscale_api/tailscale/ssh-setup";
+pub const DISCONNECT_PATH: &str = "/tailscale_api/tailscale/disconnect";
+
+/// The largest body the disconnect route reads (the gateway's JSON limit).
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub(crate) fn configure(connector: web::Data<TailscaleConnector>, cfg: &mut web::ServiceConfig) {
+    cfg.app_data(connector)
+        .service(web::resource(CONNECT_PATH).route(web::post().to(connect)))
+        .service(web::resource(SSH_SETUP_PATH).route(web::get().to(ssh_setup)))
+        .service(web::resource(DISCONNECT_PATH).route(web::post().to(disconnect)));
+}
+
+/// Answer of a successful connect.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectResponse {
+    /// Always `success`.
+    #[schema(example = "success")]
+    pub status: &'static str,
+    pub message: String,
+    /// The connected tailnet (the connection's `accountId`): the name given, else the tailnet DNS
+    /// name its devices reveal (`tail1234.ts.net`), else `-`.
+    pub tailnet: String,
+    /// How many devices the tailnet has.
+    pub device_count: usize,
+    pub connection_id: uuid::Uuid,
+    /// The connection's SSH public key (OpenSSH format); see `/ssh-setup`.
+    pub ssh_public_key: String,
+}
+
+/// What the user does so that Aurora can reach their machines over SSH.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SshSetupResponse {
+    /// Always `success`.
+    #[schema(example = "success")]
+    pub status: &'static str,
+    /// The connection's public key, `ssh-ed25519 AAAA… aurora-connectors`.
+    pub ssh_public_key: String,
+    /// `SHA256:…`.
+    pub ssh_key_fingerprint: String,
+    /// The connection's tailnet (its `accountId`).
+    pub tailnet: String,
+    /// The steps, in order.
+    pub instructions: Vec<String>,
+    /// A shell command that authorizes the key for the user who runs it (safe to run twice).
+    pub command: String,
+    pub connection_id: uuid::Uuid,
+}
+
+fn parse_connection_id(raw: &str) -> Result<ConnectionId, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::invalid_request("connectionId must be a UUID"))
+}
+
+/// `connectionId` (or `connection_id`) from the query string, if present and not blank.
+fn query_connection_id(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?;
+    Ok(pairs
+        .into_inner()
+        .into_iter()
+        .filter(|(k, v)| (k == "connectionId" || k == "connection_id") && !v.trim().is_empty())
+        .map(|(_, v)| v.trim().to_owned())
+        .next_back())
+}
+
+fn key_error(e: ssh::KeyError) -> ApiError {
+    tracing::error!(error = %e, "SSH key pair");
+    ApiError::internal()
+}
+
+/// The key pair of the user's existing connection to this tailnet, so a reconnect keeps the key the
+/// user already installed; else a new one.
+async fn key_pair_for(
+    connector: &TailscaleConnector,
+    user: &UserId,
+    account_id: &str,
+) -> Result<SshKeyPair, ApiError> {
+    let existing = connector
+        .platform
+        .store
+        .find_connection(user, &connector.provider, account_id)
+        .await?;
+    if let Some(conn) = existing {
+        if let Some(secret) = connector.platform.load_secret(&conn).await? {
+            match StoredSecret::decode(&secret)
+                .ok()
+                .map(|s| ssh::from_private(s.ssh_private_key.expose_secret()))
+            {
+                Some(Ok(pair)) => return Ok(pair),
+                _ => {
+                    tracing::warn!(connection = %conn.id, "the stored SSH key is unusable; making a new one")
+                }
+            }
+        }
+    }
+    ssh::generate().map_err(key_error)
+}
+
+/// Connect a tailnet with an OAuth client.
+#[utoipa::path(
+    post,
+    path = "/tailscale_api/tailscale/connect",
+    tag = "tailscale",
+    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    request_body = ConnectRequest,
+    responses(
+        (status = 200, description = "The OAuth client works and lists the tailnet's devices; the connection is stored (or updated for a tailnet already connected, keeping its SSH key)", body = ConnectResponse),
+        (status = 400, description = "A malformed field, or a tailnet Tailscale does not know (`invalid_request`)", body = ErrorBody),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
+        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
+        (status = 422, description = "Tailscale refused the OAuth client, or it may not list devices (`credentials_rejected`)", body = ErrorBody),
+        (status = 429, description = "Tailscale throttled the gateway (`rate_limited`, with Retry-After)", body = ErrorBody),
+        (status = 502, description = "Tailscale timed out, answered 5xx or could not be reached (`provider_unavailable`)", body = ErrorBody),
+        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn connect(
+    connector: web::Data<TailscaleConnector>,
+    caller: Caller,
+    body: web::Json<ConnectRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.bind_owner(body.user_id.as_deref())?;
+    let input = body.check()?;
+    drop(body);
+    let token = connector
+        .client
+        .token(&input.client_id, &input.client_secret)
+        .await?;
+    let devices = connector
+        .client
+        .list_devices(&token, &input.tailnet)
+        .await?;
+    let account_id = if input.tailnet == DEFAULT_TAILNET {
+        tailnet_dns_name(&devices).unwrap_or_else(|| DEFAULT_TAILNET.to_owned())
+    } else {
+        input.tailnet.clone()
+    };
+    let keys = key_pair_for(&connector, &caller.user, &account_id).await?;
+    let metadata = serde_json::json!({
+        "clientId": input.client_id,
+        "tailnet": input.tailnet,
+        "deviceCount": devices.len(),
+        "sshPublicKey": keys.public,
+        "sshKeyFingerprint": keys.fingerprint,
+        "scope": token.scope,
+    });
+    let secret = StoredSecret {
+        client_id: input.client_id.clone(),
+        client_secret: input.client_secret.clone(),
+        ssh_private_key: SecretString::from(keys.private.to_string()),
+        ssh_public_key: keys.public.clone(),
+    }
+    .encode()?;
+    let spec = ConnectSpec {
+        user: caller.user.clone(),
+        provider: connector.provider.clone(),
+        account_id: account_id.clone(),
+        display_name: Some(if account_id == DEFAULT_TAILNET {
+            "Tailscale (default tailnet)".to_owned()
+        } else {
+            account_id.clone()
+        }),
+        read_only: false,
+        metadata,
+        expires_at: None,
+        status: ConnectionStatus::Active,
+        secret,
+    };
+    let (record, created) = connector.platform.connect(spec, Actor::User).await?;
+    let message = format!(
+        "Tailscale tailnet {account_id} {} ({} device{}); see ssh-setup to authorize its SSH key",
+        if created { "connected" } else { "reconnected" },
+        devices.len(),
+        if devices.len() == 1 { "" } else { "s" },
+    );
+    Ok(HttpResponse::Ok().json(ConnectResponse {
+        status: "success",
+        message,
+        tailnet: account_id,
+        device_count: devices.len(),
+        connection_id: record.id.0,
+        ssh_public_key: keys.public,
+    }))
+}
+
+fn instructions(tailnet: &str) -> Vec<String> {
+    vec![
+        format!(
+            "Choose the machines of tailnet {tailnet} that Aurora may reach over SSH, and the \
+             account Aurora should log in as on each."
+        ),
+        "On each machine, as that account, run the command below: it adds Aurora's public key to \
+         ~/.ssh/authorized_keys (running it twice adds nothing)."
+            .to_owned(),
+        "Make sure each machine runs an SSH server that listens on its Tailscale address \
+         (port 22)."
+            .to_owned(),
+        "Make sure your tailnet policy file lets the machine Aurora runs on reach those machines on \
+         port 22. Aurora never changes your tailnet's policy file (ACL): review and edit it \
+         yourself in the Tailscale admin console."
+            .to_owned(),
+        format!(
+            "To withdraw access, delete the line ending in {} from ~/.ssh/authorized_keys, or \
+             disconnect Tailscale in Aurora (which deletes the private key).",
+            ssh::KEY_COMMENT
+        ),
+    ]
+}
+
+/// The SSH public key of the caller's Tailscale connection, and how to authorize it.
+#[utoipa::path(
+    get,
+    path = "/tailscale_api/tailscale/ssh-setup",
+    tag = "tailscale",
+    params(
+        ("X-User-ID" = String, Header, description = "The caller's user id"),
+        ("connectionId" = Option<uuid::Uuid>, Query, description = "Which Tailscale connection; by default the most recently updated one"),
+    ),
+    responses(
+        (status = 200, description = "The public key, the steps and the command", body = SshSetupResponse),
+        (status = 400, description = "Malformed connectionId", body = ErrorBody),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 404, description = "No such Tailscale connection of the caller", body = ErrorBody),
+        (status = 409, description = "The stored key is missing (`needs_reconnect`)", body = ErrorBody),
+        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn ssh_setup(
+    connector: web::Data<TailscaleConnector>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = query_connection_id(&req)?
+        .as_deref()
+        .map(parse_connection_id)
+        .transpose()?;
+    let conn = connector.pick_connection(&caller.user, id).await?;
+    let (public, fingerprint) = public_key_of(&connector, &conn).await?;
+    let tailnet = conn.account_id.clone();
+    Ok(HttpResponse::Ok().json(SshSetupResponse {
+        status: "success",
+        command: ssh::install_command(&public),
+        ssh_public_key: public,
+        ssh_key_fingerprint: fingerprint,
+        instructions: instructions(&tailnet),
+        tailnet,
+        connection_id: conn.id.0,
+    }))
+}
+
+/// The public key from the row's metadata, else from the stored private key.
+async fn public_key_of(
+    connector: &TailscaleConnector,
+    conn: &ConnectionRecord,
+) -> Result<(String, String), ApiError> {
+    let meta = |k: &str| {
+        conn.metadata
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    if let (Some(public), Some(fp)) = (meta("sshPublicKey"), meta("sshKeyFingerprint")) {
+        if ssh::is_public_key(&public) {
+            return Ok((public, fp));
+        }
+    }
+    let missing = || {
+        ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "needs_reconnect",
+            "the connection's SSH key is missing; connect the tailnet again",
+        )
+    };
+    let secret = connector
+        .platform
+        .load_secret(conn)
+        .await?
+        .ok_or_else(missing)?;
+    let stored = StoredSecret::decode(&secret).map_err(|_| missing())?;
+    let pair = ssh::from_private(stored.ssh_private_key.expose_secret()).map_err(|_| missing())?;
+    Ok((pair.public, pair.fingerprint))
+}
+
+/// Remove the caller's Tailscale connections (or one of them): the stored OAuth client, the SSH key
+/// pair, cached tokens and the row. The tailnet itself is not touched.
+#[utoipa::path(
+    post,
+    path = "/tailscale_api/tailscale/disconnect",
+    tag = "tailscale",
+    params(
+        ("X-User-ID" = String, Header, description = "The caller's user id"),
+        ("connectionId" = Option<uuid::Uuid>, Query, description = "Remove only this connection (also accepted in the body)"),
+    ),
+    request_body(content = Option<DisconnectRequest>, description = "Optional; without a connection id every Tailscale connection of the caller is removed", content_type = "application/json"),
+    responses(
+        (status = 200, description = "How many connections were removed", body = DisconnectResponse),
+        (status = 400, description = "Malformed body or connectionId, or different ids in body and query", body = ErrorBody),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
+        (status = 404, description = "No such Tailscale connection of the caller", body = ErrorBody),
+        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
+        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn disconnect(
+    connector: web::Data<TailscaleConnector>,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_optional_body(payload).await?;
+    if let Some(b) = &body {
+        caller.bind_owner(b.user_id.as_deref())?;
+    }
+    let from_body = body
+        .as_ref()
+        .and_then(|b| b.connection_id())
+        .map(str::to_owned);
+    let from_query = query_connection_id(&req)?;
+    let raw = match (from_body, from_query) {
+        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(&b) => {
+            return Err(ApiError::invalid_request(
+                "connectionId differs between the body and the query string",
+            ))
+        }
+        (a, b) => a.or(b),
+    };
+    let n = match raw {
+        Some(raw) => {
+            let id = parse_connection_id(&raw)?;
+            let conn = connector.owned_connection(&caller.user, id).await?;
+            connector
+                .platform
+                .disconnect(connector.get_ref(), &conn, Actor::User)
+                .await?;
+            1
+        }
+        None => {
+            connector
+                .platform
+                .disconnect_all(connector.get_ref(), &caller.user, Actor::User)
+                .await?
+        }
+    };
+    let mut resp = DisconnectResponse::new(n, "Tailscale");
+    if n > 0 {
+        resp.message.push_str(&format!(
+            "; its SSH private key is deleted. Remove the public key ending in {} from the \
+             machines' ~/.ssh/authorized_keys",
+            ssh::KEY_COMMENT
+        ));
+    }
+    Ok(HttpResponse::Ok().json(resp))
+}
+
+/// The disconnect body: empty, `null`, or a JSON object (at most 64 KiB).
+async fn read_optional_body(payload: web::Payload) -> Result<Option<DisconnectRequest>, ApiError> {
+    let bytes = match payload.to_bytes_limited(BODY_LIMIT).await {
+        Err(_) => return Err(ApiError::payload_too_large()),
+        Ok(Err(_)) => {
+            return Err(ApiError::invalid_request(
+                "the request body could not be read",
+            ))
+        }
+        Ok(Ok(b)) => b,
+    };
+    parse_optional_body(&bytes)
+}
+
+fn parse_optional_body(bytes: &[u8]) -> Result<Option<DisconnectRequest>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Option<DisconnectRequest>>(bytes).map_err(|_| {
+        ApiError::invalid_request(
+            "the body must be empty or a JSON object such as {\"connectionId\": \"<uuid>\"}",
+        )
+    })
+}
+
+/// The OpenAPI description of the Tailscale routes.
+#[derive(OpenApi)]
+#[openapi(
+    paths(connect, ssh_setup, disconnect),
+    components(schemas(ConnectRequest, ConnectResponse, SshSetupResponse, DisconnectRequest, DisconnectResponse, ErrorBody)),
+    tags((name = "tailscale", description = "Tailscale tailnets connected with an OAuth client (client credentials); read-only towards the tailnet"))
+)]
+pub struct TailscaleApi;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn optional_body_forms() {
+        assert!(parse_optional_body(b" ").unwrap().is_none());
+        assert!(parse_optional_body(b"null").unwrap().is_none());
+        let b = parse_optional_body(br#"{"connection_id":"x"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.connection_id(), Some("x"));
+        assert!(parse_optional_body(b"[1]").is_err());
+    }
+
+    #[test]
+    fn connection_id_from_query() {
+        let req = TestRequest::default()
+            .uri("/x?connection_id=def")
+            .to_http_request();
+        assert_eq!(query_connection_id(&req).unwrap().as_deref(), Some("def"));
+        assert!(parse_connection_id("abc").is_err());
+    }
+
+    #[test]
+    fn instructions_never_touch_the_acl() {
+        let text = instructions("tail1234.ts.net").join("\n");
+        assert!(text.contains("tail1234.ts.net"));
+        assert!(text.contains("never changes your tailnet's policy file"));
+    }
+}
