@@ -792,14 +792,15 @@ async fn azure_expired_secret_needs_reconnect(b: Backend) {
     );
 
     // A new secret: logging in again heals the same connection.
-    let mut dir = fake.dir.lock();
-    let app_entry = dir
-        .apps
-        .get_mut(&(p.tenant.clone(), p.client_id.clone()))
-        .unwrap();
-    app_entry.expired = false;
-    app_entry.secret = format!("{}-new", p.secret);
-    drop(dir);
+    {
+        let mut dir = fake.dir.lock();
+        let app_entry = dir
+            .apps
+            .get_mut(&(p.tenant.clone(), p.client_id.clone()))
+            .unwrap();
+        app_entry.expired = false;
+        app_entry.secret = format!("{}-new", p.secret);
+    }
     let mut body = login_body(&p);
     body["clientSecret"] = json!(format!("{}-new", p.secret));
     let r = login(&app, &u, &body).await;

@@ -1,7 +1,11 @@
-//! The relational store trait and its records: connections, audit events, OAuth states, external IDs.
+//! The relational store trait and its records: connections, audit events, OAuth states, external IDs,
+//! setup tasks.
 //!
 //! Implementations live in `connector-store` (PostgreSQL and the embedded SQLite). The contract of each
 //! method is written here and checked by the conformance suite in that crate, against both.
+
+use std::fmt;
+use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -87,6 +91,151 @@ pub struct OAuthStateRecord {
     pub redirect_uri: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// The lifecycle state of a setup task (§2: `PENDING`, `STARTED`, `PROGRESS`, `SUCCESS`, `FAILURE`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SetupState {
+    /// Queued; no worker has taken it yet.
+    Pending,
+    /// A worker took it; no step has started.
+    Started,
+    /// A step is running (or the task waits for a retry after a passing fault).
+    Progress,
+    /// Finished (also when it finished by asking the user to choose, see the task's `result`).
+    Success,
+    /// Finished with an error.
+    Failure,
+}
+
+impl SetupState {
+    pub const ALL: [SetupState; 5] = [
+        Self::Pending,
+        Self::Started,
+        Self::Progress,
+        Self::Success,
+        Self::Failure,
+    ];
+    /// The states a worker may still claim.
+    pub const LIVE: [SetupState; 3] = [Self::Pending, Self::Started, Self::Progress];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Started => "STARTED",
+            Self::Progress => "PROGRESS",
+            Self::Success => "SUCCESS",
+            Self::Failure => "FAILURE",
+        }
+    }
+
+    /// `SUCCESS` or `FAILURE`.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Success | Self::Failure)
+    }
+}
+
+impl FromStr for SetupState {
+    type Err = crate::ids::ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(crate::ids::ParseError("unknown setup task state"))
+    }
+}
+
+impl fmt::Display for SetupState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A durable setup task (the GCP post-auth setup): worked by any replica under a lease.
+///
+/// `input` is the task's private working document (its input and the checkpoint of the finished steps);
+/// `result` is what the owner is shown. Neither ever holds a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetupTaskRecord {
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    pub connection_id: Option<ConnectionId>,
+    pub provider: ProviderId,
+    pub state: SetupState,
+    /// 0 before the first step starts, then 1..=`total_steps`. Never goes down.
+    pub step: i32,
+    pub total_steps: i32,
+    /// 0-100. Never goes down.
+    pub progress: i32,
+    /// A human-readable message about the current step.
+    pub status_message: String,
+    pub error: Option<String>,
+    pub result: Option<serde_json::Value>,
+    pub input: serde_json::Value,
+    /// How many times a worker claimed the task.
+    pub attempts: i32,
+    /// The worker holding the lease, if any.
+    pub lease_owner: Option<String>,
+    /// With an owner: when the lease lapses. Without one: the task is not claimable before this
+    /// instant (a retry's back-off); `None` means at once.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What creating a setup task writes. The task starts without a lease, claimable at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSetupTask {
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    pub connection_id: Option<ConnectionId>,
+    pub provider: ProviderId,
+    /// Normally `Pending`; a live state in any case.
+    pub state: SetupState,
+    pub step: i32,
+    pub total_steps: i32,
+    pub progress: i32,
+    pub status_message: String,
+    pub input: serde_json::Value,
+}
+
+/// A progress report of the lease holder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetupProgress {
+    /// A live state (`Started` or `Progress`).
+    pub state: SetupState,
+    /// Stored as the larger of this and the stored step.
+    pub step: i32,
+    /// Stored as the larger of this and the stored progress (clamped to 0..=100).
+    pub progress: i32,
+    pub status_message: String,
+    /// Replaces the working document when given.
+    pub input: Option<serde_json::Value>,
+    /// Extends the lease to this instant when given.
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+/// How the lease holder ends a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetupOutcome {
+    /// `Success` or `Failure`.
+    pub state: SetupState,
+    /// Stored as the larger of this and the stored progress.
+    pub progress: i32,
+    pub status_message: String,
+    pub error: Option<String>,
+    pub result: Option<serde_json::Value>,
+    /// Replaces the working document when given.
+    pub input: Option<serde_json::Value>,
+}
+
+fn setup_tasks_unsupported<T>() -> Result<T, StoreError> {
+    Err(StoreError::Other(
+        "setup tasks are not supported by this store".into(),
+    ))
 }
 
 /// The relational store. Every query that names a connection is scoped by its owner: a row of another
@@ -180,4 +329,109 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replace the user's external ID with `new` (creating it if absent); returns `new`.
     async fn rotate_external_id(&self, user: &UserId, new: &str) -> Result<String, StoreError>;
+
+    // ---- setup tasks (durable, leased; see `SetupTaskRecord`) ----
+    // Every method has a default that refuses, so stores without the table keep compiling.
+
+    /// Insert a task; returns the stored row.
+    async fn create_setup_task(&self, _task: NewSetupTask) -> Result<SetupTaskRecord, StoreError> {
+        setup_tasks_unsupported()
+    }
+
+    /// One task of `user`; `None` for another user's task, as for one that does not exist.
+    async fn get_setup_task(
+        &self,
+        _user: &UserId,
+        _id: uuid::Uuid,
+    ) -> Result<Option<SetupTaskRecord>, StoreError> {
+        setup_tasks_unsupported()
+    }
+
+    /// Take the oldest due live task of `provider` for `worker`: one whose lease is absent or lapsed
+    /// at `now` (a lapsed lease is taken over). Sets the lease to `lease_until`, adds one to
+    /// `attempts`, and moves `PENDING` to `STARTED`. Of concurrent claimers exactly one gets a task.
+    async fn claim_setup_task(
+        &self,
+        _provider: &ProviderId,
+        _worker: &str,
+        _now: DateTime<Utc>,
+        _lease_until: DateTime<Utc>,
+    ) -> Result<Option<SetupTaskRecord>, StoreError> {
+        setup_tasks_unsupported()
+    }
+
+    /// Extend the lease of `worker`; `false` when it no longer holds a lease on a live task.
+    async fn renew_setup_lease(
+        &self,
+        _id: uuid::Uuid,
+        _worker: &str,
+        _lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        setup_tasks_unsupported()
+    }
+
+    /// Record progress as the lease holder. Step and progress never go down. `false` (nothing
+    /// written) when `worker` no longer holds the lease or the task has ended (cancelled).
+    async fn save_setup_progress(
+        &self,
+        _id: uuid::Uuid,
+        _worker: &str,
+        _progress: SetupProgress,
+    ) -> Result<bool, StoreError> {
+        setup_tasks_unsupported()
+    }
+
+    /// End the task as the lease holder (`SUCCESS` or `FAILURE`) and drop the lease; `false` when
+    /// `worker` no longer holds it or the task already ended.
+    async fn finish_setup_task(
+        &self,
+        _id: uuid::Uuid,
+        _worker: &str,
+        _outcome: SetupOutcome,
+    ) -> Result<bool, StoreError> {
+        setup_tasks_unsupported()
+    }
+
+    /// Give the lease back without ending the task, claimable again from `not_before` (a retry's
+    /// back-off), with a message for the owner. `false` when `worker` no longer holds it.
+    async fn release_setup_task(
+        &self,
+        _id: uuid::Uuid,
+        _worker: &str,
+        _not_before: DateTime<Utc>,
+        _status_message: &str,
+    ) -> Result<bool, StoreError> {
+        setup_tasks_unsupported()
+    }
+
+    /// End every live task of `user` and `provider` (only those of `connection` when given) as
+    /// `FAILURE` with `reason`, dropping their leases; returns how many. A worker still running one
+    /// finds out at its next write.
+    async fn cancel_setup_tasks(
+        &self,
+        _user: &UserId,
+        _provider: &ProviderId,
+        _connection: Option<ConnectionId>,
+        _reason: &str,
+    ) -> Result<u64, StoreError> {
+        setup_tasks_unsupported()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_state_round_trip() {
+        for s in SetupState::ALL {
+            assert_eq!(s.as_str().parse::<SetupState>().unwrap(), s);
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::String(s.as_str().into())
+            );
+            assert_eq!(s.is_terminal(), !SetupState::LIVE.contains(&s));
+        }
+        assert!("DONE".parse::<SetupState>().is_err());
+    }
 }

@@ -10,6 +10,7 @@ mod error;
 mod models;
 mod schema;
 mod sql;
+mod tasks;
 
 pub use config::DbConfig;
 pub use connector_core::error::StoreError;

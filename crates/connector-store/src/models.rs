@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use connector_core::error::StoreError;
 use connector_core::ids::{ConnectionId, ProviderId, UserId};
-use connector_core::store::{AuditEvent, ConnectionRecord, NewConnection, OAuthStateRecord};
+use connector_core::store::{
+    AuditEvent, ConnectionRecord, NewConnection, NewSetupTask, OAuthStateRecord, SetupTaskRecord,
+};
 use diesel::prelude::*;
 
 use crate::schema::{audit_events, external_ids, oauth_states, setup_tasks, user_connections};
@@ -45,7 +47,7 @@ fn parse_json(s: &str, field: &'static str) -> Result<serde_json::Value, StoreEr
     serde_json::from_str(s).map_err(|_| corrupt(field))
 }
 
-fn to_json(v: &serde_json::Value) -> String {
+pub(crate) fn to_json(v: &serde_json::Value) -> String {
     // Serializing a `Value` cannot fail (its map keys are strings).
     v.to_string()
 }
@@ -206,8 +208,8 @@ pub(crate) struct ExternalIdRow {
     pub rotated_at: Option<NaiveDateTime>,
 }
 
-/// A setup task row (the table is used by the GCP setup flow; read here only by `dump_text`).
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A setup task row (the GCP post-auth setup; see `tasks.rs`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = setup_tasks)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub(crate) struct SetupTaskRow {
@@ -228,6 +230,61 @@ pub(crate) struct SetupTaskRow {
     pub lease_expires_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+impl SetupTaskRow {
+    /// The row a new task inserts, stamped `now`, without a lease.
+    pub fn from_new(t: NewSetupTask, now: NaiveDateTime) -> Self {
+        Self {
+            id: t.id.to_string(),
+            user_id: t.user_id.as_str().to_owned(),
+            connection_id: t.connection_id.map(|c| c.0.to_string()),
+            provider: t.provider.as_str().to_owned(),
+            state: t.state.as_str().to_owned(),
+            step: t.step.max(0),
+            total_steps: t.total_steps.max(0),
+            progress: t.progress.clamp(0, 100),
+            status_message: t.status_message,
+            error: None,
+            result: None,
+            input: to_json(&t.input),
+            attempts: 0,
+            lease_owner: None,
+            lease_expires_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn into_record(self) -> Result<SetupTaskRecord, StoreError> {
+        Ok(SetupTaskRecord {
+            id: parse_uuid(&self.id, "id")?,
+            user_id: parse_user(&self.user_id)?,
+            connection_id: self
+                .connection_id
+                .as_deref()
+                .map(|c| parse_uuid(c, "connection_id").map(ConnectionId))
+                .transpose()?,
+            provider: parse_provider(&self.provider)?,
+            state: self.state.parse().map_err(|_| corrupt("state"))?,
+            step: self.step,
+            total_steps: self.total_steps,
+            progress: self.progress,
+            status_message: self.status_message,
+            error: self.error,
+            result: self
+                .result
+                .as_deref()
+                .map(|r| parse_json(r, "result"))
+                .transpose()?,
+            input: parse_json(&self.input, "input")?,
+            attempts: self.attempts,
+            lease_owner: self.lease_owner,
+            lease_expires_at: self.lease_expires_at.map(from_db),
+            created_at: from_db(self.created_at),
+            updated_at: from_db(self.updated_at),
+        })
+    }
 }
 
 /// Renders rows as `table: col=value | col=value …` lines, values unescaped (so a test can look

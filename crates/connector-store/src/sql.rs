@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use connector_core::error::StoreError;
 use connector_core::ids::{ConnectionId, ProviderId, UserId};
 use connector_core::store::{
-    AuditEvent, ConnectionRecord, NewConnection, OAuthStateRecord, StatusUpdate, Store,
+    AuditEvent, ConnectionRecord, NewConnection, NewSetupTask, OAuthStateRecord, SetupOutcome,
+    SetupProgress, SetupTaskRecord, StatusUpdate, Store,
 };
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -44,16 +45,16 @@ const SQLITE_POOL_SIZE: usize = 8;
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
-type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
-enum Pools {
+pub(crate) enum Pools {
     Postgres(Pool<AsyncPgConnection>),
     Sqlite(Pool<SqliteConn>),
 }
 
 /// The relational store over PostgreSQL or SQLite.
 pub struct SqlStore {
-    pools: Pools,
+    pub(crate) pools: Pools,
     /// What `connect` was given; used by `migrate` to open a dedicated connection.
     url: String,
 }
@@ -85,6 +86,8 @@ macro_rules! db_run {
         }
     };
 }
+
+pub(crate) use db_run;
 
 type SetupFuture<'a> = Pin<Box<dyn Future<Output = ConnectionResult<SqliteConn>> + Send + 'a>>;
 
@@ -602,5 +605,75 @@ impl Store for SqlStore {
                 .db()
         })?;
         Ok(new.to_owned())
+    }
+
+    async fn create_setup_task(&self, task: NewSetupTask) -> Result<SetupTaskRecord, StoreError> {
+        self.task_create(task).await
+    }
+
+    async fn get_setup_task(
+        &self,
+        user: &UserId,
+        id: uuid::Uuid,
+    ) -> Result<Option<SetupTaskRecord>, StoreError> {
+        self.task_get(user, id).await
+    }
+
+    async fn claim_setup_task(
+        &self,
+        provider: &ProviderId,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<SetupTaskRecord>, StoreError> {
+        self.task_claim(provider, worker, now, lease_until).await
+    }
+
+    async fn renew_setup_lease(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.task_renew(id, worker, lease_until).await
+    }
+
+    async fn save_setup_progress(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        progress: SetupProgress,
+    ) -> Result<bool, StoreError> {
+        self.task_save(id, worker, progress).await
+    }
+
+    async fn finish_setup_task(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        outcome: SetupOutcome,
+    ) -> Result<bool, StoreError> {
+        self.task_finish(id, worker, outcome).await
+    }
+
+    async fn release_setup_task(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        not_before: DateTime<Utc>,
+        status_message: &str,
+    ) -> Result<bool, StoreError> {
+        self.task_release(id, worker, not_before, status_message)
+            .await
+    }
+
+    async fn cancel_setup_tasks(
+        &self,
+        user: &UserId,
+        provider: &ProviderId,
+        connection: Option<ConnectionId>,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        self.task_cancel(user, provider, connection, reason).await
     }
 }

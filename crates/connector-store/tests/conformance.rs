@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use connector_core::error::StoreError;
 use connector_core::ids::{ConnectionId, ConnectionStatus, ProviderId, UserId};
 use connector_core::store::{AuditEvent, NewConnection, OAuthStateRecord, StatusUpdate, Store};
+use connector_core::store::{NewSetupTask, SetupOutcome, SetupProgress, SetupState};
 use connector_store::{DbConfig, SqlStore};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
@@ -159,6 +160,12 @@ conformance!(
     external_id_get_or_create_is_stable_and_rotates,
     timestamps_round_trip_in_utc,
     dump_text_holds_written_values,
+    setup_task_create_get_is_owner_scoped,
+    setup_task_claim_leases_and_lapsed_lease_is_taken_over,
+    setup_task_progress_never_goes_down_and_finish_is_final,
+    setup_task_release_backs_off,
+    setup_task_cancel_scopes_and_fences_the_worker,
+    setup_task_concurrent_claims_yield_one,
 );
 
 /// A store whose PostgreSQL server does not exist answers `Unavailable`, promptly.
@@ -817,5 +824,423 @@ mod cases {
         fn trunc_subsecs_micro(self) -> Self {
             chrono::SubsecRound::trunc_subsecs(self, 6)
         }
+    }
+
+    // ---- setup tasks ----
+
+    fn new_task(u: &UserId, p: &str, conn: Option<ConnectionId>) -> NewSetupTask {
+        NewSetupTask {
+            id: uuid::Uuid::new_v4(),
+            user_id: u.clone(),
+            connection_id: conn,
+            provider: provider(p),
+            state: SetupState::Pending,
+            step: 0,
+            total_steps: 7,
+            progress: 0,
+            status_message: "queued".into(),
+            input: serde_json::json!({ "marker": "task-input-needle", "n": [1, 2] }),
+        }
+    }
+
+    fn report(step: i32, progress: i32, msg: &str) -> SetupProgress {
+        SetupProgress {
+            state: SetupState::Progress,
+            step,
+            progress,
+            status_message: msg.into(),
+            input: None,
+            lease_until: None,
+        }
+    }
+
+    fn secs(n: i64) -> chrono::Duration {
+        chrono::Duration::seconds(n)
+    }
+
+    pub async fn setup_task_create_get_is_owner_scoped(s: &SqlStore) {
+        let u = user("alice");
+        let conn = ConnectionId::new();
+        let new = new_task(&u, "gcp", Some(conn));
+        let t = s.create_setup_task(new.clone()).await.unwrap();
+        assert_eq!(t.id, new.id);
+        assert_eq!(t.user_id, u);
+        assert_eq!(t.connection_id, Some(conn));
+        assert_eq!(t.provider, provider("gcp"));
+        assert_eq!(t.state, SetupState::Pending);
+        assert_eq!(
+            (t.step, t.total_steps, t.progress, t.attempts),
+            (0, 7, 0, 0)
+        );
+        assert_eq!(t.status_message, "queued");
+        assert_eq!(t.input, new.input);
+        assert_eq!((t.error.clone(), t.result.clone()), (None, None));
+        assert_eq!((t.lease_owner.clone(), t.lease_expires_at), (None, None));
+        assert_eq!(s.get_setup_task(&u, t.id).await.unwrap(), Some(t.clone()));
+        assert_eq!(s.get_setup_task(&user("bob"), t.id).await.unwrap(), None);
+        assert_eq!(
+            s.get_setup_task(&u, uuid::Uuid::new_v4()).await.unwrap(),
+            None
+        );
+        assert!(s.dump_text().await.unwrap().contains("task-input-needle"));
+        // A new task starts live.
+        let bad = NewSetupTask {
+            state: SetupState::Success,
+            ..new_task(&u, "gcp", None)
+        };
+        assert!(s.create_setup_task(bad).await.is_err());
+        // A duplicate id is a conflict.
+        assert!(matches!(
+            s.create_setup_task(new).await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+
+    pub async fn setup_task_claim_leases_and_lapsed_lease_is_taken_over(s: &SqlStore) {
+        let u = user("alice");
+        let gcp = provider("gcp");
+        let t1 = s
+            .create_setup_task(new_task(&u, "gcp", None))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let t2 = s
+            .create_setup_task(new_task(&u, "gcp", None))
+            .await
+            .unwrap();
+        let other = s
+            .create_setup_task(new_task(&u, "aws", None))
+            .await
+            .unwrap();
+        let now = Utc::now();
+
+        let a = s
+            .claim_setup_task(&gcp, "w1", now, now + secs(60))
+            .await
+            .unwrap()
+            .expect("a due task");
+        assert_eq!(a.id, t1.id, "the oldest first");
+        assert_eq!(a.state, SetupState::Started);
+        assert_eq!(a.attempts, 1);
+        assert_eq!(a.lease_owner.as_deref(), Some("w1"));
+        assert_eq!(
+            a.lease_expires_at,
+            Some((now + secs(60)).trunc_subsecs_micro())
+        );
+        let b = s
+            .claim_setup_task(&gcp, "w2", now, now + secs(60))
+            .await
+            .unwrap()
+            .expect("the second task");
+        assert_eq!(b.id, t2.id);
+        assert_eq!(
+            s.claim_setup_task(&gcp, "w3", now, now + secs(60))
+                .await
+                .unwrap(),
+            None,
+            "both leased, and the aws task is not gcp's"
+        );
+        assert_eq!(
+            s.get_setup_task(&u, other.id).await.unwrap().unwrap().state,
+            SetupState::Pending
+        );
+
+        // w1 renews; w2 does not, and its lease lapses: w3 takes t2 over.
+        assert!(s
+            .renew_setup_lease(t1.id, "w1", now + secs(120))
+            .await
+            .unwrap());
+        assert!(!s
+            .renew_setup_lease(t1.id, "w2", now + secs(120))
+            .await
+            .unwrap());
+        let later = now + secs(90);
+        let c = s
+            .claim_setup_task(&gcp, "w3", later, later + secs(60))
+            .await
+            .unwrap()
+            .expect("the lapsed lease is taken over");
+        assert_eq!(c.id, t2.id);
+        assert_eq!(c.attempts, 2);
+        assert_eq!(c.state, SetupState::Started);
+        assert_eq!(c.lease_owner.as_deref(), Some("w3"));
+        // The former holder is fenced off.
+        assert!(!s
+            .save_setup_progress(t2.id, "w2", report(1, 10, "late"))
+            .await
+            .unwrap());
+        assert!(!s
+            .renew_setup_lease(t2.id, "w2", later + secs(60))
+            .await
+            .unwrap());
+        assert!(s
+            .save_setup_progress(t2.id, "w3", report(1, 10, "on it"))
+            .await
+            .unwrap());
+        let seen = s.get_setup_task(&u, t2.id).await.unwrap().unwrap();
+        assert_eq!(seen.status_message, "on it");
+        assert_eq!(seen.state, SetupState::Progress);
+    }
+
+    pub async fn setup_task_progress_never_goes_down_and_finish_is_final(s: &SqlStore) {
+        let u = user("alice");
+        let gcp = provider("gcp");
+        let t = s
+            .create_setup_task(new_task(&u, "gcp", None))
+            .await
+            .unwrap();
+        let now = Utc::now();
+        s.claim_setup_task(&gcp, "w", now, now + secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut p = report(3, 40, "step three");
+        p.input = Some(serde_json::json!({ "checkpoint": 3 }));
+        p.lease_until = Some(now + secs(300));
+        assert!(s.save_setup_progress(t.id, "w", p).await.unwrap());
+        // A lower step or progress is kept at the stored value; the message still changes.
+        assert!(s
+            .save_setup_progress(t.id, "w", report(2, 10, "back?"))
+            .await
+            .unwrap());
+        let seen = s.get_setup_task(&u, t.id).await.unwrap().unwrap();
+        assert_eq!((seen.step, seen.progress), (3, 40));
+        assert_eq!(seen.status_message, "back?");
+        assert_eq!(
+            seen.input,
+            serde_json::json!({ "checkpoint": 3 }),
+            "input kept when None"
+        );
+        assert_eq!(
+            seen.lease_expires_at,
+            Some((now + secs(300)).trunc_subsecs_micro())
+        );
+        // Progress is clamped to 100.
+        assert!(s
+            .save_setup_progress(t.id, "w", report(4, 250, "x"))
+            .await
+            .unwrap());
+        assert_eq!(
+            s.get_setup_task(&u, t.id).await.unwrap().unwrap().progress,
+            100
+        );
+        // A terminal state is refused as a progress report, and a live one as an outcome.
+        let mut bad = report(5, 100, "x");
+        bad.state = SetupState::Success;
+        assert!(s.save_setup_progress(t.id, "w", bad).await.is_err());
+        let live_outcome = SetupOutcome {
+            state: SetupState::Progress,
+            progress: 100,
+            status_message: "x".into(),
+            error: None,
+            result: None,
+            input: None,
+        };
+        assert!(s.finish_setup_task(t.id, "w", live_outcome).await.is_err());
+
+        let outcome = SetupOutcome {
+            state: SetupState::Failure,
+            progress: 50,
+            status_message: "failed".into(),
+            error: Some("no project".into()),
+            result: Some(serde_json::json!({ "status": "failed" })),
+            input: None,
+        };
+        assert!(!s
+            .finish_setup_task(t.id, "intruder", outcome.clone())
+            .await
+            .unwrap());
+        assert!(s
+            .finish_setup_task(t.id, "w", outcome.clone())
+            .await
+            .unwrap());
+        let done = s.get_setup_task(&u, t.id).await.unwrap().unwrap();
+        assert_eq!(done.state, SetupState::Failure);
+        assert_eq!(done.progress, 100, "never down, even at the end");
+        assert_eq!(done.error.as_deref(), Some("no project"));
+        assert_eq!(done.result, Some(serde_json::json!({ "status": "failed" })));
+        assert_eq!(
+            (done.lease_owner.clone(), done.lease_expires_at),
+            (None, None)
+        );
+        // Final: no more writes, no claim.
+        assert!(!s.finish_setup_task(t.id, "w", outcome).await.unwrap());
+        assert!(!s
+            .save_setup_progress(t.id, "w", report(7, 100, "x"))
+            .await
+            .unwrap());
+        assert!(!s
+            .renew_setup_lease(t.id, "w", now + secs(60))
+            .await
+            .unwrap());
+        let far = now + secs(3600);
+        assert_eq!(
+            s.claim_setup_task(&gcp, "w2", far, far + secs(60))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    pub async fn setup_task_release_backs_off(s: &SqlStore) {
+        let u = user("alice");
+        let gcp = provider("gcp");
+        let t = s
+            .create_setup_task(new_task(&u, "gcp", None))
+            .await
+            .unwrap();
+        let now = Utc::now();
+        s.claim_setup_task(&gcp, "w", now, now + secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(s
+            .save_setup_progress(t.id, "w", report(2, 20, "listing"))
+            .await
+            .unwrap());
+        assert!(!s
+            .release_setup_task(t.id, "other", now + secs(30), "retrying")
+            .await
+            .unwrap());
+        assert!(s
+            .release_setup_task(t.id, "w", now + secs(30), "retrying soon")
+            .await
+            .unwrap());
+        let seen = s.get_setup_task(&u, t.id).await.unwrap().unwrap();
+        assert_eq!(seen.lease_owner, None);
+        assert_eq!(seen.state, SetupState::Progress, "still live");
+        assert_eq!(seen.status_message, "retrying soon");
+        assert_eq!((seen.step, seen.progress), (2, 20));
+        assert!(!s
+            .save_setup_progress(t.id, "w", report(3, 30, "x"))
+            .await
+            .unwrap());
+        assert_eq!(
+            s.claim_setup_task(&gcp, "w", now + secs(10), now + secs(70))
+                .await
+                .unwrap(),
+            None,
+            "not before the back-off"
+        );
+        let again = s
+            .claim_setup_task(&gcp, "w2", now + secs(31), now + secs(91))
+            .await
+            .unwrap()
+            .expect("due after the back-off");
+        assert_eq!(again.attempts, 2);
+        assert_eq!(
+            again.state,
+            SetupState::Progress,
+            "a started task stays in progress"
+        );
+        assert_eq!((again.step, again.progress), (2, 20));
+    }
+
+    pub async fn setup_task_cancel_scopes_and_fences_the_worker(s: &SqlStore) {
+        let u = user("alice");
+        let gcp = provider("gcp");
+        let (ca, cb) = (ConnectionId::new(), ConnectionId::new());
+        let ta = s
+            .create_setup_task(new_task(&u, "gcp", Some(ca)))
+            .await
+            .unwrap();
+        let tb = s
+            .create_setup_task(new_task(&u, "gcp", Some(cb)))
+            .await
+            .unwrap();
+        let t_aws = s
+            .create_setup_task(new_task(&u, "aws", Some(ca)))
+            .await
+            .unwrap();
+        let bob = user("bob");
+        let t_bob = s
+            .create_setup_task(new_task(&bob, "gcp", Some(ca)))
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let claimed = s
+            .claim_setup_task(&gcp, "w", now, now + secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.id, ta.id);
+
+        assert_eq!(
+            s.cancel_setup_tasks(&u, &gcp, Some(ca), "disconnected")
+                .await
+                .unwrap(),
+            1
+        );
+        let a = s.get_setup_task(&u, ta.id).await.unwrap().unwrap();
+        assert_eq!(a.state, SetupState::Failure);
+        assert_eq!(a.error.as_deref(), Some("disconnected"));
+        assert_eq!(a.lease_owner, None);
+        assert!(!s
+            .save_setup_progress(ta.id, "w", report(1, 10, "x"))
+            .await
+            .unwrap());
+        assert_eq!(
+            s.get_setup_task(&u, tb.id).await.unwrap().unwrap().state,
+            SetupState::Pending
+        );
+        assert_eq!(
+            s.cancel_setup_tasks(&u, &gcp, None, "all").await.unwrap(),
+            1
+        );
+        assert_eq!(
+            s.get_setup_task(&u, tb.id).await.unwrap().unwrap().state,
+            SetupState::Failure
+        );
+        assert_eq!(
+            s.cancel_setup_tasks(&u, &gcp, None, "again").await.unwrap(),
+            0
+        );
+        assert_eq!(
+            s.get_setup_task(&u, t_aws.id).await.unwrap().unwrap().state,
+            SetupState::Pending,
+            "another provider's task is untouched"
+        );
+        assert_eq!(
+            s.get_setup_task(&bob, t_bob.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            SetupState::Pending,
+            "another user's task is untouched"
+        );
+    }
+
+    pub async fn setup_task_concurrent_claims_yield_one(s: &SqlStore) {
+        let u = user("alice");
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(
+                s.create_setup_task(new_task(&u, "gcp", None))
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        let now = Utc::now();
+        let claims = (0..8).map(|i| {
+            let worker = format!("w{i}");
+            async move {
+                s.claim_setup_task(&provider("gcp"), &worker, now, now + secs(60))
+                    .await
+                    .expect("no error under concurrency")
+            }
+        });
+        let got: Vec<_> = futures::future::join_all(claims)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(got.len(), 3, "each task goes to exactly one claimer");
+        let mut won: Vec<_> = got.iter().map(|t| t.id).collect();
+        won.sort();
+        ids.sort();
+        assert_eq!(won, ids);
+        assert!(got.iter().all(|t| t.attempts == 1));
     }
 }

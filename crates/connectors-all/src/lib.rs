@@ -5,9 +5,10 @@
 
 extern crate connector_aws;
 extern crate connector_azure;
+extern crate connector_gcp;
 extern crate connector_scaleway;
 extern crate connector_tailscale;
 
 /// The provider ids this facade links, in order. The gateway's registry test checks that the plugin
 /// registry holds exactly these.
-pub const LINKED: &[&str] = &["aws", "azure", "scaleway", "tailscale"];
+pub const LINKED: &[&str] = &["aws", "azure", "gcp", "scaleway", "tailscale"];

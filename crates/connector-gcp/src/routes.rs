@@ -1,0 +1,702 @@
+//! The Google Cloud routes (§2): login, callback, setup status, post-auth retry, force-disconnect;
+//! and their OpenAPI description.
+
+use std::collections::BTreeSet;
+
+use actix_web::http::header::{CACHE_CONTROL, LOCATION};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use connector_core::error::ErrorBody;
+use connector_core::store::{OAuthStateRecord, SetupState, SetupTaskRecord};
+use connector_core::{
+    Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse, UserId,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+use zeroize::Zeroizing;
+
+use crate::oauth::{authorization_url, pkce_challenge, random_token, state_hash, STATE_TTL};
+use crate::setup::{self, Checkpoint};
+use crate::{GcpConnector, StoredSecret};
+
+pub const LOGIN_PATH: &str = "/gcp/login";
+pub const CALLBACK_PATH: &str = "/gcp/callback";
+pub const STATUS_PATH: &str = "/gcp/setup/status/{task_id}";
+pub const RETRY_PATH: &str = "/gcp/post-auth-retry";
+pub const FORCE_DISCONNECT_PATH: &str = "/api/gcp/force-disconnect";
+
+/// The largest body a route reads (the gateway's limit).
+const BODY_LIMIT: usize = 64 * 1024;
+/// A `state` or `code` longer than this is not Google's.
+const MAX_PARAM_LEN: usize = 2048;
+
+pub(crate) fn configure(connector: web::Data<GcpConnector>, cfg: &mut web::ServiceConfig) {
+    cfg.app_data(connector)
+        .service(web::resource(LOGIN_PATH).route(web::post().to(login)))
+        .service(
+            web::resource(CALLBACK_PATH)
+                .route(web::get().to(callback_get))
+                .route(web::post().to(callback_post)),
+        )
+        .service(web::resource(STATUS_PATH).route(web::get().to(setup_status)))
+        .service(web::resource(RETRY_PATH).route(web::post().to(post_auth_retry)))
+        .service(web::resource(FORCE_DISCONNECT_PATH).route(web::post().to(force_disconnect)));
+}
+
+/// Body of `POST /gcp/login` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRequest {
+    /// When given, must equal the `X-User-ID` header.
+    #[serde(default, alias = "user_id")]
+    pub user_id: Option<String>,
+}
+
+/// Answer of `POST /gcp/login`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    #[schema(example = "success")]
+    pub status: &'static str,
+    /// Where to send the browser: Google's consent screen, with PKCE and a single-use state.
+    pub login_url: String,
+    /// When the state expires (10 minutes).
+    #[serde(rename = "expiresAt")]
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+/// Query (GET) or form body (POST) of the callback.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackParams {
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The state of the login.
+    pub state: Option<String>,
+    /// Set by Google when the user declined (`access_denied`).
+    pub error: Option<String>,
+}
+
+/// Answer of `GET /gcp/setup/status/{task_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetupStatusResponse {
+    pub task_id: uuid::Uuid,
+    /// `PENDING`, `STARTED`, `PROGRESS`, `SUCCESS` or `FAILURE`.
+    pub state: SetupState,
+    /// A human-readable message about the current step.
+    pub status: String,
+    /// True in `SUCCESS` and `FAILURE`.
+    pub complete: bool,
+    /// 0-100; never goes down.
+    pub progress: i32,
+    /// 0 before the first step, then 1 to `total_steps`.
+    pub step: i32,
+    #[serde(rename = "total_steps")]
+    pub total_steps: i32,
+    /// Why the setup failed (`FAILURE` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The outcome: `{"status":"success","projects",…}`, `{"status":"needs_selection",
+    /// "eligibleProjects":[{"projectId","name"}],…}` or `{"status":"failed","error"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    pub connection_id: Option<uuid::Uuid>,
+}
+
+impl From<SetupTaskRecord> for SetupStatusResponse {
+    fn from(t: SetupTaskRecord) -> Self {
+        Self {
+            task_id: t.id,
+            state: t.state,
+            status: t.status_message,
+            complete: t.state.is_terminal(),
+            progress: t.progress,
+            step: t.step,
+            total_steps: t.total_steps,
+            error: t.error,
+            result: t.result,
+            connection_id: t.connection_id.map(|c| c.0),
+        }
+    }
+}
+
+/// Body of `POST /gcp/post-auth-retry`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryRequest {
+    /// The task that ended with `result.status = "needs_selection"`.
+    #[serde(alias = "task_id")]
+    pub task_id: String,
+    /// 1 or more of the eligible projects.
+    #[serde(
+        default,
+        alias = "selected_project_ids",
+        alias = "projectIds",
+        alias = "project_ids"
+    )]
+    pub selected_project_ids: Vec<String>,
+    /// When given, must equal the `X-User-ID` header.
+    #[serde(default, alias = "user_id")]
+    pub user_id: Option<String>,
+}
+
+/// Answer of `POST /gcp/post-auth-retry`: the task that continues the setup.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryResponse {
+    #[schema(example = "success")]
+    pub status: &'static str,
+    pub message: String,
+    /// The new task to follow with `GET /gcp/setup/status/{task_id}`.
+    pub task_id: uuid::Uuid,
+}
+
+/// An optional JSON object body: empty, `null`, or an object (at most 64 KiB).
+async fn optional_body<T: DeserializeOwned>(payload: web::Payload) -> Result<Option<T>, ApiError> {
+    let bytes = read_body(payload).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Option<T>>(&bytes)
+        .map_err(|_| ApiError::invalid_request("the body must be empty or a JSON object"))
+}
+
+async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(BODY_LIMIT).await {
+        Err(_) => Err(ApiError::payload_too_large()),
+        Ok(Err(_)) => Err(ApiError::invalid_request(
+            "the request body could not be read",
+        )),
+        Ok(Ok(b)) => Ok(b),
+    }
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((LOCATION, to))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// Start the Google sign-in.
+#[utoipa::path(
+    post,
+    path = "/gcp/login",
+    tag = "gcp",
+    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    request_body(content = Option<LoginRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The authorization URL (PKCE S256, single-use state valid 10 minutes)", body = LoginResponse),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
+        (status = 503, description = "Google Cloud is not configured (`not_configured`), or the database or secret store is down", body = ErrorBody),
+    )
+)]
+pub(crate) async fn login(
+    connector: web::Data<GcpConnector>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let client = connector.client()?;
+    let body: Option<LoginRequest> = optional_body(payload).await?;
+    caller.bind_owner(body.as_ref().and_then(|b| b.user_id.as_deref()))?;
+    let state = random_token();
+    let verifier = random_token();
+    let challenge = pkce_challenge(&verifier);
+    let hash = state_hash(&state);
+    let key = connector.state_key(false).await?;
+    let sealed = key
+        .seal(verifier.as_bytes(), hash.as_bytes())
+        .map_err(|_| {
+            tracing::error!("could not seal a PKCE verifier");
+            ApiError::internal()
+        })?;
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::from_std(STATE_TTL).unwrap_or_default();
+    let cfg = connector.config();
+    connector
+        .platform
+        .store
+        .put_oauth_state(OAuthStateRecord {
+            state_hash: hash,
+            user_id: caller.user.clone(),
+            provider: connector.provider.clone(),
+            sealed_verifier: sealed,
+            redirect_uri: cfg.redirect_uri.clone(),
+            created_at: now,
+            expires_at,
+        })
+        .await?;
+    let login_url = authorization_url(cfg, &client.client_id, &state, &challenge);
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(LoginResponse {
+            status: "success",
+            login_url,
+            expires_at,
+        }))
+}
+
+/// Google's redirect after the consent screen (open: no `X-User-ID`; the state names the user).
+#[utoipa::path(
+    get,
+    path = "/gcp/callback",
+    tag = "gcp",
+    params(CallbackParams),
+    responses(
+        (status = 302, description = "To `{AURORA_FRONTEND_URL}/chat?login=gcp_setup_pending&task_id=…` on success, or `?login=gcp_failed` when Google refused the exchange or the user declined"),
+        (status = 400, description = "Unknown, expired or already used state (`invalid_state`), or no code (`invalid_request`); nothing is stored", body = ErrorBody),
+        (status = 503, description = "Google Cloud is not configured, or a backend is down", body = ErrorBody),
+    )
+)]
+pub(crate) async fn callback_get(
+    connector: web::Data<GcpConnector>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = web::Query::<CallbackParams>::from_query(req.query_string())
+        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?
+        .into_inner();
+    complete_login(&connector, params).await
+}
+
+/// The callback as a form post (`response_mode=form_post`); the form's fields win over the query's.
+#[utoipa::path(
+    post,
+    path = "/gcp/callback",
+    tag = "gcp",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "code, state, error"),
+    responses(
+        (status = 302, description = "As for GET"),
+        (status = 400, description = "As for GET", body = ErrorBody),
+    )
+)]
+pub(crate) async fn callback_post(
+    connector: web::Data<GcpConnector>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut params = web::Query::<CallbackParams>::from_query(req.query_string())
+        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?
+        .into_inner();
+    let body = read_body(payload).await?;
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        let v = Some(v.into_owned());
+        match k.as_ref() {
+            "code" => params.code = v,
+            "state" => params.state = v,
+            "error" => params.error = v,
+            _ => {}
+        }
+    }
+    complete_login(&connector, params).await
+}
+
+fn non_empty(v: Option<String>) -> Option<Zeroizing<String>> {
+    v.map(|s| Zeroizing::new(s.trim().to_owned()))
+        .filter(|s| !s.is_empty())
+}
+
+async fn complete_login(
+    connector: &GcpConnector,
+    params: CallbackParams,
+) -> Result<HttpResponse, ApiError> {
+    let client = connector.client()?;
+    let cfg = connector.config();
+    let store = &connector.platform.store;
+    let failed = cfg.frontend_redirect("gcp_failed", None);
+    let bad_state = || {
+        ApiError::invalid_state(
+            "the sign-in state is unknown, expired or already used; start the Google sign-in again",
+        )
+    };
+    let state = non_empty(params.state)
+        .filter(|s| s.len() <= MAX_PARAM_LEN)
+        .ok_or_else(|| ApiError::invalid_state("the state parameter is missing"))?;
+    let hash = state_hash(&state);
+    let now = Utc::now();
+    if let Some(err) = params.error {
+        // The user declined, or Google refused before issuing a code: the state is used up.
+        store
+            .take_oauth_state(&hash, now)
+            .await?
+            .filter(|r| r.provider == connector.provider)
+            .ok_or_else(bad_state)?;
+        let code = if err.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && err.len() <= 40 {
+            err
+        } else {
+            "other".into()
+        };
+        tracing::info!(error_code = %code, "Google sign-in ended without a code");
+        return Ok(redirect(&failed));
+    }
+    let code = non_empty(params.code)
+        .filter(|c| c.len() <= MAX_PARAM_LEN)
+        .ok_or_else(|| ApiError::invalid_request("the code parameter is missing"))?;
+    let record = store
+        .take_oauth_state(&hash, now)
+        .await?
+        .filter(|r| r.provider == connector.provider)
+        .ok_or_else(bad_state)?;
+    let mut verifier = None;
+    for reload in [false, true] {
+        let key = connector.state_key(reload).await?;
+        if let Ok(v) = key.open(&record.sealed_verifier, record.state_hash.as_bytes()) {
+            verifier = Some(v);
+            break;
+        }
+    }
+    let verifier = verifier.ok_or_else(|| {
+        tracing::error!("a PKCE verifier could not be opened (the state key changed?)");
+        bad_state()
+    })?;
+    let verifier = Zeroizing::new(String::from_utf8_lossy(&verifier).into_owned());
+    let user = record.user_id;
+
+    let tokens = match connector
+        .oauth
+        .exchange_code(client, &code, &verifier, &record.redirect_uri)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "the Google code exchange failed");
+            return Ok(redirect(&failed));
+        }
+    };
+    let Some(refresh_token) = tokens.refresh_token.clone() else {
+        tracing::warn!("Google answered the code exchange without a refresh token");
+        return Ok(redirect(&failed));
+    };
+    let identity = match connector
+        .oauth
+        .identity(
+            &tokens.access_token,
+            tokens.id_token.as_ref(),
+            &client.client_id,
+        )
+        .await
+    {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the Google account's identity");
+            return Ok(redirect(&failed));
+        }
+    };
+    if identity.email.is_none() {
+        tracing::info!(
+            "neither userinfo nor the id_token carries an e-mail; the account id is the subject"
+        );
+    }
+    let secret = StoredSecret {
+        refresh_token,
+        scope: tokens.scope.clone(),
+        sub: identity.sub.clone(),
+        email: identity.email.clone(),
+        obtained_at: now,
+    }
+    .encode()?;
+    let task_id = uuid::Uuid::new_v4();
+    let account_id = identity.account_id().to_owned();
+    let spec = ConnectSpec {
+        user: user.clone(),
+        provider: connector.provider.clone(),
+        account_id: account_id.clone(),
+        display_name: Some(account_id.clone()),
+        read_only: false,
+        metadata: serde_json::json!({
+            "email": identity.email,
+            "sub": identity.sub,
+            "scope": tokens.scope,
+            "projects": [],
+            "setupTaskId": task_id.to_string(),
+        }),
+        expires_at: None,
+        status: ConnectionStatus::Pending,
+        secret,
+    };
+    let (conn, _) = connector.platform.connect(spec, Actor::User).await?;
+    store
+        .cancel_setup_tasks(
+            &user,
+            &connector.provider,
+            Some(conn.id),
+            "superseded: the Google account signed in again",
+        )
+        .await?;
+    let cp = Checkpoint::new(conn.id, &account_id, Some(&identity.sub));
+    let task = setup::new_task(&user, &cp, task_id, 0, "Queued: waiting for a worker");
+    if let Err(e) = store.create_setup_task(task).await {
+        // Without a task the connection would stay pending: undo it (revokes the new grant).
+        if let Err(undo) = connector
+            .platform
+            .disconnect(connector, &conn, Actor::System)
+            .await
+        {
+            tracing::error!(error = %undo, connection = %conn.id, "could not undo a connection whose setup task was not queued");
+        }
+        return Err(e.into());
+    }
+    connector
+        .platform
+        .audit(
+            &user,
+            Some(&conn),
+            "setup_queued",
+            Actor::User,
+            serde_json::json!({"taskId": task_id}),
+        )
+        .await;
+    tracing::info!(connection = %conn.id, task = %task_id, "Google account connected; setup queued");
+    Ok(redirect(
+        &cfg.frontend_redirect("gcp_setup_pending", Some(task_id)),
+    ))
+}
+
+async fn owned_task(
+    connector: &GcpConnector,
+    user: &UserId,
+    raw: &str,
+) -> Result<SetupTaskRecord, ApiError> {
+    let not_found = || ApiError::not_found("no such setup task");
+    let id = uuid::Uuid::parse_str(raw.trim()).map_err(|_| not_found())?;
+    connector
+        .platform
+        .store
+        .get_setup_task(user, id)
+        .await?
+        .filter(|t| t.provider == connector.provider)
+        .ok_or_else(not_found)
+}
+
+/// The progress of a setup task of the caller.
+#[utoipa::path(
+    get,
+    path = "/gcp/setup/status/{task_id}",
+    tag = "gcp",
+    params(
+        ("X-User-ID" = String, Header, description = "The caller's user id"),
+        ("task_id" = uuid::Uuid, Path, description = "The task id of the callback's redirect or of a retry"),
+    ),
+    responses(
+        (status = 200, description = "The task's state, step and progress", body = SetupStatusResponse),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 404, description = "No such task of the caller (also another user's task)", body = ErrorBody),
+        (status = 503, description = "Google Cloud is not configured, or the database is down", body = ErrorBody),
+    )
+)]
+pub(crate) async fn setup_status(
+    connector: web::Data<GcpConnector>,
+    caller: Caller,
+    task_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    connector.client()?;
+    let task = owned_task(&connector, &caller.user, &task_id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(SetupStatusResponse::from(task)))
+}
+
+/// Continue a setup that asked the user to choose projects.
+#[utoipa::path(
+    post,
+    path = "/gcp/post-auth-retry",
+    tag = "gcp",
+    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    request_body = RetryRequest,
+    responses(
+        (status = 200, description = "A new task continues the setup with the chosen projects", body = RetryResponse),
+        (status = 400, description = "No project chosen, or one that is not eligible (`invalid_request`)", body = ErrorBody),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 403, description = "`userId` in the body is not the caller", body = ErrorBody),
+        (status = 404, description = "No such task of the caller, or its connection is gone", body = ErrorBody),
+        (status = 409, description = "The task is not waiting for a project choice (`conflict`)", body = ErrorBody),
+        (status = 503, description = "Google Cloud is not configured, or the database is down", body = ErrorBody),
+    )
+)]
+pub(crate) async fn post_auth_retry(
+    connector: web::Data<GcpConnector>,
+    caller: Caller,
+    body: web::Json<RetryRequest>,
+) -> Result<HttpResponse, ApiError> {
+    connector.client()?;
+    let body = body.into_inner();
+    caller.bind_owner(body.user_id.as_deref())?;
+    let task = owned_task(&connector, &caller.user, &body.task_id).await?;
+    let waiting = task.state == SetupState::Success
+        && task
+            .result
+            .as_ref()
+            .and_then(|r| r.get("status"))
+            .and_then(|s| s.as_str())
+            == Some("needs_selection");
+    if !waiting {
+        return Err(ApiError::conflict(
+            "this setup task is not waiting for a project choice",
+        ));
+    }
+    let mut cp: Checkpoint = serde_json::from_value(task.input.clone()).map_err(|_| {
+        tracing::error!(task = %task.id, "a GCP setup checkpoint does not decode");
+        ApiError::internal()
+    })?;
+    let mut seen = BTreeSet::new();
+    let chosen: Vec<String> = body
+        .selected_project_ids
+        .iter()
+        .map(|p| p.trim().to_owned())
+        .filter(|p| seen.insert(p.clone()))
+        .collect();
+    if chosen.is_empty() || chosen.iter().any(String::is_empty) {
+        return Err(ApiError::invalid_request(
+            "selectedProjectIds must name 1 or more of the eligible projects",
+        ));
+    }
+    let eligible: BTreeSet<&str> = cp
+        .eligible()
+        .iter()
+        .map(|p| p.project_id.as_str())
+        .collect();
+    let not_eligible = chosen
+        .iter()
+        .filter(|p| !eligible.contains(p.as_str()))
+        .count();
+    if not_eligible > 0 {
+        return Err(ApiError::invalid_request(format!(
+            "{not_eligible} of the selectedProjectIds {} not among the eligible projects of this setup",
+            if not_eligible == 1 { "is" } else { "are" }
+        )));
+    }
+    let conn = connector
+        .platform
+        .store
+        .get_connection(&caller.user, cp.connection_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("the Google Cloud connection of this setup no longer exists")
+        })?;
+    let store = &connector.platform.store;
+    store
+        .cancel_setup_tasks(
+            &caller.user,
+            &connector.provider,
+            Some(conn.id),
+            "superseded by a new project choice",
+        )
+        .await?;
+    let n = chosen.len();
+    cp.chosen = Some(chosen);
+    cp.selected_by_user = true;
+    cp.completed_step = 4;
+    cp.apis.clear();
+    cp.access.clear();
+    let new_id = uuid::Uuid::new_v4();
+    let message = format!(
+        "Queued: continuing with the {n} project{} you chose",
+        if n == 1 { "" } else { "s" }
+    );
+    store
+        .create_setup_task(setup::new_task(&caller.user, &cp, new_id, 4, &message))
+        .await?;
+    connector
+        .platform
+        .audit(
+            &caller.user,
+            Some(&conn),
+            "setup_projects_selected",
+            Actor::User,
+            serde_json::json!({"taskId": new_id, "previousTaskId": task.id, "projects": n}),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(RetryResponse {
+        status: "success",
+        message,
+        task_id: new_id,
+    }))
+}
+
+/// Remove every Google Cloud connection of the caller, revoking at Google and deleting every GCP
+/// secret of the caller.
+#[utoipa::path(
+    post,
+    path = "/api/gcp/force-disconnect",
+    tag = "gcp",
+    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    request_body(content = Option<LoginRequest>, content_type = "application/json", description = "Optional `{\"userId\"}`"),
+    responses(
+        (status = 200, description = "How many connections were removed; running setup tasks are cancelled", body = DisconnectResponse),
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        (status = 403, description = "`userId` in the body is not the caller", body = ErrorBody),
+        (status = 503, description = "Google Cloud is not configured, or a backend is down", body = ErrorBody),
+    )
+)]
+pub(crate) async fn force_disconnect(
+    connector: web::Data<GcpConnector>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    connector.client()?;
+    let body: Option<LoginRequest> = optional_body(payload).await?;
+    caller.bind_owner(body.as_ref().and_then(|b| b.user_id.as_deref()))?;
+    let n = connector.force_disconnect(&caller.user).await?;
+    Ok(HttpResponse::Ok().json(DisconnectResponse::new(n, "Google Cloud")))
+}
+
+/// The OpenAPI description of the Google Cloud routes.
+#[derive(OpenApi)]
+#[openapi(
+    paths(login, callback_get, callback_post, setup_status, post_auth_retry, force_disconnect),
+    components(schemas(LoginRequest, LoginResponse, SetupStatusResponse, SetupState, RetryRequest, RetryResponse, DisconnectResponse, ErrorBody)),
+    tags((name = "gcp", description = "Google Cloud accounts connected with OAuth 2.0 (PKCE) and an asynchronous setup"))
+)]
+pub struct GcpApiDoc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_lists_the_routes() {
+        let json = serde_json::to_value(GcpApiDoc::openapi()).unwrap();
+        for p in [
+            "/gcp/login",
+            "/gcp/callback",
+            "/gcp/setup/status/{task_id}",
+            "/gcp/post-auth-retry",
+            "/api/gcp/force-disconnect",
+        ] {
+            assert!(json["paths"][p].is_object(), "{p} missing");
+        }
+        assert!(json["paths"]["/gcp/callback"]["get"].is_object());
+        assert!(json["paths"]["/gcp/callback"]["post"].is_object());
+        for s in [
+            "LoginResponse",
+            "SetupStatusResponse",
+            "RetryRequest",
+            "RetryResponse",
+        ] {
+            assert!(json["components"]["schemas"][s].is_object(), "{s} missing");
+        }
+    }
+
+    #[test]
+    fn status_shape() {
+        let r = SetupStatusResponse {
+            task_id: uuid::Uuid::nil(),
+            state: SetupState::Progress,
+            status: "Listing".into(),
+            complete: false,
+            progress: 28,
+            step: 3,
+            total_steps: 7,
+            error: None,
+            result: None,
+            connection_id: None,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["state"], "PROGRESS");
+        assert_eq!(v["total_steps"], 7);
+        assert_eq!(v["taskId"], uuid::Uuid::nil().to_string());
+        assert!(v.get("error").is_none() && v.get("result").is_none());
+    }
+}
