@@ -4,6 +4,7 @@
 pub mod app;
 pub mod backends;
 pub mod config;
+pub mod jobs;
 pub mod openapi;
 pub mod registry;
 pub mod routes;
@@ -23,10 +24,7 @@ pub async fn run(cfg: GatewayConfig) -> anyhow::Result<()> {
     let connectors = registry::build_connectors(&platform)?;
     let providers: Vec<&str> = connectors.keys().map(|p| p.as_str()).collect();
     tracing::info!(?providers, "connectors built");
-    let background: Vec<_> = connectors
-        .values()
-        .flat_map(|c| c.clone().spawn_background())
-        .collect();
+    let background = jobs::spawn(&platform, &connectors, &cfg);
     let state = app::state(platform, connectors, &cfg);
     let mut listeners = Vec::new();
     for addr in cfg.bind_addrs()? {

@@ -146,10 +146,7 @@ impl TestApp {
         for c in opts.extra_connectors {
             connectors.insert(c.info().id, c);
         }
-        let background: Vec<_> = connectors
-            .values()
-            .flat_map(|c| c.clone().spawn_background())
-            .collect();
+        let background = aurora_gateway::jobs::spawn(&platform, &connectors, &config);
         let state = app::state(platform.clone(), connectors, &config);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
