@@ -127,7 +127,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
                 "aurora-bench",
             ]);
             run(&mut build)?;
-            let bin = root.join("target/bench-build/release");
+            let bin = root.join("target/release");
             let mut bench = Command::new(bin.join("aurora-bench"));
             bench
                 .current_dir(&root)

@@ -32,6 +32,7 @@ pub struct AppState {
     pub auth: AuthConfig,
     pub open_paths: HashSet<String>,
     pub openapi_json: String,
+    pub rate_limits: crate::ratelimit::RateLimiter,
 }
 
 impl AppState {
@@ -41,6 +42,11 @@ impl AppState {
             open_paths.extend(c.info().open_paths.iter().map(|p| p.to_string()));
         }
         let openapi_json = openapi::document(&connectors);
+        // Checked when the configuration was loaded; the defaults only serve hand-built configs.
+        let limits =
+            crate::ratelimit::RateLimitConfig::from_settings(&cfg.settings).unwrap_or_default();
+        let rate_limits =
+            crate::ratelimit::RateLimiter::new(limits, &connectors, platform.cache.clone());
         Self {
             platform,
             connectors,
@@ -49,6 +55,7 @@ impl AppState {
             },
             open_paths,
             openapi_json,
+            rate_limits,
         }
     }
 }
@@ -257,6 +264,7 @@ pub fn server(
 ) -> anyhow::Result<Server> {
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(middleware::from_fn(crate::ratelimit::limit))
             .wrap(middleware::from_fn(guard))
             .wrap(middleware::from_fn(observe))
             .wrap(middleware::DefaultHeaders::new().add((

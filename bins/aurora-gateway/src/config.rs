@@ -87,6 +87,11 @@ impl GatewayConfig {
             .get_parsed("AURORA_DATABASE_POOL_SIZE", 16usize)
             .map_err(anyhow::Error::msg)?;
         let redis_prefix = settings.get_or("AURORA_REDIS_PREFIX", "aurora:").to_owned();
+        // Webhooks: URL and secret both or neither (a URL without a secret refuses to start).
+        connector_webhooks::WebhookConfig::from_settings(&settings).map_err(anyhow::Error::msg)?;
+        // Rate limits and the in-process credential tier: checked here, read where they are used.
+        crate::ratelimit::RateLimitConfig::from_settings(&settings).map_err(anyhow::Error::msg)?;
+        credentials_local_ttl(&settings).map_err(anyhow::Error::msg)?;
         let cfg = Self {
             bind,
             data_dir,
@@ -131,6 +136,17 @@ impl GatewayConfig {
         }
         Ok(())
     }
+}
+
+/// `AURORA_CREDENTIALS_LOCAL_TTL_SECS`: how long a replica keeps decrypted credentials in process
+/// (invalidated across replicas through the shared cache); 0 turns that tier off. Only used with Redis.
+pub fn credentials_local_ttl(settings: &Settings) -> Result<std::time::Duration, String> {
+    let default = connector_core::broker::DEFAULT_LOCAL_TTL.as_secs();
+    let secs: u64 = settings.get_parsed("AURORA_CREDENTIALS_LOCAL_TTL_SECS", default)?;
+    if secs > 300 {
+        return Err("AURORA_CREDENTIALS_LOCAL_TTL_SECS must be at most 300".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]

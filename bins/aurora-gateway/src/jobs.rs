@@ -18,6 +18,11 @@ pub fn spawn(
     let tasks: Vec<JoinHandle<()>> = connectors
         .values()
         .flat_map(|c| c.clone().spawn_background())
+        .chain(connector_webhooks::spawn(platform))
+        .chain(connector_lifecycle::spawn(platform, connectors))
+        .chain([platform.broker.spawn_invalidation_listener(
+            crate::config::credentials_local_ttl(&cfg.settings).unwrap_or_default(),
+        )])
         .collect();
     tasks
 }

@@ -6,6 +6,7 @@ pub mod backends;
 pub mod config;
 pub mod jobs;
 pub mod openapi;
+pub mod ratelimit;
 pub mod registry;
 pub mod routes;
 pub mod unlinked;

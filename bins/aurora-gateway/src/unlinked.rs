@@ -20,6 +20,7 @@ impl Connector for Unlinked {
             auth_kind: AuthKind::ApiKey,
             capabilities: vec![],
             open_paths: vec![],
+            connect_paths: vec![],
         }
     }
     fn configure(self: Arc<Self>, _cfg: &mut web::ServiceConfig) {}

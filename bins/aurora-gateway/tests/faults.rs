@@ -168,6 +168,7 @@ impl Connector for Expiring {
             auth_kind: AuthKind::ApiKey,
             capabilities: vec![],
             open_paths: vec![],
+            connect_paths: vec![],
         }
     }
     fn configure(self: Arc<Self>, _cfg: &mut web::ServiceConfig) {}

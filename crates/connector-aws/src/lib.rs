@@ -247,6 +247,7 @@ impl Connector for AwsConnector {
                 Capability::Validate,
             ],
             open_paths: Vec::new(),
+            connect_paths: vec![routes::AUTH_PATH],
         }
     }
 

@@ -226,6 +226,7 @@ impl Connector for AzureConnector {
                 Capability::Validate,
             ],
             open_paths: Vec::new(),
+            connect_paths: vec![routes::LOGIN_PATH],
         }
     }
 

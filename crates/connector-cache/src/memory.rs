@@ -7,22 +7,40 @@
 //! - when the cache is full and a new key arrives, the live entry closest to expiry is evicted: it is
 //!   the one with the least useful life left, and for a credential cache with similar ttls it is
 //!   also about the oldest.
+//!
+//! Locks, window counters and pub/sub channels live beside the entries (they do not count against
+//! the bound, and expired locks and counters are dropped as the maps grow): they coordinate the tasks
+//! of this one process, which is all an in-process cache is shared by.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use connector_core::{Cache, CacheError};
+use connector_core::{Cache, CacheError, LockToken, Subscription};
 use parking_lot::Mutex;
+use tokio::sync::{broadcast, mpsc};
 
 /// Used instead of an expiry that `Instant` cannot represent.
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Messages a subscriber may fall behind by before its subscription is closed.
+const CHANNEL_CAPACITY: usize = 1024;
 
 /// [`Cache`] in this process's memory. Cheap to share behind an `Arc`.
 pub struct MemoryCache {
     max_entries: usize,
     state: Mutex<State>,
+    coordination: Mutex<Coordination>,
+    channels: Mutex<HashMap<String, broadcast::Sender<Vec<u8>>>>,
+}
+
+/// Locks and window counters: key → (fence or count, expiry).
+#[derive(Default)]
+struct Coordination {
+    locks: HashMap<String, (u64, Instant)>,
+    windows: HashMap<String, (u64, Instant)>,
+    last_fence: u64,
 }
 
 #[derive(Default)]
@@ -54,6 +72,8 @@ impl MemoryCache {
         Self {
             max_entries: max_entries.max(1),
             state: Mutex::new(State::default()),
+            coordination: Mutex::new(Coordination::default()),
+            channels: Mutex::new(HashMap::new()),
         }
     }
 
@@ -64,6 +84,19 @@ impl MemoryCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
+
+/// Drop the expired items of `map` once it holds `bound` of them or more.
+fn prune_expired(map: &mut HashMap<String, (u64, Instant)>, now: Instant, bound: usize) {
+    if map.len() >= bound {
+        map.retain(|_, (_, until)| *until > now);
     }
 }
 
@@ -115,10 +148,7 @@ impl Cache for MemoryCache {
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
         let now = Instant::now();
-        let expires = now
-            .checked_add(ttl)
-            .or_else(|| now.checked_add(FAR_FUTURE))
-            .unwrap_or(now);
+        let expires = expiry(now, ttl);
         let mut state = self.state.lock();
         state.prune(now);
         if state.remove(key).is_none() {
@@ -162,6 +192,87 @@ impl Cache for MemoryCache {
             }
         }
         Ok(n)
+    }
+
+    async fn try_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>, CacheError> {
+        let now = Instant::now();
+        let mut c = self.coordination.lock();
+        if c.locks.get(key).is_some_and(|(_, until)| *until > now) {
+            return Ok(None);
+        }
+        prune_expired(&mut c.locks, now, self.max_entries);
+        c.last_fence += 1;
+        let fence = c.last_fence;
+        let until = expiry(now, ttl.max(Duration::from_millis(1)));
+        c.locks.insert(key.to_owned(), (fence, until));
+        Ok(Some(LockToken { fence }))
+    }
+
+    async fn unlock(&self, key: &str, token: LockToken) -> Result<bool, CacheError> {
+        let now = Instant::now();
+        let mut c = self.coordination.lock();
+        match c.locks.get(key) {
+            Some((fence, until)) if *fence == token.fence && *until > now => {
+                c.locks.remove(key);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn incr_window(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> Result<(u64, Duration), CacheError> {
+        let now = Instant::now();
+        let mut c = self.coordination.lock();
+        prune_expired(&mut c.windows, now, self.max_entries);
+        let slot = c.windows.entry(key.to_owned()).or_insert((0, now));
+        if slot.1 <= now {
+            *slot = (0, expiry(now, window.max(Duration::from_millis(1))));
+        }
+        slot.0 += 1;
+        Ok((slot.0, slot.1.saturating_duration_since(now)))
+    }
+
+    async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), CacheError> {
+        let mut channels = self.channels.lock();
+        if let Some(tx) = channels.get(channel) {
+            if tx.send(message.to_vec()).is_err() {
+                // Nobody listens any more.
+                channels.remove(channel);
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<Subscription, CacheError> {
+        let mut rx = self
+            .channels
+            .lock()
+            .entry(channel.to_owned())
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe();
+        let (tx, out) = mpsc::channel(CHANNEL_CAPACITY);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tx.closed() => return,
+                    msg = rx.recv() => match msg {
+                        Ok(m) => {
+                            if tx.send(m).await.is_err() {
+                                return;
+                            }
+                        }
+                        // Fell behind (messages lost) or the cache is gone: close, so the
+                        // subscriber knows it may have missed some.
+                        Err(_) => return,
+                    },
+                }
+            }
+        });
+        Ok(out)
     }
 }
 

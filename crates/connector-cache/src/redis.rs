@@ -4,26 +4,66 @@
 //! second, and so is every command, so a Redis that is down or stuck answers `Unavailable` within
 //! about a second instead of holding requests. The pool is lazy: [`RedisCache::connect`] opens no
 //! connection and succeeds while Redis is down (readiness then reports the cache as down).
+//!
+//! Coordination between replicas, all under the same key prefix:
+//! - locks: `SET`-if-absent with a lease at `‹prefix›lock:‹key›`, holding a fencing token taken from
+//!   the counter `‹prefix›lock-fence` (`INCR`), in one Lua script; unlock is a Lua compare-and-delete
+//!   on the token;
+//! - window counters: `INCR` + `PEXPIRE` on the first event at `‹prefix›window:‹key›`, in one script;
+//! - pub/sub: `PUBLISH` on `‹prefix›‹channel›`; each subscription holds its own connection (not a
+//!   pooled one), pings it every [`PUBSUB_PING`] and closes the subscription when it fails.
 
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connector_core::{Cache, CacheError};
+use connector_core::{Cache, CacheError, LockToken, Subscription};
 use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use futures::StreamExt;
 
 /// Bound of every pool operation and every command.
 const TIMEOUT: Duration = Duration::from_secs(1);
 const POOL_SIZE: usize = 16;
 /// Keys asked for per SCAN round.
 const SCAN_COUNT: usize = 500;
+/// How often a subscription checks that its connection still answers.
+pub const PUBSUB_PING: Duration = Duration::from_secs(10);
+/// Messages a subscriber may fall behind by before its subscription is closed.
+const SUBSCRIPTION_BUFFER: usize = 1024;
+
+/// Take the lock `KEYS[1]` for `ARGV[1]` ms if it is free, with a fencing token from `KEYS[2]`.
+const TRY_LOCK: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], fence, 'PX', ARGV[1])
+return fence";
+
+/// Delete the lock `KEYS[1]` only if it still holds the token `ARGV[1]`.
+const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0";
+
+/// Count one event in the window `KEYS[1]`; the first event starts a window of `ARGV[1]` ms.
+const INCR_WINDOW: &str = r"
+local n = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}";
 
 /// [`Cache`] on Redis.
 #[derive(Clone)]
 pub struct RedisCache {
     pool: Pool,
+    /// For subscriptions, which need a connection of their own. Holds the URL: never printed.
+    client: redis::Client,
     key_prefix: String,
 }
 
@@ -59,8 +99,13 @@ impl RedisCache {
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| CacheError::Unavailable(format!("redis configuration refused: {e}")))?;
+        // The error names the kind of problem, never the URL (which may hold a password).
+        let client = redis::Client::open(url).map_err(|e| {
+            CacheError::Unavailable(format!("redis configuration refused: {:?}", e.kind()))
+        })?;
         Ok(Self {
             pool,
+            client,
             key_prefix: key_prefix.to_owned(),
         })
     }
@@ -87,6 +132,19 @@ impl RedisCache {
                 .map_err(Failure::Redis)
         };
         bounded(what, run).await
+    }
+
+    /// Run a Lua script (`EVAL`; the scripts are a few lines, so no script cache is needed).
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        body: &str,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<T, CacheError> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(body).arg(keys.len()).arg(keys).arg(args);
+        self.query(what, &cmd).await
     }
 }
 
@@ -205,6 +263,89 @@ impl Cache for RedisCache {
             }
             cursor = next;
         }
+    }
+
+    async fn try_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>, CacheError> {
+        let keys = [
+            self.full_key(&format!("lock:{key}")),
+            self.full_key("lock-fence"),
+        ];
+        let fence: u64 = self
+            .script("try_lock", TRY_LOCK, &keys, &[ttl_millis(ttl).to_string()])
+            .await?;
+        Ok((fence > 0).then_some(LockToken { fence }))
+    }
+
+    async fn unlock(&self, key: &str, token: LockToken) -> Result<bool, CacheError> {
+        let keys = [self.full_key(&format!("lock:{key}"))];
+        let released: u64 = self
+            .script("unlock", UNLOCK, &keys, &[token.fence.to_string()])
+            .await?;
+        Ok(released == 1)
+    }
+
+    async fn incr_window(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> Result<(u64, Duration), CacheError> {
+        let keys = [self.full_key(&format!("window:{key}"))];
+        let (n, left_ms): (u64, i64) = self
+            .script(
+                "incr_window",
+                INCR_WINDOW,
+                &keys,
+                &[ttl_millis(window).to_string()],
+            )
+            .await?;
+        Ok((n, Duration::from_millis(left_ms.max(0).unsigned_abs())))
+    }
+
+    async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), CacheError> {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.full_key(channel)).arg(message);
+        self.query::<u64>("publish", &cmd).await.map(drop)
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<Subscription, CacheError> {
+        let name = self.full_key(channel);
+        let client = self.client.clone();
+        let connect = async {
+            let mut pubsub = client.get_async_pubsub().await.map_err(Failure::Redis)?;
+            pubsub.subscribe(&name).await.map_err(Failure::Redis)?;
+            Ok(pubsub)
+        };
+        let pubsub = bounded("subscribe", connect).await?;
+        let (mut sink, mut stream) = pubsub.split();
+        let (tx, rx) = tokio::sync::mpsc::channel(SUBSCRIPTION_BUFFER);
+        tokio::spawn(async move {
+            let mut ping = tokio::time::interval(PUBSUB_PING);
+            ping.tick().await;
+            loop {
+                tokio::select! {
+                    () = tx.closed() => break,
+                    msg = stream.next() => {
+                        let Some(msg) = msg else {
+                            tracing::warn!("redis subscription closed by the server or the network");
+                            break;
+                        };
+                        // A full buffer means the subscriber fell behind: close rather than drop
+                        // messages silently.
+                        if tx.try_send(msg.get_payload_bytes().to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                    _ = ping.tick() => {
+                        let alive = tokio::time::timeout(TIMEOUT, sink.ping::<redis::Value>()).await;
+                        if !matches!(alive, Ok(Ok(_))) {
+                            tracing::warn!("redis subscription stopped answering pings");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(rx)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connector_cache::{MemoryCache, RedisCache};
-use connector_core::{Cache, CacheError};
+use connector_core::{Cache, CacheError, LockToken};
 
 fn memory() -> Arc<dyn Cache> {
     Arc::new(MemoryCache::new(10_000))
@@ -170,6 +170,139 @@ mod bodies {
         }
         assert_eq!(c.delete_prefix("conc:").await.unwrap(), 32);
     }
+
+    pub async fn lock_excludes_and_fences(c: &dyn Cache) {
+        ping(c).await;
+        let a = c.try_lock("L", MINUTE).await.unwrap().expect("free lock");
+        assert_eq!(c.try_lock("L", MINUTE).await.unwrap(), None, "held");
+        // Another lock name is independent, and values of the same name are not locks.
+        let other = c.try_lock("L2", MINUTE).await.unwrap().expect("other lock");
+        assert!(other.fence > a.fence, "fencing tokens grow");
+        c.set("L", b"value", MINUTE).await.unwrap();
+        assert_eq!(c.try_lock("L", MINUTE).await.unwrap(), None);
+        assert_eq!(c.get("L").await.unwrap().as_deref(), Some(&b"value"[..]));
+        // Only the holder's token releases it.
+        let forged = LockToken {
+            fence: a.fence + 1_000_000,
+        };
+        assert!(!c.unlock("L", forged).await.unwrap());
+        assert_eq!(c.try_lock("L", MINUTE).await.unwrap(), None);
+        assert!(c.unlock("L", a).await.unwrap());
+        assert!(!c.unlock("L", a).await.unwrap(), "released once");
+        let b = c.try_lock("L", MINUTE).await.unwrap().expect("free again");
+        assert!(b.fence > other.fence);
+        assert!(c.unlock("L", b).await.unwrap());
+        assert!(c.unlock("L2", other).await.unwrap());
+    }
+
+    pub async fn lock_lease_expires(c: &dyn Cache) {
+        ping(c).await;
+        let a = c
+            .try_lock("lease", Duration::from_millis(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.try_lock("lease", MINUTE).await.unwrap(), None);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let b = c
+            .try_lock("lease", MINUTE)
+            .await
+            .unwrap()
+            .expect("the lease ran out");
+        assert!(b.fence > a.fence);
+        // The stale holder cannot release the new holder's lock.
+        assert!(!c.unlock("lease", a).await.unwrap());
+        assert_eq!(c.try_lock("lease", MINUTE).await.unwrap(), None);
+        assert!(c.unlock("lease", b).await.unwrap());
+    }
+
+    /// Many contenders at once: exactly one wins.
+    pub async fn lock_one_winner(c: Arc<dyn Cache>) {
+        ping(&*c).await;
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let c = Arc::clone(&c);
+            tasks.push(tokio::spawn(async move {
+                c.try_lock("race", MINUTE).await.unwrap()
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            if let Some(tok) = t.await.unwrap() {
+                winners.push(tok);
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        assert!(c.unlock("race", winners[0]).await.unwrap());
+    }
+
+    pub async fn window_counts_and_resets(c: &dyn Cache) {
+        ping(c).await;
+        let w = Duration::from_millis(300);
+        let (n, left) = c.incr_window("rl:a", w).await.unwrap();
+        assert_eq!(n, 1);
+        assert!(left <= w && left > Duration::from_millis(100), "{left:?}");
+        assert_eq!(c.incr_window("rl:a", w).await.unwrap().0, 2);
+        assert_eq!(c.incr_window("rl:a", w).await.unwrap().0, 3);
+        // Separate keys count separately, and values of the same name are not counters.
+        assert_eq!(c.incr_window("rl:b", w).await.unwrap().0, 1);
+        assert_eq!(c.get("rl:a").await.unwrap(), None);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (n, left) = c.incr_window("rl:a", w).await.unwrap();
+        assert_eq!(n, 1, "a new window");
+        assert!(left > Duration::from_millis(100));
+    }
+
+    pub async fn window_concurrent(c: Arc<dyn Cache>) {
+        ping(&*c).await;
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let c = Arc::clone(&c);
+            tasks.push(tokio::spawn(async move {
+                c.incr_window("rl:conc", MINUTE).await.unwrap().0
+            }));
+        }
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=40).collect::<Vec<u64>>());
+    }
+
+    pub async fn publish_subscribe(c: &dyn Cache) {
+        ping(c).await;
+        // Nobody listening is fine.
+        c.publish("ch", b"lost").await.unwrap();
+        let mut a = c.subscribe("ch").await.unwrap();
+        let mut b = c.subscribe("ch").await.unwrap();
+        let mut other = c.subscribe("other").await.unwrap();
+        c.publish("ch", b"one").await.unwrap();
+        c.publish("ch", b"\x00two").await.unwrap();
+        for sub in [&mut a, &mut b] {
+            for want in [&b"one"[..], &b"\x00two"[..]] {
+                let got = tokio::time::timeout(Duration::from_secs(2), sub.recv())
+                    .await
+                    .expect("delivered")
+                    .expect("open");
+                assert_eq!(got, want);
+            }
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), other.recv())
+                .await
+                .is_err(),
+            "another channel hears nothing"
+        );
+        // A dropped subscriber does not disturb the others.
+        drop(a);
+        c.publish("ch", b"three").await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), b.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, b"three");
+    }
 }
 
 macro_rules! conformance {
@@ -212,6 +345,30 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent() {
                 bodies::concurrent($make()).await;
+            }
+            #[tokio::test]
+            async fn lock_excludes_and_fences() {
+                bodies::lock_excludes_and_fences(&*$make()).await;
+            }
+            #[tokio::test]
+            async fn lock_lease_expires() {
+                bodies::lock_lease_expires(&*$make()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn lock_one_winner() {
+                bodies::lock_one_winner($make()).await;
+            }
+            #[tokio::test]
+            async fn window_counts_and_resets() {
+                bodies::window_counts_and_resets(&*$make()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn window_concurrent() {
+                bodies::window_concurrent($make()).await;
+            }
+            #[tokio::test]
+            async fn publish_subscribe() {
+                bodies::publish_subscribe(&*$make()).await;
             }
         }
     };
@@ -281,6 +438,11 @@ mod redis_only {
             c.set("k", b"v", MINUTE).await,
             c.delete("k").await,
             c.delete_prefix("k").await.map(drop),
+            c.try_lock("k", MINUTE).await.map(drop),
+            c.unlock("k", LockToken { fence: 1 }).await.map(drop),
+            c.incr_window("k", MINUTE).await.map(drop),
+            c.publish("k", b"m").await,
+            c.subscribe("k").await.map(drop),
         ];
         for r in results {
             assert!(
@@ -293,6 +455,100 @@ mod redis_only {
             "took {:?}",
             t.elapsed()
         );
+    }
+
+    /// Two clients on one prefix (two replicas) share locks, counters and channels; another prefix
+    /// (another deployment) shares none of them.
+    #[tokio::test]
+    async fn replicas_share_coordination() {
+        let prefix = aurora_testkit::unique_prefix("shared");
+        let r1 = redis_with_prefix(&prefix);
+        let r2 = redis_with_prefix(&prefix);
+        let elsewhere = redis_with_prefix(&aurora_testkit::unique_prefix("elsewhere"));
+        bodies::ping(&r1).await;
+        let t = r1.try_lock("L", MINUTE).await.unwrap().unwrap();
+        assert_eq!(r2.try_lock("L", MINUTE).await.unwrap(), None);
+        // Another deployment's lock of the same name is another lock.
+        let e = elsewhere.try_lock("L", MINUTE).await.unwrap().unwrap();
+        assert!(
+            r2.unlock("L", t).await.unwrap(),
+            "the token, not the client, holds it"
+        );
+        assert_eq!(r1.incr_window("w", MINUTE).await.unwrap().0, 1);
+        assert_eq!(r2.incr_window("w", MINUTE).await.unwrap().0, 2);
+        assert_eq!(elsewhere.incr_window("w", MINUTE).await.unwrap().0, 1);
+        let mut sub = r2.subscribe("ch").await.unwrap();
+        let mut foreign = elsewhere.subscribe("ch").await.unwrap();
+        r1.publish("ch", b"hello").await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), sub.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, b"hello");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), foreign.recv())
+                .await
+                .is_err()
+        );
+        // The lock and counter keys carry the prefix and a ttl.
+        let client =
+            deadpool_redis::redis::Client::open(aurora_testkit::redis_url().as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let pttl: i64 = deadpool_redis::redis::cmd("PTTL")
+            .arg(format!("{prefix}window:w"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((1..=60_000).contains(&pttl), "pttl {pttl}");
+        assert!(elsewhere.unlock("L", e).await.unwrap());
+    }
+
+    /// A subscription whose connection is cut closes, so the subscriber knows it missed messages.
+    /// The cut is made by a TCP relay in front of Redis, so no other client is touched.
+    #[tokio::test]
+    async fn cut_subscription_closes() {
+        let upstream = url::Url::parse(&aurora_testkit::redis_url()).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            upstream.host_str().unwrap(),
+            upstream.port().unwrap_or(6379)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let links: Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let held = Arc::clone(&links);
+        let relay = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                held.lock().push(tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                }));
+            }
+        });
+        let c = RedisCache::connect(
+            &format!("redis://127.0.0.1:{port}"),
+            &aurora_testkit::unique_prefix("cut"),
+        )
+        .unwrap();
+        bodies::ping(&c).await;
+        let mut sub = c.subscribe("ch").await.unwrap();
+        c.publish("ch", b"before").await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), sub.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, b"before");
+        for link in links.lock().drain(..) {
+            link.abort();
+        }
+        let end = tokio::time::timeout(Duration::from_secs(5), async {
+            while sub.recv().await.is_some() {}
+        })
+        .await;
+        assert!(end.is_ok(), "the subscription did not close");
+        relay.abort();
     }
 
     /// A server that accepts connections but never answers is cut off by the timeouts.

@@ -1,9 +1,31 @@
 //! Credentials on use: an encrypted cache in front of the connectors, refresh near expiry, and
-//! single-flight so concurrent callers for one connection share one provider call.
+//! single-flight so concurrent callers for one connection share one provider call, within one process
+//! and across replicas.
+//!
+//! Where credentials come from, fastest first:
+//! 1. **The in-process tier** (optional): decrypted credentials kept a few seconds in this process.
+//!    It is used only while this process listens to the invalidation channel of the shared cache
+//!    ([`CredentialBroker::spawn_invalidation_listener`]), so that [`CredentialBroker::evict`] on any
+//!    replica (disconnect, reconnect, refusal) drops the copy on every replica; when the channel is
+//!    lost the tier is emptied and stays off until it is back.
+//! 2. **The shared cache** (Redis, or in process): entries sealed with the cache key.
+//! 3. **A refresh**: the connector is called with the stored secret. Concurrent refreshes of one
+//!    connection and mode share one provider call: in one process through a shared future; across
+//!    replicas through a lock with a fencing token in the shared cache ([`Cache::try_lock`]). A
+//!    replica that finds the lock taken polls the shared cache, with a bounded wait, and hands out the
+//!    winner's result instead of calling the provider. When the cache has no lock (Redis down), each
+//!    process still makes at most one call (the in-process single-flight), and says so in the log.
+//!
+//! A rotated secret that a refresh brings back (`IssuedCredentials::updated_secret`) is written with
+//! check-and-set ([`SecretStore::put_cas`]) against the version the refresh read, so a stale writer
+//! never overwrites newer credentials; on a conflict the newer stored secret is read and used (one
+//! more provider call). A refresh without a rotated secret reads the version again before caching,
+//! so credentials of a secret replaced or deleted meanwhile are not cached behind the change's back.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -11,14 +33,14 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, LockToken};
 use crate::connector::{Connector, IssuedCredentials};
 use crate::crypto::SealingKey;
-use crate::error::ApiError;
+use crate::error::{ApiError, SecretStoreError};
 use crate::ids::{ConnectionId, CredentialMode};
 use crate::metrics::Metrics;
 use crate::secret::SecretValue;
-use crate::secrets::{SecretPath, SecretStore};
+use crate::secrets::{SecretPath, SecretStore, VersionedSecret};
 use crate::store::ConnectionRecord;
 
 /// Credentials this close to expiry are refreshed before they are handed out.
@@ -27,6 +49,30 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 pub const NON_EXPIRING_TTL: Duration = Duration::from_secs(10 * 60);
 /// The longest any entry stays cached.
 pub const MAX_TTL: Duration = Duration::from_secs(60 * 60);
+/// The lease of the cross-replica refresh lock: longer than a provider call takes.
+pub const REFRESH_LOCK_TTL: Duration = Duration::from_secs(30);
+/// How long a replica waits for another replica's refresh before it refreshes itself.
+pub const REFRESH_LOCK_WAIT: Duration = Duration::from_secs(30);
+/// The pub/sub channel (under the cache's key prefix) that carries connection ids whose credentials
+/// changed or went away.
+pub const INVALIDATION_CHANNEL: &str = "invalidate:credentials";
+/// Default lifetime of an entry of the in-process tier (`AURORA_CREDENTIALS_LOCAL_TTL_SECS`).
+pub const DEFAULT_LOCAL_TTL: Duration = Duration::from_secs(10);
+
+/// First and longest pause between two looks at the shared cache while another replica refreshes.
+const POLL_MIN: Duration = Duration::from_millis(20);
+const POLL_MAX: Duration = Duration::from_millis(200);
+/// How long a refresh's result stays readable for the replicas that waited on it, when it is too
+/// close to expiry for the cache proper.
+const HANDOFF_TTL: Duration = Duration::from_secs(5);
+/// A waiting replica takes a hand-off written at most this long before it started waiting (clock
+/// skew between hosts); older ones belong to an earlier refresh.
+const HANDOFF_SKEW: chrono::Duration = chrono::Duration::seconds(1);
+/// Bound of the in-process tier.
+const LOCAL_MAX_ENTRIES: usize = 10_000;
+/// Pause before subscribing again after the invalidation channel failed (doubling up to the max).
+const RESUBSCRIBE_MIN: Duration = Duration::from_millis(200);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 
 /// Credentials as handed to a caller.
 #[derive(Debug, Clone)]
@@ -40,6 +86,9 @@ struct CachedEntry {
     /// The credentials JSON document, as a string so it round-trips byte for byte.
     c: String,
     e: Option<DateTime<Utc>>,
+    /// When the entry was written (hand-off entries only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    w: Option<DateTime<Utc>>,
 }
 
 type Flight = Shared<BoxFuture<'static, Result<Arc<Credentials>, ApiError>>>;
@@ -50,6 +99,35 @@ pub struct CredentialBroker {
     key: SealingKey,
     metrics: Arc<Metrics>,
     inflight: Mutex<HashMap<String, Flight>>,
+    local: LocalTier,
+}
+
+/// Decrypted credentials kept in this process (tier 1 of the module docs).
+#[derive(Default)]
+struct LocalTier {
+    /// Entry lifetime in milliseconds; 0 = the tier is off.
+    ttl_ms: AtomicU64,
+    /// Whether this process currently hears invalidations; the tier is used only while it does.
+    listening: AtomicBool,
+    /// Bumped by every eviction, so a refresh that started before an eviction does not put back
+    /// what the eviction removed.
+    generation: AtomicU64,
+    entries: Mutex<HashMap<String, LocalEntry>>,
+}
+
+struct LocalEntry {
+    creds: Arc<Credentials>,
+    until: Instant,
+}
+
+/// The outcome of asking for the cross-replica refresh lock.
+enum Acquired {
+    /// This process holds the lock and refreshes.
+    Lock(LockToken),
+    /// Another replica refreshed meanwhile: its result.
+    Result(Arc<Credentials>),
+    /// No lock (the cache has none, or the wait ran out): refresh without it.
+    Without,
 }
 
 /// The cache key of one connection's credentials for one mode.
@@ -57,10 +135,105 @@ pub fn cache_key(id: ConnectionId, mode: CredentialMode) -> String {
     format!("cred:{id}:{}", mode.as_str())
 }
 
+fn lock_key(key: &str) -> String {
+    format!("refresh:{key}")
+}
+
+fn handoff_key(key: &str) -> String {
+    format!("handoff:{key}")
+}
+
 fn is_fresh(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     match expires_at {
         None => true,
         Some(e) => e - now > chrono::Duration::from_std(REFRESH_MARGIN).unwrap_or_default(),
+    }
+}
+
+fn not_expired(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    expires_at.is_none_or(|e| e > now)
+}
+
+fn missing_secret(conn: &ConnectionRecord) -> ApiError {
+    tracing::error!(connection = %conn.id, "connection has no secret in the secret store");
+    ApiError::new(
+        actix_web::http::StatusCode::CONFLICT,
+        "needs_reconnect",
+        "the connection's credentials are missing; reconnect the account",
+    )
+}
+
+impl LocalTier {
+    fn enabled(&self) -> bool {
+        self.ttl_ms.load(Ordering::Relaxed) > 0 && self.listening.load(Ordering::Acquire)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Credentials>> {
+        if !self.enabled() {
+            return None;
+        }
+        let now = Instant::now();
+        let mut entries = self.entries.lock();
+        match entries.get(key) {
+            Some(e) if e.until > now && is_fresh(e.creds.expires_at, Utc::now()) => {
+                Some(Arc::clone(&e.creds))
+            }
+            Some(_) => {
+                entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keep `creds` unless an eviction happened since `generation` was read.
+    fn put(&self, key: &str, creds: &Arc<Credentials>, generation: u64) {
+        if !self.enabled() {
+            return;
+        }
+        let mut life = Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed));
+        if let Some(e) = creds.expires_at {
+            match (e - Utc::now()).to_std() {
+                Ok(left) if left > REFRESH_MARGIN => life = life.min(left - REFRESH_MARGIN),
+                _ => return,
+            }
+        }
+        let now = Instant::now();
+        let mut entries = self.entries.lock();
+        // Checked under the map's lock, which every eviction takes after bumping the generation.
+        if self.generation() != generation {
+            return;
+        }
+        if entries.len() >= LOCAL_MAX_ENTRIES && !entries.contains_key(key) {
+            entries.retain(|_, e| e.until > now);
+            if entries.len() >= LOCAL_MAX_ENTRIES {
+                return;
+            }
+        }
+        entries.insert(
+            key.to_owned(),
+            LocalEntry {
+                creds: Arc::clone(creds),
+                until: now + life,
+            },
+        );
+    }
+
+    fn evict(&self, id: ConnectionId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let mut entries = self.entries.lock();
+        for mode in [CredentialMode::ReadOnly, CredentialMode::Full] {
+            entries.remove(&cache_key(id, mode));
+        }
+    }
+
+    fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries.lock().clear();
     }
 }
 
@@ -77,6 +250,7 @@ impl CredentialBroker {
             key,
             metrics,
             inflight: Mutex::new(HashMap::new()),
+            local: LocalTier::default(),
         }
     }
 
@@ -88,8 +262,15 @@ impl CredentialBroker {
         mode: CredentialMode,
     ) -> Result<Arc<Credentials>, ApiError> {
         let key = cache_key(connection.id, mode);
+        let generation = self.local.generation();
+        if let Some(hit) = self.local.get(&key) {
+            self.metrics.cache_lookups.with_label_values(&["hit"]).inc();
+            return Ok(hit);
+        }
         if let Some(hit) = self.lookup(&key).await {
-            return Ok(Arc::new(hit));
+            let hit = Arc::new(hit);
+            self.local.put(&key, &hit, generation);
+            return Ok(hit);
         }
         let flight = {
             let mut inflight = self.inflight.lock();
@@ -120,49 +301,69 @@ impl CredentialBroker {
                 shared
             }
         };
-        flight.await
+        let out = flight.await;
+        if let Ok(creds) = &out {
+            self.local.put(&key, creds, generation);
+        }
+        out
     }
 
-    async fn lookup(&self, key: &str) -> Option<Credentials> {
-        let raw = match self.cache.get(key).await {
-            Ok(Some(raw)) => raw,
-            Ok(None) => {
-                self.metrics
-                    .cache_lookups
-                    .with_label_values(&["miss"])
-                    .inc();
-                return None;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "credential cache unavailable; reading through");
-                self.metrics
-                    .cache_lookups
-                    .with_label_values(&["error"])
-                    .inc();
-                return None;
-            }
+    /// Open the sealed entry stored under `key` (absent or unreadable: `None`), with its write time
+    /// if it has one.
+    async fn read_entry(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Credentials, Option<DateTime<Utc>>)>, crate::error::CacheError> {
+        let Some(raw) = self.cache.get(key).await? else {
+            return Ok(None);
         };
         let entry = self
             .key
             .open(&raw, key.as_bytes())
             .ok()
             .and_then(|plain| serde_json::from_slice::<CachedEntry>(&plain).ok());
-        match entry {
-            Some(e) if is_fresh(e.e, Utc::now()) => {
-                self.metrics.cache_lookups.with_label_values(&["hit"]).inc();
-                let c = Zeroizing::new(e.c);
-                Some(Credentials {
-                    credentials: SecretValue::from_bytes(c.as_bytes().to_vec()),
-                    expires_at: e.e,
-                })
+        Ok(entry.map(|e| {
+            let c = Zeroizing::new(e.c);
+            let creds = Credentials {
+                credentials: SecretValue::from_bytes(c.as_bytes().to_vec()),
+                expires_at: e.e,
+            };
+            (creds, e.w)
+        }))
+    }
+
+    async fn lookup(&self, key: &str) -> Option<Credentials> {
+        let (result, found) = match self.read_entry(key).await {
+            Ok(Some((c, _))) if is_fresh(c.expires_at, Utc::now()) => ("hit", Some(c)),
+            Ok(_) => ("miss", None),
+            Err(e) => {
+                tracing::warn!(error = %e, "credential cache unavailable; reading through");
+                ("error", None)
             }
-            _ => {
-                self.metrics
-                    .cache_lookups
-                    .with_label_values(&["miss"])
-                    .inc();
-                None
+        };
+        self.metrics
+            .cache_lookups
+            .with_label_values(&[result])
+            .inc();
+        found
+    }
+
+    /// What another replica's refresh, finished since `waiting_since`, left for the replicas that
+    /// waited on it (no metrics: polled).
+    async fn poll_result(&self, key: &str, waiting_since: DateTime<Utc>) -> Option<Credentials> {
+        let now = Utc::now();
+        if let Ok(Some((c, _))) = self.read_entry(key).await {
+            if is_fresh(c.expires_at, now) {
+                return Some(c);
             }
+        }
+        match self.read_entry(&handoff_key(key)).await {
+            Ok(Some((c, Some(written))))
+                if written >= waiting_since - HANDOFF_SKEW && not_expired(c.expires_at, now) =>
+            {
+                Some(c)
+            }
+            _ => None,
         }
     }
 
@@ -177,82 +378,336 @@ impl CredentialBroker {
         if let Some(hit) = self.lookup(key).await {
             return Ok(Arc::new(hit));
         }
-        let path = SecretPath::from_stored(&conn.secret_ref)?;
-        let secret = self.secrets.get(&path).await?.ok_or_else(|| {
-            tracing::error!(connection = %conn.id, "connection has no secret in the secret store");
-            ApiError::new(
-                actix_web::http::StatusCode::CONFLICT,
-                "needs_reconnect",
-                "the connection's credentials are missing; reconnect the account",
-            )
-        })?;
-        let provider = conn.provider.as_str();
-        let issued: IssuedCredentials = match connector.issue_credentials(conn, &secret, mode).await
-        {
-            Ok(i) => {
-                self.metrics
-                    .credential_refreshes
-                    .with_label_values(&[provider, "ok"])
-                    .inc();
-                i
+        let lock = lock_key(key);
+        let token = match self.acquire(&lock, key, conn.id).await {
+            Acquired::Result(c) => return Ok(c),
+            Acquired::Lock(t) => Some(t),
+            Acquired::Without => None,
+        };
+        let out = async {
+            if token.is_some() {
+                // The previous holder may have finished between our look and our lock.
+                if let Some(hit) = self.lookup(key).await {
+                    return Ok(Arc::new(hit));
+                }
             }
-            Err(e) => {
-                self.metrics
-                    .credential_refreshes
-                    .with_label_values(&[provider, "error"])
-                    .inc();
-                return Err(e.into());
+            self.issue(connector, conn, mode, key, token.is_some())
+                .await
+        }
+        .await;
+        if let Some(t) = token {
+            match self.cache.unlock(&lock, t).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    connection = %conn.id,
+                    fence = t.fence,
+                    "the refresh outlived its lock lease; another replica may have refreshed too"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, connection = %conn.id, "could not release the refresh lock; it expires on its own")
+                }
+            }
+        }
+        out
+    }
+
+    /// Take the cross-replica refresh lock, or wait (bounded) for the replica holding it.
+    async fn acquire(&self, lock: &str, key: &str, id: ConnectionId) -> Acquired {
+        let deadline = Instant::now() + REFRESH_LOCK_WAIT;
+        let waiting_since = Utc::now();
+        let mut pause = POLL_MIN;
+        loop {
+            match self.cache.try_lock(lock, REFRESH_LOCK_TTL).await {
+                Ok(Some(token)) => return Acquired::Lock(token),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        connection = %id,
+                        "no cross-replica refresh lock (shared cache down?): refreshing under this \
+                         process's single-flight only, so other replicas may refresh too"
+                    );
+                    return Acquired::Without;
+                }
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    connection = %id,
+                    waited_ms = REFRESH_LOCK_WAIT.as_millis() as u64,
+                    "another replica's refresh did not finish in time; refreshing here"
+                );
+                return Acquired::Without;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 3 / 2).min(POLL_MAX);
+            if let Some(hit) = self.poll_result(key, waiting_since).await {
+                self.metrics.cache_lookups.with_label_values(&["hit"]).inc();
+                return Acquired::Result(Arc::new(hit));
+            }
+        }
+    }
+
+    /// Call the connector with the stored secret; write back a rotated secret with check-and-set.
+    async fn issue(
+        &self,
+        connector: Arc<dyn Connector>,
+        conn: &ConnectionRecord,
+        mode: CredentialMode,
+        key: &str,
+        hand_off: bool,
+    ) -> Result<Arc<Credentials>, ApiError> {
+        let path = SecretPath::from_stored(&conn.secret_ref)?;
+        let mut secret: VersionedSecret = self
+            .secrets
+            .get_versioned(&path)
+            .await?
+            .ok_or_else(|| missing_secret(conn))?;
+        let provider = conn.provider.as_str();
+        let mut attempt = 0;
+        let issued: IssuedCredentials = loop {
+            attempt += 1;
+            let issued = match connector.issue_credentials(conn, &secret.value, mode).await {
+                Ok(i) => {
+                    self.metrics
+                        .credential_refreshes
+                        .with_label_values(&[provider, "ok"])
+                        .inc();
+                    i
+                }
+                Err(e) => {
+                    self.metrics
+                        .credential_refreshes
+                        .with_label_values(&[provider, "error"])
+                        .inc();
+                    return Err(e.into());
+                }
+            };
+            let Some(updated) = &issued.updated_secret else {
+                // Nothing to write back; still, credentials issued from a secret that was replaced
+                // (a reconnect) or deleted (a disconnect) while the provider answered must not be
+                // cached after that change's eviction.
+                match self.secrets.get_versioned(&path).await? {
+                    None => return Err(missing_secret(conn)),
+                    Some(now) if now.version != secret.version && attempt < 2 => {
+                        tracing::info!(
+                            connection = %conn.id,
+                            "the stored secret changed during the refresh; using the newer one"
+                        );
+                        secret = now;
+                        continue;
+                    }
+                    Some(_) => break issued,
+                }
+            };
+            match self.secrets.put_cas(&path, updated, secret.version).await {
+                Ok(_) => break issued,
+                Err(SecretStoreError::Conflict(_)) if attempt < 2 => {
+                    // Someone stored newer credentials since we read (a reconnect, or another
+                    // replica's refresh): never overwrite them; issue from the newer secret.
+                    tracing::info!(
+                        connection = %conn.id,
+                        "the stored secret changed during the refresh; using the newer one"
+                    );
+                    secret = self
+                        .secrets
+                        .get_versioned(&path)
+                        .await?
+                        .ok_or_else(|| missing_secret(conn))?;
+                }
+                Err(SecretStoreError::Conflict(_)) => {
+                    tracing::warn!(
+                        connection = %conn.id,
+                        "the stored secret keeps changing; keeping the stored one and handing out \
+                         these credentials"
+                    );
+                    break issued;
+                }
+                Err(e) => return Err(e.into()),
             }
         };
-        if let Some(updated) = &issued.updated_secret {
-            self.secrets.put(&path, updated).await?;
-        }
         let creds = Credentials {
             credentials: issued.credentials,
             expires_at: issued.expires_at,
         };
-        self.store(key, &creds).await;
+        let cached = self.store(key, &creds).await;
+        if hand_off && !cached {
+            self.store_sealed(&handoff_key(key), &creds, HANDOFF_TTL, Some(Utc::now()))
+                .await;
+        }
         Ok(Arc::new(creds))
     }
 
-    async fn store(&self, key: &str, creds: &Credentials) {
+    /// Cache `creds` under `key` if they are worth it; whether they were written.
+    async fn store(&self, key: &str, creds: &Credentials) -> bool {
         let now = Utc::now();
         let ttl = match creds.expires_at {
             None => NON_EXPIRING_TTL,
             Some(e) => match (e - now).to_std() {
                 Ok(left) if left > REFRESH_MARGIN => (left - REFRESH_MARGIN).min(MAX_TTL),
                 // Already inside the margin: not worth caching.
-                _ => return,
+                _ => return false,
+            },
+        };
+        self.store_sealed(key, creds, ttl, None).await
+    }
+
+    /// Seal and write `creds` under `key` for at most `ttl` (never past their expiry).
+    async fn store_sealed(
+        &self,
+        key: &str,
+        creds: &Credentials,
+        ttl: Duration,
+        written: Option<DateTime<Utc>>,
+    ) -> bool {
+        let ttl = match creds.expires_at {
+            None => ttl,
+            Some(e) => match (e - Utc::now()).to_std() {
+                Ok(left) if !left.is_zero() => ttl.min(left),
+                _ => return false,
             },
         };
         let Ok(text) = std::str::from_utf8(creds.credentials.expose_bytes()) else {
-            return;
+            return false;
         };
         let entry = CachedEntry {
             c: text.to_owned(),
             e: creds.expires_at,
+            w: written,
         };
         let plain = match serde_json::to_vec(&entry) {
             Ok(p) => Zeroizing::new(p),
-            Err(_) => return,
+            Err(_) => return false,
         };
         let _wipe = Zeroizing::new(entry.c);
         match self.key.seal(&plain, key.as_bytes()) {
-            Ok(sealed) => {
-                if let Err(e) = self.cache.set(key, &sealed, ttl).await {
+            Ok(sealed) => match self.cache.set(key, &sealed, ttl).await {
+                Ok(()) => true,
+                Err(e) => {
                     tracing::warn!(error = %e, "could not write the credential cache");
+                    false
                 }
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "could not seal a cache entry");
+                false
             }
-            Err(e) => tracing::error!(error = %e, "could not seal a cache entry"),
         }
     }
 
-    /// Drop every cached credential of a connection (disconnect, reconnect, refusal).
+    /// Drop every cached credential of a connection (disconnect, reconnect, refusal): in this
+    /// process, in the shared cache, and, through the invalidation channel, in every replica's
+    /// in-process tier.
     pub async fn evict(&self, id: ConnectionId) {
+        self.local.evict(id);
         for mode in [CredentialMode::ReadOnly, CredentialMode::Full] {
-            if let Err(e) = self.cache.delete(&cache_key(id, mode)).await {
-                tracing::warn!(error = %e, connection = %id, "could not evict cached credentials");
+            let key = cache_key(id, mode);
+            for k in [handoff_key(&key), key] {
+                if let Err(e) = self.cache.delete(&k).await {
+                    tracing::warn!(error = %e, connection = %id, "could not evict cached credentials");
+                }
             }
+        }
+        if let Err(e) = self
+            .cache
+            .publish(INVALIDATION_CHANNEL, id.to_string().as_bytes())
+            .await
+        {
+            tracing::warn!(
+                error = %e,
+                connection = %id,
+                "could not tell the other replicas to drop their copies; they stop using them when \
+                 they lose the channel or within the in-process ttl"
+            );
+        }
+    }
+
+    /// Whether this process holds an in-process copy of the connection's credentials (tests,
+    /// diagnostics).
+    pub fn holds_local_copy(&self, id: ConnectionId) -> bool {
+        let entries = self.local.entries.lock();
+        [CredentialMode::ReadOnly, CredentialMode::Full]
+            .iter()
+            .any(|m| entries.contains_key(&cache_key(id, *m)))
+    }
+
+    /// Whether the in-process tier is in use (enabled and hearing invalidations).
+    pub fn local_tier_active(&self) -> bool {
+        self.local.enabled()
+    }
+
+    /// Turn the in-process tier on (`ttl` > 0) and keep it correct across replicas: subscribe to the
+    /// invalidation channel, drop the copies that other replicas' [`CredentialBroker::evict`] name,
+    /// and resubscribe (emptying the tier, which is off meanwhile) whenever the channel is lost.
+    ///
+    /// With `ttl` zero, or an in-process cache (which is already in this process and shared by
+    /// nobody), the tier stays off and the task ends at once. Call once per process; the gateway
+    /// aborts the task at shutdown.
+    pub fn spawn_invalidation_listener(
+        self: &Arc<Self>,
+        ttl: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let ttl = if self.cache.backend_name() == "memory" {
+            Duration::ZERO
+        } else {
+            ttl
+        };
+        self.local.ttl_ms.store(
+            ttl.as_millis().try_into().unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            if !ttl.is_zero() {
+                this.listen_invalidations().await;
+            }
+        })
+    }
+
+    async fn listen_invalidations(&self) {
+        let mut pause = RESUBSCRIBE_MIN;
+        let mut reported = false;
+        loop {
+            match self.cache.subscribe(INVALIDATION_CHANNEL).await {
+                Ok(mut sub) => {
+                    // Whatever was published while nobody listened is lost: start empty.
+                    self.local.clear();
+                    self.local.listening.store(true, Ordering::Release);
+                    if reported {
+                        tracing::info!("credential invalidations heard again; in-process tier on");
+                    } else {
+                        tracing::debug!("listening to credential invalidations");
+                    }
+                    reported = false;
+                    pause = RESUBSCRIBE_MIN;
+                    while let Some(msg) = sub.recv().await {
+                        let id = std::str::from_utf8(&msg)
+                            .ok()
+                            .and_then(|s| s.parse::<ConnectionId>().ok());
+                        match id {
+                            Some(id) => self.local.evict(id),
+                            None => self.local.clear(),
+                        }
+                    }
+                    self.local.listening.store(false, Ordering::Release);
+                    self.local.clear();
+                    tracing::warn!(
+                        "lost the credential invalidation channel; the in-process tier is off until \
+                         it is back"
+                    );
+                }
+                Err(e) => {
+                    if !reported {
+                        tracing::warn!(
+                            error = %e,
+                            "cannot listen to credential invalidations; the in-process tier stays \
+                             off until it can"
+                        );
+                        reported = true;
+                    }
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RESUBSCRIBE_MAX);
         }
     }
 }

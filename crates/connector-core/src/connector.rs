@@ -55,6 +55,10 @@ pub struct ProviderInfo {
     /// Paths of this provider's routes that need no caller identity (an OAuth callback).
     #[serde(skip)]
     pub open_paths: Vec<&'static str>,
+    /// Route patterns (as mounted, e.g. `/scaleway_api/scaleway/connect`) that connect an account or
+    /// start an authorization: the gateway rate-limits them per user (`AURORA_RATE_LIMIT_CONNECT_PER_MIN`).
+    #[serde(skip)]
+    pub connect_paths: Vec<&'static str>,
 }
 
 /// Usable credentials produced for an internal caller.

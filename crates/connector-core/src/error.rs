@@ -32,6 +32,9 @@ pub enum SecretStoreError {
     /// Data in the store could not be decrypted or decoded.
     #[error("secret store data is corrupt: {0}")]
     Corrupt(String),
+    /// A check-and-set write found another version than it expected: someone wrote since it read.
+    #[error("secret store conflict: {0}")]
+    Conflict(String),
 }
 
 /// The cache failed. Callers treat every cache error as a miss.
@@ -234,6 +237,10 @@ impl From<SecretStoreError> for ApiError {
             SecretStoreError::Refused(detail) | SecretStoreError::Corrupt(detail) => {
                 tracing::error!(error = %detail, "secret store error");
                 ApiError::internal()
+            }
+            SecretStoreError::Conflict(detail) => {
+                tracing::warn!(error = %detail, "secret store conflict");
+                ApiError::conflict("the credentials changed meanwhile; try again")
             }
         }
     }

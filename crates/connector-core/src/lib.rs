@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod outbox;
 pub mod platform;
 pub mod plugin;
 pub mod secret;
@@ -19,7 +20,7 @@ pub mod store;
 pub use async_trait::async_trait;
 pub use inventory;
 
-pub use cache::Cache;
+pub use cache::{Cache, LockToken, Subscription};
 pub use connector::{AuthKind, Capability, Connector, IssuedCredentials, ProviderInfo, Validated};
 pub use crypto::SealingKey;
 pub use error::{ApiError, CacheError, ConnectorError, SecretStoreError, StoreError};
@@ -29,7 +30,7 @@ pub use metrics::Metrics;
 pub use platform::{Actor, ConnectSpec, Platform};
 pub use plugin::{BuildError, PluginDescriptor};
 pub use secret::SecretValue;
-pub use secrets::{SecretPath, SecretStore};
+pub use secrets::{SecretPath, SecretStore, VersionedSecret};
 pub use settings::Settings;
 pub use store::{
     AuditEvent, ConnectionRecord, NewConnection, OAuthStateRecord, StatusUpdate, Store,

@@ -167,7 +167,7 @@ impl Platform {
             Some(&record),
             if created { "connect" } else { "reconnect" },
             actor,
-            serde_json::json!({"accountId": record.account_id}),
+            serde_json::json!({"accountId": record.account_id, "previousStatus": existing.as_ref().map(|c| c.status)}),
         )
         .await;
         tracing::info!(connection = %record.id, provider = %record.provider, created, "connection stored");
@@ -360,6 +360,22 @@ impl Platform {
             )
             .await;
         }
+        if let Ok(creds) = &res {
+            // Noted for the lifecycle scheduler, which refreshes credentials used lately just as
+            // they enter the broker's refresh margin (a second in), before a caller has to wait.
+            let now = Utc::now();
+            let margin = chrono::Duration::from_std(crate::broker::REFRESH_MARGIN)
+                .unwrap_or_default()
+                - chrono::Duration::seconds(1);
+            let refresh_at = creds.expires_at.map(|e| e - margin).filter(|r| *r > now);
+            if let Err(e) = self
+                .store
+                .record_credential_use(conn.id, mode, now, refresh_at)
+                .await
+            {
+                tracing::warn!(error = %e, connection = %conn.id, "could not record credential use");
+            }
+        }
         res
     }
 
@@ -382,7 +398,11 @@ impl Platform {
             detail,
             created_at: Utc::now(),
         };
-        if let Err(e) = self.store.append_audit(event).await {
+        // With webhooks on, an action that maps to an event enqueues it in the audit's transaction.
+        let outbox = crate::outbox::webhooks_enabled(&self.settings)
+            .then(|| crate::outbox::event_for_audit(&event, conn))
+            .flatten();
+        if let Err(e) = self.store.append_audit_and_outbox(event, outbox).await {
             tracing::error!(error = %e, action, "could not write the audit trail");
         }
     }

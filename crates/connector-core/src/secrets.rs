@@ -84,6 +84,15 @@ impl fmt::Display for SecretPath {
     }
 }
 
+/// A secret with its version (see [`SecretStore::get_versioned`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedSecret {
+    pub value: SecretValue,
+    /// 1 for the first write, one more for every write after it. A store without versions (a test
+    /// fake relying on the trait's defaults) answers 0.
+    pub version: u64,
+}
+
 /// A key-value store for secret documents.
 #[async_trait]
 pub trait SecretStore: Send + Sync + 'static {
@@ -104,6 +113,38 @@ pub trait SecretStore: Send + Sync + 'static {
 
     /// Names of the secrets directly under `folder` (no nesting), sorted. Empty when none.
     async fn list(&self, folder: &SecretPath) -> Result<Vec<String>, SecretStoreError>;
+
+    /// The current value and its version, or `None` when absent. Versions start at 1, grow by one
+    /// with every write ([`SecretStore::put`] included), and start again at 1 after a delete.
+    ///
+    /// Default, for stores without versions: [`SecretStore::get`] with version 0. Both shipped
+    /// backends (Vault/OpenBao KV v2 and the embedded store) override it.
+    async fn get_versioned(
+        &self,
+        path: &SecretPath,
+    ) -> Result<Option<VersionedSecret>, SecretStoreError> {
+        Ok(self
+            .get(path)
+            .await?
+            .map(|value| VersionedSecret { value, version: 0 }))
+    }
+
+    /// Check-and-set: write `value` only if the current version is `expected` (0: only if the
+    /// secret does not exist); returns the new version. Any other current version answers
+    /// [`SecretStoreError::Conflict`] and writes nothing, so a writer that read an older version
+    /// never overwrites a newer secret.
+    ///
+    /// Default, for stores without versions: an unconditional [`SecretStore::put`] (last writer
+    /// wins) returning 0. Both shipped backends override it with a real check-and-set.
+    async fn put_cas(
+        &self,
+        path: &SecretPath,
+        value: &SecretValue,
+        expected: u64,
+    ) -> Result<u64, SecretStoreError> {
+        let _ = expected;
+        self.put(path, value).await.map(|()| 0)
+    }
 }
 
 #[cfg(test)]

@@ -232,9 +232,31 @@ pub struct SetupOutcome {
     pub input: Option<serde_json::Value>,
 }
 
+/// A connection claimed for a scheduled status check (see [`Store::claim_due_checks`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckClaim {
+    pub connection: ConnectionRecord,
+    /// Passing failures in a row before this check (drives the back-off).
+    pub failures: i32,
+}
+
+/// One connection's cached credentials of one mode, claimed for a refresh ahead of use (see
+/// [`Store::claim_due_refreshes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshClaim {
+    pub connection: ConnectionRecord,
+    pub mode: crate::ids::CredentialMode,
+}
+
 fn setup_tasks_unsupported<T>() -> Result<T, StoreError> {
     Err(StoreError::Other(
         "setup tasks are not supported by this store".into(),
+    ))
+}
+
+fn outbox_unsupported<T>() -> Result<T, StoreError> {
+    Err(StoreError::Other(
+        "the webhook outbox is not supported by this store".into(),
     ))
 }
 
@@ -415,6 +437,174 @@ pub trait Store: Send + Sync + 'static {
         _reason: &str,
     ) -> Result<u64, StoreError> {
         setup_tasks_unsupported()
+    }
+
+    // ---- lifecycle (`connector-lifecycle`): scheduled status checks under a row lease, refresh of
+    // credentials ahead of use, expiry warnings, retention ----
+    // Every default finds no work, so stores without the columns keep compiling and a scheduler over
+    // them does nothing.
+
+    /// Schedule the first check of every `active` or `degraded` connection that has none (a new
+    /// connection, a reconnect: [`Store::upsert_connection`] clears the schedule) at `at`; returns
+    /// how many.
+    async fn schedule_unscheduled_checks(&self, _at: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Take up to `limit` connections due for a check for `worker`, oldest due first: `active` or
+    /// `degraded`, `next_check_at` at or before `due_before`, check lease absent or lapsed at `now`
+    /// (a lapsed lease is taken over). Sets the lease to `lease_until`. Of concurrent claimers each
+    /// connection goes to exactly one.
+    async fn claim_due_checks(
+        &self,
+        _worker: &str,
+        _due_before: DateTime<Utc>,
+        _now: DateTime<Utc>,
+        _lease_until: DateTime<Utc>,
+        _limit: i64,
+    ) -> Result<Vec<CheckClaim>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// End a check as the lease holder: the next one at `next_check_at`, after `failures` passing
+    /// failures in a row; drops the lease. `false` (nothing written) when `worker` no longer holds
+    /// the lease (taken over, cleared by a reconnect, the connection deleted).
+    async fn finish_check(
+        &self,
+        _id: ConnectionId,
+        _worker: &str,
+        _next_check_at: DateTime<Utc>,
+        _failures: i32,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    /// Note that credentials of `mode` were handed out for a connection at `used_at`, and when they
+    /// are due for a refresh ahead of use (`None`: never, e.g. credentials that do not expire).
+    /// Advisory: a store may coalesce repeated notes with an unchanged `refresh_at` for a minute.
+    async fn record_credential_use(
+        &self,
+        _id: ConnectionId,
+        _mode: crate::ids::CredentialMode,
+        _used_at: DateTime<Utc>,
+        _refresh_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Take up to `limit` credentials due for a refresh for `worker`, earliest first: `refresh_at` at
+    /// or before `now`, used at or after `used_since`, lease absent or lapsed at `now`. Sets the lease
+    /// to `lease_until`. Each comes with its connection, whatever its status (the caller skips what it
+    /// should not refresh). Of concurrent claimers each goes to exactly one.
+    async fn claim_due_refreshes(
+        &self,
+        _worker: &str,
+        _now: DateTime<Utc>,
+        _used_since: DateTime<Utc>,
+        _lease_until: DateTime<Utc>,
+        _limit: i64,
+    ) -> Result<Vec<RefreshClaim>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// End a refresh as the lease holder: the next one at `refresh_at` (`None`: none); drops the
+    /// lease. `false` (nothing written) when `worker` no longer holds it.
+    async fn finish_refresh(
+        &self,
+        _id: ConnectionId,
+        _mode: crate::ids::CredentialMode,
+        _worker: &str,
+        _refresh_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    /// Take up to `limit` connections, not `pending`, whose `expires_at` is at or before
+    /// `warn_before` and that were not warned for that `expires_at` value yet, and mark them warned
+    /// for it; soonest first. Across concurrent callers a connection is returned once per
+    /// `expires_at` value.
+    async fn take_expiry_warnings(
+        &self,
+        _warn_before: DateTime<Utc>,
+        _limit: i64,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Delete the OAuth states that expired at or before `now`; returns how many.
+    async fn prune_oauth_states(&self, _now: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Delete finished setup tasks (`SUCCESS`, `FAILURE`) last updated before `before`; returns how
+    /// many.
+    async fn prune_setup_tasks(&self, _before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    // ---- webhook outbox (durable, leased; see `crate::outbox`) ----
+    // Defaults: the combined append falls back to two writes; the rest refuse, so stores without
+    // the table keep compiling (and a gateway without webhooks never calls them).
+
+    /// Append the audit line and, when given, enqueue its webhook event, in one transaction where
+    /// the store has them: the event exists exactly when its audit line does.
+    async fn append_audit_and_outbox(
+        &self,
+        event: AuditEvent,
+        outbox: Option<crate::outbox::NewOutboxEvent>,
+    ) -> Result<(), StoreError> {
+        self.append_audit(event).await?;
+        match outbox {
+            Some(o) => self.enqueue_webhook(o).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Insert a `pending` event, due at once. A second event with the same id is a `Conflict`.
+    async fn enqueue_webhook(
+        &self,
+        _event: crate::outbox::NewOutboxEvent,
+    ) -> Result<(), StoreError> {
+        outbox_unsupported()
+    }
+
+    /// Take up to `limit` due events for `worker`, oldest due first: `pending`, `next_attempt_at` at
+    /// or before `now`, lease absent or lapsed at `now` (a lapsed lease is taken over). Sets the
+    /// lease to `lease_until`, adds one to `attempts`, stamps `last_attempt_at`. Of concurrent
+    /// claimers each event goes to exactly one.
+    async fn claim_webhooks(
+        &self,
+        _worker: &str,
+        _now: DateTime<Utc>,
+        _lease_until: DateTime<Utc>,
+        _limit: i64,
+    ) -> Result<Vec<crate::outbox::OutboxRecord>, StoreError> {
+        outbox_unsupported()
+    }
+
+    /// End one attempt as the lease holder (see `DeliveryOutcome`) and drop the lease; `false`
+    /// (nothing written) when `worker` no longer holds the lease of a pending event.
+    async fn finish_webhook_attempt(
+        &self,
+        _id: uuid::Uuid,
+        _worker: &str,
+        _outcome: crate::outbox::DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        outbox_unsupported()
+    }
+
+    /// Events for inspection, oldest first, optionally in one state, at most `limit`.
+    async fn list_webhooks(
+        &self,
+        _state: Option<crate::outbox::OutboxState>,
+        _limit: i64,
+    ) -> Result<Vec<crate::outbox::OutboxRecord>, StoreError> {
+        outbox_unsupported()
+    }
+
+    /// Delete `delivered` events delivered before `before`; returns how many. Failed events stay.
+    async fn prune_webhooks(&self, _before: DateTime<Utc>) -> Result<u64, StoreError> {
+        outbox_unsupported()
     }
 }
 

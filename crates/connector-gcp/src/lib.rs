@@ -369,6 +369,7 @@ impl Connector for GcpConnector {
                 Capability::AsyncSetup,
             ],
             open_paths: vec![CALLBACK_PATH],
+            connect_paths: vec![routes::LOGIN_PATH, routes::RETRY_PATH],
         }
     }
 

@@ -202,6 +202,7 @@ impl Connector for ScalewayConnector {
                 Capability::Validate,
             ],
             open_paths: Vec::new(),
+            connect_paths: vec![routes::CONNECT_PATH],
         }
     }
 

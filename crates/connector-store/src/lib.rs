@@ -5,9 +5,11 @@
 //! backend; `schema.rs` uses column types both backends understand. Migrations are embedded from
 //! `migrations/postgres` and `migrations/sqlite` at the workspace root.
 
+mod checks;
 mod config;
 mod error;
 mod models;
+mod outbox;
 mod schema;
 mod sql;
 mod tasks;

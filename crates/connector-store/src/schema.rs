@@ -22,6 +22,25 @@ diesel::table! {
         updated_at -> Timestamp,
         last_validated_at -> Nullable<Timestamp>,
         expires_at -> Nullable<Timestamp>,
+        // Lifecycle (`checks.rs`): not read into `ConnectionRow`; written by the scheduler's queries.
+        next_check_at -> Nullable<Timestamp>,
+        check_lease_owner -> Nullable<Text>,
+        check_lease_until -> Nullable<Timestamp>,
+        check_failures -> Integer,
+        expiry_warned_for -> Nullable<Timestamp>,
+    }
+}
+
+// Credentials in use, per connection and mode, for the refresh ahead of use (`checks.rs`).
+diesel::table! {
+    credential_usage (id) {
+        id -> Text,
+        connection_id -> Text,
+        mode -> Text,
+        used_at -> Timestamp,
+        refresh_at -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
     }
 }
 
@@ -76,6 +95,26 @@ diesel::table! {
         attempts -> Integer,
         lease_owner -> Nullable<Text>,
         lease_expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_outbox (id) {
+        id -> Text,
+        event_type -> Text,
+        user_id -> Text,
+        connection_id -> Nullable<Text>,
+        payload -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        last_attempt_at -> Nullable<Timestamp>,
+        delivered_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }

@@ -57,6 +57,8 @@ pub struct SqlStore {
     pub(crate) pools: Pools,
     /// What `connect` was given; used by `migrate` to open a dedicated connection.
     url: String,
+    /// Credential-use notes written lately, to coalesce repeats (`checks.rs`).
+    pub(crate) usage_notes: crate::checks::UsageNotes,
 }
 
 impl fmt::Debug for SqlStore {
@@ -154,6 +156,7 @@ impl SqlStore {
                 Ok(Self {
                     pools: Pools::Postgres(pool),
                     url: url.clone(),
+                    usage_notes: Default::default(),
                 })
             }
             DbConfig::Sqlite { path } => {
@@ -184,6 +187,7 @@ impl SqlStore {
                 Ok(Self {
                     pools: Pools::Sqlite(pool),
                     url,
+                    usage_notes: Default::default(),
                 })
             }
         }
@@ -264,6 +268,24 @@ impl SqlStore {
             {
                 dump.setup_task(&r);
             }
+            for r in crate::schema::webhook_outbox::table
+                .order(crate::schema::webhook_outbox::id)
+                .select(crate::outbox::OutboxRow::as_select())
+                .load(conn)
+                .await
+                .db()?
+            {
+                crate::outbox::dump_row(&mut dump, &r);
+            }
+            for r in crate::schema::credential_usage::table
+                .order(crate::schema::credential_usage::id)
+                .select(crate::checks::UsageRow::as_select())
+                .load(conn)
+                .await
+                .db()?
+            {
+                crate::checks::dump_usage(&mut dump, &r);
+            }
             Ok(dump.finish())
         })
     }
@@ -316,6 +338,11 @@ impl Store for SqlStore {
                     uc::updated_at.eq(excluded(uc::updated_at)),
                     uc::last_validated_at.eq(excluded(uc::last_validated_at)),
                     uc::expires_at.eq(excluded(uc::expires_at)),
+                    // A (re)connect puts the connection back on the check schedule, afresh.
+                    uc::next_check_at.eq(None::<chrono::NaiveDateTime>),
+                    uc::check_lease_owner.eq(None::<String>),
+                    uc::check_lease_until.eq(None::<chrono::NaiveDateTime>),
+                    uc::check_failures.eq(0),
                 ))
                 .returning(ConnectionRow::as_returning())
                 .get_result(conn)
@@ -675,5 +702,126 @@ impl Store for SqlStore {
         reason: &str,
     ) -> Result<u64, StoreError> {
         self.task_cancel(user, provider, connection, reason).await
+    }
+
+    async fn schedule_unscheduled_checks(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.checks_schedule(at).await
+    }
+
+    async fn claim_due_checks(
+        &self,
+        worker: &str,
+        due_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<connector_core::store::CheckClaim>, StoreError> {
+        self.checks_claim(worker, due_before, now, lease_until, limit)
+            .await
+    }
+
+    async fn finish_check(
+        &self,
+        id: ConnectionId,
+        worker: &str,
+        next_check_at: DateTime<Utc>,
+        failures: i32,
+    ) -> Result<bool, StoreError> {
+        self.checks_finish(id, worker, next_check_at, failures)
+            .await
+    }
+
+    async fn record_credential_use(
+        &self,
+        id: ConnectionId,
+        mode: connector_core::ids::CredentialMode,
+        used_at: DateTime<Utc>,
+        refresh_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.usage_record(id, mode, used_at, refresh_at).await
+    }
+
+    async fn claim_due_refreshes(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        used_since: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<connector_core::store::RefreshClaim>, StoreError> {
+        self.usage_claim(worker, now, used_since, lease_until, limit)
+            .await
+    }
+
+    async fn finish_refresh(
+        &self,
+        id: ConnectionId,
+        mode: connector_core::ids::CredentialMode,
+        worker: &str,
+        refresh_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.usage_finish(id, mode, worker, refresh_at).await
+    }
+
+    async fn take_expiry_warnings(
+        &self,
+        warn_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.expiry_take(warn_before, limit).await
+    }
+
+    async fn prune_oauth_states(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.oauth_prune(now).await
+    }
+
+    async fn prune_setup_tasks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.tasks_prune(before).await
+    }
+
+    async fn append_audit_and_outbox(
+        &self,
+        event: AuditEvent,
+        outbox: Option<connector_core::outbox::NewOutboxEvent>,
+    ) -> Result<(), StoreError> {
+        self.outbox_append_with_audit(event, outbox).await
+    }
+
+    async fn enqueue_webhook(
+        &self,
+        event: connector_core::outbox::NewOutboxEvent,
+    ) -> Result<(), StoreError> {
+        self.outbox_enqueue(event).await
+    }
+
+    async fn claim_webhooks(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<connector_core::outbox::OutboxRecord>, StoreError> {
+        self.outbox_claim(worker, now, lease_until, limit).await
+    }
+
+    async fn finish_webhook_attempt(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        outcome: connector_core::outbox::DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        self.outbox_finish(id, worker, outcome).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        state: Option<connector_core::outbox::OutboxState>,
+        limit: i64,
+    ) -> Result<Vec<connector_core::outbox::OutboxRecord>, StoreError> {
+        self.outbox_list(state, limit).await
+    }
+
+    async fn prune_webhooks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.outbox_prune(before).await
     }
 }

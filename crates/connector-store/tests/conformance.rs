@@ -166,6 +166,17 @@ conformance!(
     setup_task_release_backs_off,
     setup_task_cancel_scopes_and_fences_the_worker,
     setup_task_concurrent_claims_yield_one,
+    checks_schedule_claim_finish_and_take_over,
+    checks_are_claimed_oldest_due_first,
+    upsert_resets_the_check_schedule,
+    checks_concurrent_claims_take_each_once,
+    credential_use_drives_refresh_claims,
+    expiry_warnings_are_taken_once_per_value,
+    prune_oauth_states_and_finished_setup_tasks,
+    webhook_enqueue_with_audit_is_one_transaction,
+    webhook_claim_leases_retries_and_fences,
+    webhook_prune_removes_only_old_delivered,
+    webhook_concurrent_claims_take_each_once,
 );
 
 /// A store whose PostgreSQL server does not exist answers `Unavailable`, promptly.
@@ -207,6 +218,8 @@ async fn sqlite_in_an_unwritable_place_is_an_error() {
 // ---------------------------------------------------------------------------------------------
 
 mod cases {
+    pub use super::lifecycle_cases::*;
+    pub use super::outbox_cases::*;
     use super::*;
 
     fn user(s: &str) -> UserId {
@@ -1242,5 +1255,800 @@ mod cases {
         ids.sort();
         assert_eq!(won, ids);
         assert!(got.iter().all(|t| t.attempts == 1));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle (connector-lifecycle): scheduled checks, credential use, expiry warnings, retention
+// ---------------------------------------------------------------------------------------------
+
+mod lifecycle_cases {
+    use std::collections::HashSet;
+
+    use connector_core::ids::CredentialMode;
+    use connector_core::store::{ConnectionRecord, OAuthStateRecord, SetupState};
+
+    use super::*;
+
+    fn user(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    fn secs(n: i64) -> chrono::Duration {
+        chrono::Duration::seconds(n)
+    }
+
+    async fn conn(
+        s: &SqlStore,
+        u: &UserId,
+        account: &str,
+        status: ConnectionStatus,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> ConnectionRecord {
+        let (c, created) = s
+            .upsert_connection(NewConnection {
+                id: ConnectionId::new(),
+                user_id: u.clone(),
+                provider: ProviderId::parse("scaleway").unwrap(),
+                account_id: account.to_owned(),
+                display_name: None,
+                status,
+                status_reason: None,
+                read_only: false,
+                secret_ref: format!("users/{u}/scaleway/{account}"),
+                metadata: serde_json::json!({}),
+                last_validated_at: Some(Utc::now()),
+                expires_at,
+            })
+            .await
+            .unwrap();
+        assert!(created);
+        c
+    }
+
+    fn ids(claims: &[connector_core::store::CheckClaim]) -> HashSet<ConnectionId> {
+        claims.iter().map(|c| c.connection.id).collect()
+    }
+
+    pub async fn checks_schedule_claim_finish_and_take_over(s: &SqlStore) {
+        let u = user("alice");
+        let a = conn(s, &u, "a", ConnectionStatus::Active, None).await;
+        let d = conn(s, &u, "d", ConnectionStatus::Degraded, None).await;
+        conn(s, &u, "n", ConnectionStatus::NeedsReconnect, None).await;
+        conn(s, &u, "p", ConnectionStatus::Pending, None).await;
+        let now = Utc::now();
+        assert!(
+            s.claim_due_checks("w1", now, now, now + secs(60), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing is scheduled yet"
+        );
+        assert_eq!(
+            s.schedule_unscheduled_checks(now - secs(10)).await.unwrap(),
+            2,
+            "only active and degraded connections are scheduled"
+        );
+        assert_eq!(s.schedule_unscheduled_checks(now).await.unwrap(), 0);
+        assert!(
+            s.claim_due_checks("w1", now - secs(11), now, now + secs(60), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not due before its time"
+        );
+        let got = s
+            .claim_due_checks("w1", now, now, now + secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(&got), HashSet::from([a.id, d.id]));
+        assert!(got.iter().all(|c| c.failures == 0));
+        assert_eq!(
+            got.iter()
+                .find(|c| c.connection.id == d.id)
+                .unwrap()
+                .connection,
+            s.get_connection(&u, d.id).await.unwrap().unwrap()
+        );
+        assert!(
+            s.claim_due_checks("w2", now, now, now + secs(60), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "leased rows are not claimed again"
+        );
+        assert!(!s.finish_check(a.id, "w2", now, 0).await.unwrap());
+        assert!(s
+            .finish_check(a.id, "w1", now + secs(3600), 0)
+            .await
+            .unwrap());
+        assert!(s.finish_check(d.id, "w1", now - secs(1), 2).await.unwrap());
+        assert!(
+            !s.finish_check(d.id, "w1", now, 0).await.unwrap(),
+            "the lease was dropped"
+        );
+        // Only d is due again, with its failures; a short lease lapses and is taken over.
+        let got = s
+            .claim_due_checks("w2", now, now, now + secs(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(&got), HashSet::from([d.id]));
+        assert_eq!(got[0].failures, 2);
+        assert!(s
+            .claim_due_checks("w3", now, now, now + secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let later = now + secs(2);
+        let got = s
+            .claim_due_checks("w3", now, later, later + secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&got),
+            HashSet::from([d.id]),
+            "a lapsed lease is taken over"
+        );
+        assert!(!s.finish_check(d.id, "w2", now, 0).await.unwrap(), "fenced");
+        assert!(s
+            .finish_check(d.id, "w3", now + secs(3600), 0)
+            .await
+            .unwrap());
+    }
+
+    pub async fn checks_are_claimed_oldest_due_first(s: &SqlStore) {
+        let u = user("alice");
+        let now = Utc::now();
+        let mut by_due = Vec::new();
+        for i in 0..5 {
+            let c = conn(s, &u, &format!("acct-{i}"), ConnectionStatus::Active, None).await;
+            by_due.push(c.id);
+        }
+        s.schedule_unscheduled_checks(now - secs(100))
+            .await
+            .unwrap();
+        // Reschedule each through a claim and a finish: acct-0 is due first, acct-4 last.
+        let all = s
+            .claim_due_checks("w", now, now, now + secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 5);
+        for (i, id) in by_due.iter().enumerate() {
+            assert!(s
+                .finish_check(*id, "w", now - secs(10 + 10 * (5 - i as i64)), 0)
+                .await
+                .unwrap());
+        }
+        let mut order = Vec::new();
+        loop {
+            let got = s
+                .claim_due_checks("w", now, now, now + secs(60), 2)
+                .await
+                .unwrap();
+            if got.is_empty() {
+                break;
+            }
+            assert!(got.len() <= 2, "at most the limit");
+            let mut batch: Vec<_> = got.iter().map(|c| c.connection.id).collect();
+            // Within one claim the order is free; across claims, the earliest due come first.
+            batch.sort_by_key(|id| by_due.iter().position(|x| x == id).unwrap());
+            order.extend(batch);
+        }
+        assert_eq!(order, by_due);
+    }
+
+    pub async fn upsert_resets_the_check_schedule(s: &SqlStore) {
+        let u = user("alice");
+        let c = conn(s, &u, "a", ConnectionStatus::Active, None).await;
+        let now = Utc::now();
+        s.schedule_unscheduled_checks(now - secs(1)).await.unwrap();
+        assert_eq!(
+            s.claim_due_checks("w1", now, now, now + secs(60), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(s.finish_check(c.id, "w1", now - secs(1), 3).await.unwrap());
+        assert_eq!(
+            s.claim_due_checks("w1", now, now, now + secs(60), 10)
+                .await
+                .unwrap()[0]
+                .failures,
+            3
+        );
+        // The check refuses: needs_reconnect leaves the schedule.
+        s.update_status(
+            &u,
+            c.id,
+            StatusUpdate {
+                status: ConnectionStatus::NeedsReconnect,
+                status_reason: Some("refused".into()),
+                last_validated_at: Some(now),
+            },
+        )
+        .await
+        .unwrap();
+        assert!(s.finish_check(c.id, "w1", now - secs(1), 0).await.unwrap());
+        assert!(s
+            .claim_due_checks("w2", now, now, now + secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // A reconnect (the same user, provider and account) puts it back, afresh.
+        let mut again = NewConnection {
+            id: ConnectionId::new(),
+            user_id: u.clone(),
+            provider: c.provider.clone(),
+            account_id: c.account_id.clone(),
+            display_name: None,
+            status: ConnectionStatus::Active,
+            status_reason: None,
+            read_only: false,
+            secret_ref: c.secret_ref.clone(),
+            metadata: serde_json::json!({}),
+            last_validated_at: Some(now),
+            expires_at: None,
+        };
+        let (r, created) = s.upsert_connection(again.clone()).await.unwrap();
+        assert!(!created);
+        assert_eq!(r.id, c.id);
+        assert!(
+            s.claim_due_checks("w2", now, now, now + secs(60), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not scheduled until the scheduler schedules it"
+        );
+        assert_eq!(
+            s.schedule_unscheduled_checks(now - secs(1)).await.unwrap(),
+            1
+        );
+        let got = s
+            .claim_due_checks("w2", now, now, now + secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].failures, 0, "failures start over");
+        // A reconnect while a check is running clears its lease: the late check writes nothing.
+        again.display_name = Some("renamed".into());
+        s.upsert_connection(again).await.unwrap();
+        assert!(!s.finish_check(c.id, "w2", now + secs(60), 0).await.unwrap());
+    }
+
+    pub async fn checks_concurrent_claims_take_each_once(s: &SqlStore) {
+        let u = user("alice");
+        let mut all = HashSet::new();
+        for i in 0..40 {
+            all.insert(
+                conn(s, &u, &format!("acct-{i}"), ConnectionStatus::Active, None)
+                    .await
+                    .id,
+            );
+        }
+        let now = Utc::now();
+        s.schedule_unscheduled_checks(now - secs(1)).await.unwrap();
+        let claimers = (0..8).map(|i| {
+            let worker = format!("w{i}");
+            async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = s
+                        .claim_due_checks(&worker, now, now, now + secs(60), 3)
+                        .await
+                        .expect("no error under concurrency");
+                    if got.is_empty() {
+                        break;
+                    }
+                    mine.extend(got.into_iter().map(|c| c.connection.id));
+                }
+                mine
+            }
+        });
+        let got: Vec<ConnectionId> = futures::future::join_all(claimers)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(got.len(), 40, "each connection goes to exactly one claimer");
+        assert_eq!(got.into_iter().collect::<HashSet<_>>(), all);
+    }
+
+    pub async fn credential_use_drives_refresh_claims(s: &SqlStore) {
+        let u = user("alice");
+        let c = conn(s, &u, "c", ConnectionStatus::Active, None).await;
+        let old = conn(s, &u, "old", ConnectionStatus::Active, None).await;
+        let now = Utc::now();
+        let since = now - secs(3600);
+        s.record_credential_use(c.id, CredentialMode::Full, now, Some(now - secs(1)))
+            .await
+            .unwrap();
+        s.record_credential_use(c.id, CredentialMode::ReadOnly, now, None)
+            .await
+            .unwrap();
+        // Used two hours ago: left to expire.
+        s.record_credential_use(
+            old.id,
+            CredentialMode::Full,
+            now - secs(7200),
+            Some(now - secs(1)),
+        )
+        .await
+        .unwrap();
+        let got = s
+            .claim_due_refreshes("w1", now, since, now + secs(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].connection,
+            s.get_connection(&u, c.id).await.unwrap().unwrap()
+        );
+        assert_eq!(got[0].mode, CredentialMode::Full);
+        assert!(s
+            .claim_due_refreshes("w2", now, since, now + secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // The lease lapses: taken over, and the first holder is fenced.
+        let later = now + secs(2);
+        let got = s
+            .claim_due_refreshes("w2", later, since, later + secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(!s
+            .finish_refresh(c.id, CredentialMode::Full, "w1", None)
+            .await
+            .unwrap());
+        assert!(s
+            .finish_refresh(c.id, CredentialMode::Full, "w2", Some(now + secs(3300)))
+            .await
+            .unwrap());
+        assert!(s
+            .claim_due_refreshes("w2", later, since, later + secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // A later use with credentials due again brings it back.
+        s.record_credential_use(c.id, CredentialMode::Full, now, Some(now - secs(5)))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.claim_due_refreshes("w3", later, since, later + secs(60), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // A use for a connection that does not exist is refused; a disconnect removes the rows.
+        assert!(s
+            .record_credential_use(ConnectionId::new(), CredentialMode::Full, now, None)
+            .await
+            .is_err());
+        let dump = s.dump_text().await.unwrap();
+        assert!(dump.contains(&format!("credential_usage: id={}:full", old.id)));
+        assert!(s.delete_connection(&u, old.id).await.unwrap());
+        let dump = s.dump_text().await.unwrap();
+        assert!(!dump.contains(&old.id.to_string()), "the delete cascades");
+    }
+
+    pub async fn expiry_warnings_are_taken_once_per_value(s: &SqlStore) {
+        let u = user("alice");
+        let now = Utc::now();
+        let days = chrono::Duration::days;
+        let x = conn(s, &u, "x", ConnectionStatus::Active, Some(now + days(3))).await;
+        conn(s, &u, "y", ConnectionStatus::Active, Some(now + days(30))).await;
+        conn(s, &u, "z", ConnectionStatus::Active, None).await;
+        conn(s, &u, "p", ConnectionStatus::Pending, Some(now + days(1))).await;
+        let n = conn(
+            s,
+            &u,
+            "n",
+            ConnectionStatus::NeedsReconnect,
+            Some(now + days(2)),
+        )
+        .await;
+        let warn_before = now + days(14);
+        let got = s.take_expiry_warnings(warn_before, 100).await.unwrap();
+        let got_ids: Vec<_> = got.iter().map(|c| c.id).collect();
+        assert_eq!(
+            got_ids,
+            vec![n.id, x.id],
+            "soonest first; not pending, not far off"
+        );
+        assert_eq!(got[1], s.get_connection(&u, x.id).await.unwrap().unwrap());
+        assert!(s
+            .take_expiry_warnings(warn_before, 100)
+            .await
+            .unwrap()
+            .is_empty());
+        // A new expiry value is warned about again, by exactly one of concurrent takers.
+        s.update_metadata(&u, x.id, serde_json::json!({}), Some(now + days(5)))
+            .await
+            .unwrap();
+        let takers =
+            (0..6).map(|_| async { s.take_expiry_warnings(warn_before, 100).await.unwrap() });
+        let got: Vec<_> = futures::future::join_all(takers)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, x.id);
+        assert_eq!(got[0].expires_at, Some(models_round(now + days(5))));
+    }
+
+    /// An instant as the store returns it (microseconds).
+    fn models_round(t: DateTime<Utc>) -> DateTime<Utc> {
+        use chrono::SubsecRound;
+        t.trunc_subsecs(6)
+    }
+
+    pub async fn prune_oauth_states_and_finished_setup_tasks(s: &SqlStore) {
+        let u = user("alice");
+        let gcp = ProviderId::parse("gcp").unwrap();
+        let now = Utc::now();
+        for (hash, expires) in [("expired", now - secs(1)), ("valid", now + secs(600))] {
+            s.put_oauth_state(OAuthStateRecord {
+                state_hash: hash.into(),
+                user_id: u.clone(),
+                provider: gcp.clone(),
+                sealed_verifier: vec![1, 2, 3],
+                redirect_uri: "http://localhost/cb".into(),
+                created_at: now - secs(600),
+                expires_at: expires,
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(s.prune_oauth_states(now).await.unwrap(), 1);
+        assert!(s.take_oauth_state("valid", now).await.unwrap().is_some());
+
+        let task = |status: &str| NewSetupTask {
+            id: uuid::Uuid::new_v4(),
+            user_id: u.clone(),
+            connection_id: None,
+            provider: gcp.clone(),
+            state: SetupState::Pending,
+            step: 0,
+            total_steps: 3,
+            progress: 0,
+            status_message: status.into(),
+            input: serde_json::json!({}),
+        };
+        let done = s.create_setup_task(task("first")).await.unwrap();
+        let live = s.create_setup_task(task("second")).await.unwrap();
+        let claimed = s
+            .claim_setup_task(&gcp, "w", now, now + secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.id, done.id);
+        assert!(s
+            .finish_setup_task(
+                done.id,
+                "w",
+                SetupOutcome {
+                    state: SetupState::Success,
+                    progress: 100,
+                    status_message: "done".into(),
+                    error: None,
+                    result: None,
+                    input: None,
+                },
+            )
+            .await
+            .unwrap());
+        assert_eq!(s.prune_setup_tasks(now - secs(3600)).await.unwrap(), 0);
+        assert_eq!(
+            s.prune_setup_tasks(Utc::now() + secs(1)).await.unwrap(),
+            1,
+            "only the finished task"
+        );
+        assert!(s.get_setup_task(&u, done.id).await.unwrap().is_none());
+        assert!(s.get_setup_task(&u, live.id).await.unwrap().is_some());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook outbox (connector-webhooks): enqueue with the audit line, leased claims, outcomes, prune
+// ---------------------------------------------------------------------------------------------
+
+mod outbox_cases {
+    use std::collections::HashSet;
+
+    use connector_core::outbox::{DeliveryOutcome, NewOutboxEvent, OutboxState};
+
+    use super::*;
+
+    fn secs(n: i64) -> chrono::Duration {
+        chrono::Duration::seconds(n)
+    }
+
+    fn outbox_event(created_at: DateTime<Utc>) -> NewOutboxEvent {
+        let id = uuid::Uuid::new_v4();
+        NewOutboxEvent {
+            id,
+            event_type: "connection.created".to_owned(),
+            user_id: UserId::parse("alice").unwrap(),
+            connection_id: Some(ConnectionId::new()),
+            payload: format!(r#"{{"id":"{id}","type":"connection.created","data":{{}}}}"#),
+            created_at,
+        }
+    }
+
+    fn audit_line(id: uuid::Uuid, t: DateTime<Utc>) -> AuditEvent {
+        AuditEvent {
+            id,
+            user_id: UserId::parse("alice").unwrap(),
+            connection_id: None,
+            provider: None,
+            action: "connect".to_owned(),
+            actor: "user".to_owned(),
+            detail: serde_json::json!({}),
+            created_at: t,
+        }
+    }
+
+    pub async fn webhook_enqueue_with_audit_is_one_transaction(s: &SqlStore) {
+        let u = UserId::parse("alice").unwrap();
+        let t = Utc::now();
+        let e = outbox_event(t);
+        s.append_audit_and_outbox(audit_line(e.id, t), Some(e.clone()))
+            .await
+            .unwrap();
+        let rows = s.list_webhooks(None, 10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(r.id, e.id);
+        assert_eq!(r.payload, e.payload);
+        assert_eq!(r.event_type, "connection.created");
+        assert_eq!(r.user_id, u);
+        assert_eq!(r.connection_id, e.connection_id);
+        assert_eq!(r.state, OutboxState::Pending);
+        assert_eq!(r.attempts, 0);
+        assert_eq!(r.next_attempt_at, r.created_at, "due at once");
+        assert!(r.lease_owner.is_none() && r.last_error.is_none() && r.delivered_at.is_none());
+        assert_eq!(s.list_audit(&u, None, None, 10).await.unwrap().len(), 1);
+
+        // Without an event only the audit line is written.
+        s.append_audit_and_outbox(audit_line(uuid::Uuid::new_v4(), t), None)
+            .await
+            .unwrap();
+        assert_eq!(s.list_webhooks(None, 10).await.unwrap().len(), 1);
+        assert_eq!(s.list_audit(&u, None, None, 10).await.unwrap().len(), 2);
+
+        // The outbox insert fails (same event id): the audit line is rolled back with it.
+        let lonely = uuid::Uuid::new_v4();
+        let err = s
+            .append_audit_and_outbox(audit_line(lonely, t), Some(e.clone()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        let audit = s.list_audit(&u, None, None, 10).await.unwrap();
+        assert_eq!(audit.len(), 2, "no audit line without its event");
+        assert!(audit.iter().all(|a| a.id != lonely));
+        // The plain enqueue refuses a duplicate id too.
+        assert!(matches!(
+            s.enqueue_webhook(e).await.unwrap_err(),
+            StoreError::Conflict(_)
+        ));
+        // The dump shows the outbox.
+        assert!(s.dump_text().await.unwrap().contains("webhook_outbox:"));
+    }
+
+    pub async fn webhook_claim_leases_retries_and_fences(s: &SqlStore) {
+        let now = Utc::now();
+        let older = outbox_event(now - secs(10));
+        let newer = outbox_event(now - secs(5));
+        let future = outbox_event(now + secs(3600));
+        for e in [&newer, &older, &future] {
+            s.enqueue_webhook(e.clone()).await.unwrap();
+        }
+        // Oldest due first; one per claim at limit 1; a lease excludes the event from others.
+        let a = s
+            .claim_webhooks("w1", now, now + secs(60), 1)
+            .await
+            .unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].id, older.id);
+        assert_eq!(a[0].attempts, 1);
+        assert_eq!(a[0].lease_owner.as_deref(), Some("w1"));
+        assert_eq!(
+            a[0].lease_expires_at.unwrap().timestamp(),
+            (now + secs(60)).timestamp()
+        );
+        assert!(a[0].last_attempt_at.is_some());
+        let b = s
+            .claim_webhooks("w2", now, now + secs(60), 5)
+            .await
+            .unwrap();
+        assert_eq!(b.len(), 1, "the future event is not due");
+        assert_eq!(b[0].id, newer.id);
+        assert!(s
+            .claim_webhooks("w3", now, now + secs(60), 5)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Only the lease holder writes.
+        let retry = DeliveryOutcome::Retry {
+            not_before: now + secs(30),
+            error: "HTTP 503 Service Unavailable".into(),
+        };
+        assert!(!s
+            .finish_webhook_attempt(older.id, "w2", retry.clone())
+            .await
+            .unwrap());
+        assert!(s
+            .finish_webhook_attempt(older.id, "w1", retry.clone())
+            .await
+            .unwrap());
+        assert!(
+            !s.finish_webhook_attempt(older.id, "w1", retry)
+                .await
+                .unwrap(),
+            "the lease is gone after the outcome"
+        );
+        let rows = s
+            .list_webhooks(Some(OutboxState::Pending), 10)
+            .await
+            .unwrap();
+        let r = rows.iter().find(|r| r.id == older.id).unwrap();
+        assert!(r.lease_owner.is_none() && r.lease_expires_at.is_none());
+        assert_eq!(
+            r.last_error.as_deref(),
+            Some("HTTP 503 Service Unavailable")
+        );
+        assert_eq!(r.next_attempt_at.timestamp(), (now + secs(30)).timestamp());
+
+        // Backed off until not_before.
+        assert!(s
+            .claim_webhooks("w3", now + secs(29), now + secs(90), 5)
+            .await
+            .unwrap()
+            .is_empty());
+        // At +61 s: the retry is due and w2's lease has lapsed: both are taken over by w3.
+        let later = now + secs(61);
+        let c = s
+            .claim_webhooks("w3", later, later + secs(60), 5)
+            .await
+            .unwrap();
+        let ids: HashSet<_> = c.iter().map(|r| r.id).collect();
+        assert_eq!(ids, HashSet::from([older.id, newer.id]));
+        assert!(c.iter().all(|r| r.attempts == 2));
+        assert!(
+            !s.finish_webhook_attempt(newer.id, "w2", DeliveryOutcome::Delivered { at: later })
+                .await
+                .unwrap(),
+            "a worker whose lease was taken over writes nothing"
+        );
+
+        // Delivered: final, not claimable; failed: final, kept.
+        assert!(s
+            .finish_webhook_attempt(newer.id, "w3", DeliveryOutcome::Delivered { at: later })
+            .await
+            .unwrap());
+        assert!(s
+            .finish_webhook_attempt(
+                older.id,
+                "w3",
+                DeliveryOutcome::Failed {
+                    error: "x".repeat(5000)
+                }
+            )
+            .await
+            .unwrap());
+        let far = now + secs(100_000);
+        let d = s
+            .claim_webhooks("w4", far, far + secs(60), 5)
+            .await
+            .unwrap();
+        assert_eq!(d.len(), 1, "only the future event is left to claim");
+        assert_eq!(d[0].id, future.id);
+        let delivered = s
+            .list_webhooks(Some(OutboxState::Delivered), 10)
+            .await
+            .unwrap();
+        assert_eq!(delivered.len(), 1);
+        assert_eq!(delivered[0].id, newer.id);
+        assert_eq!(
+            delivered[0].delivered_at.unwrap().timestamp(),
+            later.timestamp()
+        );
+        let failed = s
+            .list_webhooks(Some(OutboxState::Failed), 10)
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].id, older.id);
+        assert!(
+            failed[0].last_error.as_ref().unwrap().len() < 400,
+            "the error is cut short"
+        );
+        assert_eq!(s.list_webhooks(None, 2).await.unwrap().len(), 2, "limit");
+    }
+
+    pub async fn webhook_prune_removes_only_old_delivered(s: &SqlStore) {
+        let now = Utc::now();
+        let events: Vec<_> = (0..4).map(|i| outbox_event(now - secs(10 - i))).collect();
+        for e in &events {
+            s.enqueue_webhook(e.clone()).await.unwrap();
+        }
+        let claimed = s
+            .claim_webhooks("w", now, now + secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 4);
+        let outcomes = [
+            DeliveryOutcome::Delivered {
+                at: now - secs(86_400 * 10),
+            },
+            DeliveryOutcome::Delivered { at: now },
+            DeliveryOutcome::Failed {
+                error: "HTTP 500".into(),
+            },
+            DeliveryOutcome::Retry {
+                not_before: now,
+                error: "timed out".into(),
+            },
+        ];
+        for (e, o) in events.iter().zip(outcomes) {
+            assert!(s.finish_webhook_attempt(e.id, "w", o).await.unwrap());
+        }
+        // Failed and pending rows are old too, by creation; only the old delivered one goes.
+        assert_eq!(s.prune_webhooks(now - secs(86_400)).await.unwrap(), 1);
+        let left: HashSet<_> = s
+            .list_webhooks(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            left,
+            HashSet::from([events[1].id, events[2].id, events[3].id])
+        );
+        assert_eq!(s.prune_webhooks(now - secs(86_400)).await.unwrap(), 0);
+    }
+
+    pub async fn webhook_concurrent_claims_take_each_once(s: &SqlStore) {
+        let now = Utc::now();
+        let mut ids = HashSet::new();
+        for i in 0..12 {
+            let e = outbox_event(now - secs(100 - i));
+            ids.insert(e.id);
+            s.enqueue_webhook(e).await.unwrap();
+        }
+        let claims = (0..8).map(|i| {
+            let worker = format!("w{i}");
+            async move {
+                s.claim_webhooks(&worker, now, now + secs(60), 3)
+                    .await
+                    .expect("no error under concurrency")
+            }
+        });
+        let got: Vec<_> = futures::future::join_all(claims)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let won: HashSet<_> = got.iter().map(|r| r.id).collect();
+        assert_eq!(got.len(), won.len(), "no event claimed twice");
+        assert!(won.is_subset(&ids));
+        assert!(got.iter().all(|r| r.attempts == 1));
+        // Whatever a claimer lost to another is still claimable, and nothing is claimed twice.
+        let rest = s
+            .claim_webhooks("late", now, now + secs(60), 20)
+            .await
+            .unwrap();
+        let all: HashSet<_> = won
+            .iter()
+            .chain(rest.iter().map(|r| &r.id))
+            .copied()
+            .collect();
+        assert_eq!(all.len(), got.len() + rest.len());
+        assert_eq!(all, ids);
     }
 }

@@ -214,6 +214,7 @@ impl Connector for TailscaleConnector {
                 Capability::Validate,
             ],
             open_paths: Vec::new(),
+            connect_paths: vec![routes::CONNECT_PATH],
         }
     }
 

@@ -5,10 +5,17 @@
 //!   when it is readable by group or others, or has another length. Losing it loses every secret.
 //! - `secrets/<hex SHA-256 of the secret path>`: one file per secret, so user input never names a
 //!   file. Its content is `SealingKey::seal(record, aad)` (XChaCha20-Poly1305, see
-//!   `connector_core::crypto`) with `record = u32 BE length of the path ‖ path ‖ value bytes` and
-//!   `aad = "aurora-embedded-secret-v1/" ‖ file name`. The path is inside the sealed record so that
-//!   `list` can name secrets without any plaintext index; a file copied under another name, or read
-//!   with another key, fails to open (`Corrupt`).
+//!   `connector_core::crypto`) with `record = u64 BE version ‖ u32 BE length of the path ‖ path ‖
+//!   value bytes` and `aad = "aurora-embedded-secret-v2/" ‖ file name`. The path is inside the sealed
+//!   record so that `list` can name secrets without any plaintext index; a file copied under another
+//!   name, or read with another key, fails to open (`Corrupt`). Files of the first format
+//!   (`aad = "aurora-embedded-secret-v1/" ‖ name`, a record without the version) are still read, as
+//!   version 1, and rewritten in the current format by the next write.
+//!
+//! The version counts writes (1 for the first; it starts again at 1 after a delete) and serves
+//! [`SecretStore::put_cas`]: every write reads the current version and writes the next one under one
+//! lock, so check-and-set is atomic within the process. The embedded store serves one gateway process
+//! (several replicas use Vault/OpenBao).
 //!
 //! Writes go to a temporary file (`secrets/.tmp-*`, mode 0600), are fsynced, renamed over the target
 //! and the folder is fsynced, so a crash leaves the old or the new secret, never a mix.
@@ -22,7 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use connector_core::{SealingKey, SecretPath, SecretStore, SecretStoreError, SecretValue};
+use connector_core::{
+    SealingKey, SecretPath, SecretStore, SecretStoreError, SecretValue, VersionedSecret,
+};
 use parking_lot::Mutex;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -31,7 +40,9 @@ use zeroize::Zeroizing;
 const KEY_FILE: &str = "secret-store.key";
 const SECRETS_DIR: &str = "secrets";
 const TMP_PREFIX: &str = ".tmp-";
-const AAD_PREFIX: &[u8] = b"aurora-embedded-secret-v1/";
+const AAD_PREFIX: &[u8] = b"aurora-embedded-secret-v2/";
+/// The first format: no version in the record.
+const AAD_PREFIX_V1: &[u8] = b"aurora-embedded-secret-v1/";
 
 /// [`SecretStore`] in a local folder, encrypted with a key file kept beside the secrets.
 #[derive(Clone)]
@@ -46,6 +57,23 @@ struct Inner {
     /// File name → secret path, learnt by opening files. Always valid while the file exists, since
     /// the name is the hash of the path.
     names: Mutex<HashMap<String, String>>,
+    /// Held by every write and delete, so reading the current version and writing the next one is
+    /// one step.
+    writes: Mutex<()>,
+}
+
+/// An opened secret file.
+struct Record {
+    plain: Zeroizing<Vec<u8>>,
+    version: u64,
+    /// Where `u32 length ‖ path ‖ value` starts in `plain`.
+    body: usize,
+}
+
+impl Record {
+    fn parts(&self) -> Option<(&str, &[u8])> {
+        split_record(self.plain.get(self.body..)?)
+    }
 }
 
 impl fmt::Debug for EmbeddedSecretStore {
@@ -69,6 +97,7 @@ impl EmbeddedSecretStore {
                 secrets,
                 key,
                 names: Mutex::new(HashMap::new()),
+                writes: Mutex::new(()),
             }),
         })
     }
@@ -212,7 +241,11 @@ fn file_name(path: &SecretPath) -> String {
 }
 
 fn aad(name: &str) -> Vec<u8> {
-    let mut a = AAD_PREFIX.to_vec();
+    aad_with(AAD_PREFIX, name)
+}
+
+fn aad_with(prefix: &[u8], name: &str) -> Vec<u8> {
+    let mut a = prefix.to_vec();
     a.extend_from_slice(name.as_bytes());
     a
 }
@@ -227,49 +260,118 @@ fn split_record(record: &[u8]) -> Option<(&str, &[u8])> {
 }
 
 impl Inner {
-    /// Read and open one secret file; `None` when it does not exist.
-    fn read_record(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, SecretStoreError> {
+    /// Read and open one secret file (either format); `None` when it does not exist.
+    fn read_record(&self, name: &str) -> Result<Option<Record>, SecretStoreError> {
         let file = self.secrets.join(name);
         let sealed = match fs::read(&file) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("cannot read", &file, &e)),
         };
-        let record = self.key.open(&sealed, &aad(name)).map_err(|_| {
-            SecretStoreError::Corrupt(format!(
-                "embedded store: {} cannot be decrypted (another key file, or damaged data)",
-                file.display()
-            ))
-        })?;
-        if split_record(&record).is_none() {
-            return Err(SecretStoreError::Corrupt(format!(
+        let record = match self.key.open(&sealed, &aad(name)) {
+            Ok(plain) => plain
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .map(|version| Record {
+                    plain,
+                    version,
+                    body: 8,
+                }),
+            Err(_) => self
+                .key
+                .open(&sealed, &aad_with(AAD_PREFIX_V1, name))
+                .map(|plain| Record {
+                    plain,
+                    version: 1,
+                    body: 0,
+                })
+                .map_err(|_| {
+                    SecretStoreError::Corrupt(format!(
+                        "embedded store: {} cannot be decrypted (another key file, or damaged data)",
+                        file.display()
+                    ))
+                })
+                .map(Some)?,
+        };
+        match record {
+            Some(r) if r.parts().is_some() => Ok(Some(r)),
+            _ => Err(SecretStoreError::Corrupt(format!(
                 "embedded store: {} holds a malformed record",
                 file.display()
-            )));
+            ))),
         }
-        Ok(Some(record))
     }
 
-    fn get(&self, path: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError> {
-        let name = file_name(path);
-        let Some(record) = self.read_record(&name)? else {
+    /// The record of `path`, checked to name that path.
+    fn read_checked(&self, path: &SecretPath) -> Result<Option<Record>, SecretStoreError> {
+        let Some(record) = self.read_record(&file_name(path))? else {
             return Ok(None);
         };
-        match split_record(&record) {
-            Some((stored, value)) if stored == path.as_str() => {
-                Ok(Some(SecretValue::from_bytes(value.to_vec())))
-            }
+        match record.parts() {
+            Some((stored, _)) if stored == path.as_str() => Ok(Some(record)),
             _ => Err(SecretStoreError::Corrupt(format!(
                 "embedded store: the file of {path} holds another path"
             ))),
         }
     }
 
+    fn get_versioned(
+        &self,
+        path: &SecretPath,
+    ) -> Result<Option<VersionedSecret>, SecretStoreError> {
+        Ok(self.read_checked(path)?.and_then(|r| {
+            r.parts().map(|(_, value)| VersionedSecret {
+                value: SecretValue::from_bytes(value.to_vec()),
+                version: r.version,
+            })
+        }))
+    }
+
+    fn get(&self, path: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError> {
+        Ok(self.get_versioned(path)?.map(|v| v.value))
+    }
+
     fn put(&self, path: &SecretPath, value: &SecretValue) -> Result<(), SecretStoreError> {
+        let _writing = self.writes.lock();
+        // A file that cannot be read any more is replaced (that is how a user repairs it).
+        let current = self
+            .read_checked(path)
+            .ok()
+            .flatten()
+            .map_or(0, |r| r.version);
+        self.write(path, value, current + 1)
+    }
+
+    fn put_cas(
+        &self,
+        path: &SecretPath,
+        value: &SecretValue,
+        expected: u64,
+    ) -> Result<u64, SecretStoreError> {
+        let _writing = self.writes.lock();
+        let current = self.read_checked(path)?.map_or(0, |r| r.version);
+        if current != expected {
+            return Err(SecretStoreError::Conflict(format!(
+                "{path}: the secret is no longer at version {expected}"
+            )));
+        }
+        self.write(path, value, expected + 1)?;
+        Ok(expected + 1)
+    }
+
+    /// Seal and write `value` as `version` of `path`. The caller holds `writes`.
+    fn write(
+        &self,
+        path: &SecretPath,
+        value: &SecretValue,
+        version: u64,
+    ) -> Result<(), SecretStoreError> {
         let name = file_name(path);
         let path_len = u32::try_from(path.as_str().len())
             .map_err(|_| SecretStoreError::Refused("embedded store: path too long".into()))?;
-        let mut record = Zeroizing::new(Vec::with_capacity(4 + path.as_str().len() + value.len()));
+        let mut record = Zeroizing::new(Vec::with_capacity(12 + path.as_str().len() + value.len()));
+        record.extend_from_slice(&version.to_be_bytes());
         record.extend_from_slice(&path_len.to_be_bytes());
         record.extend_from_slice(path.as_str().as_bytes());
         record.extend_from_slice(value.expose_bytes());
@@ -306,6 +408,7 @@ impl Inner {
     }
 
     fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
+        let _writing = self.writes.lock();
         let name = file_name(path);
         let file = self.secrets.join(&name);
         match fs::remove_file(&file) {
@@ -338,7 +441,7 @@ impl Inner {
                     let Some(record) = self.read_record(&name)? else {
                         continue;
                     };
-                    let Some((p, _)) = split_record(&record) else {
+                    let Some((p, _)) = record.parts() else {
                         continue;
                     };
                     let p = p.to_owned();
@@ -387,6 +490,25 @@ impl SecretStore for EmbeddedSecretStore {
     async fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
         let path = path.clone();
         self.blocking(move |inner| inner.delete(&path)).await
+    }
+
+    async fn get_versioned(
+        &self,
+        path: &SecretPath,
+    ) -> Result<Option<VersionedSecret>, SecretStoreError> {
+        let path = path.clone();
+        self.blocking(move |inner| inner.get_versioned(&path)).await
+    }
+
+    async fn put_cas(
+        &self,
+        path: &SecretPath,
+        value: &SecretValue,
+        expected: u64,
+    ) -> Result<u64, SecretStoreError> {
+        let (path, value) = (path.clone(), value.clone());
+        self.blocking(move |inner| inner.put_cas(&path, &value, expected))
+            .await
     }
 
     async fn list(&self, folder: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
@@ -458,6 +580,41 @@ mod tests {
         fs::copy(secrets.join(file_name(&a)), secrets.join(file_name(&b))).unwrap();
         let e = s.get(&b).await.unwrap_err();
         assert!(matches!(e, SecretStoreError::Corrupt(_)), "{e}");
+    }
+
+    /// A file of the first format (no version) reads as version 1 and is upgraded by a write.
+    #[tokio::test]
+    async fn first_format_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedSecretStore::open(dir.path()).unwrap();
+        let p = SecretPath::from_stored("users/a/p/legacy").unwrap();
+        let name = file_name(&p);
+        let mut record = (p.as_str().len() as u32).to_be_bytes().to_vec();
+        record.extend_from_slice(p.as_str().as_bytes());
+        record.extend_from_slice(b"old value");
+        let sealed = s
+            .inner
+            .key
+            .seal(&record, &aad_with(AAD_PREFIX_V1, &name))
+            .unwrap();
+        fs::write(dir.path().join(SECRETS_DIR).join(&name), sealed).unwrap();
+        let v = s.get_versioned(&p).await.unwrap().unwrap();
+        assert_eq!(v.value.expose_bytes(), b"old value");
+        assert_eq!(v.version, 1);
+        assert_eq!(
+            s.list(&SecretPath::from_stored("users/a/p").unwrap())
+                .await
+                .unwrap(),
+            ["legacy"]
+        );
+        assert_eq!(
+            s.put_cas(&p, &SecretValue::from_bytes(b"new".to_vec()), 1)
+                .await
+                .unwrap(),
+            2
+        );
+        let v = s.get_versioned(&p).await.unwrap().unwrap();
+        assert_eq!((v.value.expose_bytes(), v.version), (&b"new"[..], 2));
     }
 
     #[test]

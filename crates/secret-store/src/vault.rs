@@ -4,6 +4,11 @@
 //! `{mount}` (so `<mount>/data/aurora/users/<user>/<provider>/<connection>`), whose data is the JSON
 //! document `{"v": "<standard base64 of the value's bytes>"}`. Base64 keeps the round trip byte-exact
 //! for any bytes (JSON documents as well as raw keys).
+//!
+//! Versions are KV v2's own (`metadata.version`); [`SecretStore::put_cas`] is KV v2 check-and-set
+//! (`options.cas`), which the server refuses with a 400 naming "check-and-set" when the current
+//! version is another: that answer becomes [`SecretStoreError::Conflict`]. A delete removes the
+//! metadata too, so a secret written again after a delete starts at version 1.
 
 use std::fmt;
 use std::time::Duration;
@@ -11,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use connector_core::{SecretPath, SecretStore, SecretStoreError, SecretValue};
+use connector_core::{SecretPath, SecretStore, SecretStoreError, SecretValue, VersionedSecret};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
@@ -121,6 +126,21 @@ impl VaultSecretStore {
             format!("{}/{}", self.prefix, p.as_str())
         }
     }
+}
+
+/// Decode a stored document's value.
+fn decode(path: &SecretPath, doc: DocIn) -> Result<SecretValue, SecretStoreError> {
+    let encoded = Zeroizing::new(doc.v);
+    let bytes = B64.decode(encoded.as_bytes()).map_err(|_| {
+        SecretStoreError::Corrupt(format!("{path}: the stored value is not base64"))
+    })?;
+    Ok(SecretValue::from_bytes(bytes))
+}
+
+/// Whether KV v2 refused a write because its check-and-set version did not match.
+fn is_cas_mismatch(e: &ClientError) -> bool {
+    matches!(e, ClientError::APIError { code: 400, errors }
+        if errors.iter().any(|m| m.contains("check-and-set")))
 }
 
 /// Map a vaultrs error. `what` names the operation (never a value). `Ok(())` means "not found".
@@ -283,17 +303,73 @@ impl SecretStore for VaultSecretStore {
 
     async fn get(&self, path: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError> {
         match vaultrs::kv2::read::<DocIn>(&self.client, &self.mount, &self.kv_path(path)).await {
-            Ok(doc) => {
-                let encoded = Zeroizing::new(doc.v);
-                let bytes = B64.decode(encoded.as_bytes()).map_err(|_| {
-                    SecretStoreError::Corrupt(format!("{path}: the stored value is not base64"))
-                })?;
-                Ok(Some(SecretValue::from_bytes(bytes)))
-            }
+            Ok(doc) => decode(path, doc).map(Some),
             Err(ClientError::JsonParseError { .. }) => Err(SecretStoreError::Corrupt(format!(
                 "{path}: the stored document is not an Aurora secret"
             ))),
             Err(e) => map_err("get", e).map(|()| None),
+        }
+    }
+
+    async fn get_versioned(
+        &self,
+        path: &SecretPath,
+    ) -> Result<Option<VersionedSecret>, SecretStoreError> {
+        use vaultrs::api::kv2::requests::ReadSecretRequest;
+        let endpoint = ReadSecretRequest::builder()
+            .mount(self.mount.as_str())
+            .path(self.kv_path(path))
+            .build()
+            .map_err(|e| SecretStoreError::Refused(format!("get: {e}")))?;
+        match vaultrs::api::exec_with_result(&self.client, endpoint).await {
+            // A version deleted (not destroyed) by someone else reads as null: absent.
+            Ok(res) if res.data.is_null() => Ok(None),
+            Ok(res) => {
+                let doc: DocIn = serde_json::from_value(res.data).map_err(|_| {
+                    SecretStoreError::Corrupt(format!(
+                        "{path}: the stored document is not an Aurora secret"
+                    ))
+                })?;
+                Ok(Some(VersionedSecret {
+                    value: decode(path, doc)?,
+                    version: res.metadata.version,
+                }))
+            }
+            Err(e) => map_err("get", e).map(|()| None),
+        }
+    }
+
+    async fn put_cas(
+        &self,
+        path: &SecretPath,
+        value: &SecretValue,
+        expected: u64,
+    ) -> Result<u64, SecretStoreError> {
+        let cas = u32::try_from(expected).map_err(|_| {
+            SecretStoreError::Refused(format!("put: version {expected} is out of range"))
+        })?;
+        let encoded = Zeroizing::new(B64.encode(value.expose_bytes()));
+        let doc = DocOut { v: &encoded };
+        let options = vaultrs::api::kv2::requests::SetSecretRequestOptions { cas };
+        match vaultrs::kv2::set_with_options(
+            &self.client,
+            &self.mount,
+            &self.kv_path(path),
+            &doc,
+            options,
+        )
+        .await
+        {
+            Ok(meta) => Ok(meta.version),
+            Err(e) if is_cas_mismatch(&e) => Err(SecretStoreError::Conflict(format!(
+                "{path}: the secret is no longer at version {expected}"
+            ))),
+            Err(e) => {
+                map_err("put", e)?;
+                Err(SecretStoreError::Refused(
+                    "put: not found (404): the mount does not exist".into(),
+                ))
+            }
         }
     }
 

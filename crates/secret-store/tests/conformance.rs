@@ -233,6 +233,84 @@ mod bodies {
         );
     }
 
+    pub async fn versions_count_writes(s: &dyn SecretStore) {
+        let p = path("users/vera/scaleway/c1");
+        assert_eq!(s.get_versioned(&p).await.unwrap(), None);
+        s.put(&p, &value(b"v1")).await.unwrap();
+        let v = s.get_versioned(&p).await.unwrap().unwrap();
+        assert_eq!((v.value.clone(), v.version), (value(b"v1"), 1));
+        s.put(&p, &value(b"v2")).await.unwrap();
+        assert_eq!(s.get_versioned(&p).await.unwrap().unwrap().version, 2);
+        // A delete starts the count again.
+        s.delete(&p).await.unwrap();
+        assert_eq!(s.get_versioned(&p).await.unwrap(), None);
+        s.put(&p, &value(b"again")).await.unwrap();
+        let v = s.get_versioned(&p).await.unwrap().unwrap();
+        assert_eq!((v.value, v.version), (value(b"again"), 1));
+    }
+
+    pub async fn check_and_set(s: &dyn SecretStore) {
+        let p = path("users/carl/gcp/c1");
+        // 0 means "only if absent".
+        assert_eq!(s.put_cas(&p, &value(b"first"), 0).await.unwrap(), 1);
+        let e = s.put_cas(&p, &value(b"again"), 0).await.unwrap_err();
+        assert!(matches!(e, SecretStoreError::Conflict(_)), "{e}");
+        // The expected version writes the next one.
+        assert_eq!(s.put_cas(&p, &value(b"second"), 1).await.unwrap(), 2);
+        // A stale writer (who read version 1) never overwrites version 2.
+        let e = s.put_cas(&p, &value(b"stale"), 1).await.unwrap_err();
+        assert!(matches!(e, SecretStoreError::Conflict(_)), "{e}");
+        assert!(!e.to_string().contains("stale"));
+        let v = s.get_versioned(&p).await.unwrap().unwrap();
+        assert_eq!((v.value, v.version), (value(b"second"), 2));
+        // A version from the future is a conflict too; a plain put moves the version on.
+        let e = s.put_cas(&p, &value(b"x"), 7).await.unwrap_err();
+        assert!(matches!(e, SecretStoreError::Conflict(_)), "{e}");
+        s.put(&p, &value(b"by put")).await.unwrap();
+        let e = s.put_cas(&p, &value(b"y"), 2).await.unwrap_err();
+        assert!(matches!(e, SecretStoreError::Conflict(_)), "{e}");
+        assert_eq!(s.put_cas(&p, &value(b"z"), 3).await.unwrap(), 4);
+        assert_eq!(s.get(&p).await.unwrap(), Some(value(b"z")));
+        // Absent path with an expected version: conflict, nothing written.
+        let q = path("users/carl/gcp/absent");
+        let e = s.put_cas(&q, &value(b"v"), 3).await.unwrap_err();
+        assert!(matches!(e, SecretStoreError::Conflict(_)), "{e}");
+        assert_eq!(s.get(&q).await.unwrap(), None);
+    }
+
+    /// Writers racing from the same read version: exactly one wins, the others get `Conflict`.
+    pub async fn concurrent_check_and_set(s: Arc<dyn SecretStore>) {
+        let p = path("users/race/gcp/c1");
+        s.put(&p, &value(b"base")).await.unwrap();
+        let base = s.get_versioned(&p).await.unwrap().unwrap().version;
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let s = Arc::clone(&s);
+            let p = p.clone();
+            tasks.push(tokio::spawn(async move {
+                s.put_cas(&p, &value(format!("writer {i}").as_bytes()), base)
+                    .await
+                    .map(|v| (i, v))
+            }));
+        }
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(w) => won.push(w),
+                Err(SecretStoreError::Conflict(_)) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "{won:?}");
+        let (i, version) = won[0];
+        assert_eq!(version, base + 1);
+        let v = s.get_versioned(&p).await.unwrap().unwrap();
+        assert_eq!(
+            (v.value, v.version),
+            (value(format!("writer {i}").as_bytes()), base + 1)
+        );
+    }
+
     pub async fn debug_and_errors_hide_values(s: &dyn SecretStore) {
         let p = path("users/eve/scaleway/c1");
         let v = value(b"hunter2-very-secret");
@@ -301,6 +379,21 @@ macro_rules! conformance {
             async fn concurrent_puts() {
                 let f = $make();
                 bodies::concurrent_puts(Arc::clone(&f.store)).await;
+            }
+            #[tokio::test]
+            async fn versions_count_writes() {
+                let f = $make();
+                bodies::versions_count_writes(&*f.store).await;
+            }
+            #[tokio::test]
+            async fn check_and_set() {
+                let f = $make();
+                bodies::check_and_set(&*f.store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_check_and_set() {
+                let f = $make();
+                bodies::concurrent_check_and_set(Arc::clone(&f.store)).await;
             }
             #[tokio::test]
             async fn debug_and_errors_hide_values() {

@@ -224,6 +224,13 @@ impl TestApp {
     pub async fn stop(&self) {
         self.handle.stop(false).await;
     }
+
+    /// Abort the gateway's background jobs (as its shutdown does); with `stop`, a full stop.
+    pub fn stop_jobs(&self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
 }
 
 impl Drop for TestApp {

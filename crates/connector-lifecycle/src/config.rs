@@ -1,0 +1,185 @@
+//! The lifecycle settings (`AURORA_CHECK_*`, `AURORA_REFRESH_*`, `AURORA_EXPIRY_WARNING_DAYS`,
+//! `AURORA_AUDIT_RETENTION_DAYS`, …), with their defaults.
+
+use std::time::Duration;
+
+use connector_core::Settings;
+
+/// A lifecycle setting has a malformed or out-of-range value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+const DAY: u64 = 24 * 60 * 60;
+
+/// What the background jobs do and how often.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LifecycleConfig {
+    /// `AURORA_LIFECYCLE_ENABLED` (true): start the jobs in this replica at all.
+    pub enabled: bool,
+    /// `AURORA_CHECK_INTERVAL_SECS` (900): between two checks of a healthy connection, ±10 %.
+    pub check_interval: Duration,
+    /// `AURORA_CHECK_CONCURRENCY` (32): provider calls (checks and refreshes) at once, per replica.
+    pub concurrency: usize,
+    /// `AURORA_CHECK_POLL_SECS` (30): how often a replica looks for due checks and refreshes, ±10 %.
+    pub poll: Duration,
+    /// `AURORA_CHECK_LEASE_SECS` (300): how long a claimed check or refresh is reserved for its
+    /// replica; a replica that dies leaves it to another after this. A check is cut at half of it.
+    pub lease: Duration,
+    /// `AURORA_CHECK_BACKOFF_SECS` (60): the retry after the first passing failure, doubled after
+    /// each further one…
+    pub backoff_base: Duration,
+    /// `AURORA_CHECK_BACKOFF_MAX_SECS` (3600): …up to this.
+    pub backoff_max: Duration,
+    /// `AURORA_REFRESH_USED_WITHIN_SECS` (3600): credentials handed out within this span are
+    /// refreshed ahead of use; older ones are left to expire.
+    pub refresh_used_within: Duration,
+    /// `AURORA_EXPIRY_WARNING_DAYS` (14): warn this long before a long-lived secret ends; 0: never.
+    pub expiry_warning: Duration,
+    /// `AURORA_AUDIT_RETENTION_DAYS` (90): audit lines (and finished setup tasks) older than this
+    /// are deleted; 0: kept forever.
+    pub audit_retention: Duration,
+    /// `AURORA_HOUSEKEEPING_INTERVAL_SECS` (3600): how often expiry warnings and retention run, ±10 %.
+    pub housekeeping_interval: Duration,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            check_interval: Duration::from_secs(900),
+            concurrency: 32,
+            poll: Duration::from_secs(30),
+            lease: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(3600),
+            refresh_used_within: Duration::from_secs(3600),
+            expiry_warning: Duration::from_secs(14 * DAY),
+            audit_retention: Duration::from_secs(90 * DAY),
+            housekeeping_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Reads settings, keeping the default (and the error) for a bad value.
+struct Reader<'a> {
+    settings: &'a Settings,
+    errors: Vec<ConfigError>,
+}
+
+impl Reader<'_> {
+    fn number(&mut self, key: &str, default: u64, min: u64) -> u64 {
+        match self.settings.get_parsed::<u64>(key, default) {
+            Ok(v) if v >= min => v,
+            Ok(_) => {
+                self.errors
+                    .push(ConfigError(format!("{key} must be at least {min}")));
+                default
+            }
+            Err(e) => {
+                self.errors.push(ConfigError(e));
+                default
+            }
+        }
+    }
+
+    fn secs(&mut self, key: &str, default: Duration, min: u64) -> Duration {
+        Duration::from_secs(self.number(key, default.as_secs(), min))
+    }
+
+    fn days(&mut self, key: &str, default: Duration) -> Duration {
+        Duration::from_secs(
+            self.number(key, default.as_secs() / DAY, 0)
+                .saturating_mul(DAY),
+        )
+    }
+}
+
+impl LifecycleConfig {
+    /// Every setting, or the first bad one.
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let (cfg, mut errors) = Self::read(settings);
+        match errors.is_empty() {
+            true => Ok(cfg),
+            false => Err(errors.swap_remove(0)),
+        }
+    }
+
+    /// Every setting, with the default in place of each bad one, and the errors.
+    pub fn read(settings: &Settings) -> (Self, Vec<ConfigError>) {
+        let d = Self::default();
+        let mut r = Reader {
+            settings,
+            errors: Vec::new(),
+        };
+        let enabled = match settings.get_bool("AURORA_LIFECYCLE_ENABLED", d.enabled) {
+            Ok(v) => v,
+            Err(e) => {
+                r.errors.push(ConfigError(e));
+                d.enabled
+            }
+        };
+        let backoff_base = r.secs("AURORA_CHECK_BACKOFF_SECS", d.backoff_base, 1);
+        let mut cfg = Self {
+            enabled,
+            check_interval: r.secs("AURORA_CHECK_INTERVAL_SECS", d.check_interval, 1),
+            concurrency: r.number("AURORA_CHECK_CONCURRENCY", d.concurrency as u64, 1) as usize,
+            poll: r.secs("AURORA_CHECK_POLL_SECS", d.poll, 1),
+            lease: r.secs("AURORA_CHECK_LEASE_SECS", d.lease, 2),
+            backoff_base,
+            backoff_max: r.secs("AURORA_CHECK_BACKOFF_MAX_SECS", d.backoff_max, 1),
+            refresh_used_within: r.secs(
+                "AURORA_REFRESH_USED_WITHIN_SECS",
+                d.refresh_used_within,
+                1,
+            ),
+            expiry_warning: r.days("AURORA_EXPIRY_WARNING_DAYS", d.expiry_warning),
+            audit_retention: r.days("AURORA_AUDIT_RETENTION_DAYS", d.audit_retention),
+            housekeeping_interval: r.secs(
+                "AURORA_HOUSEKEEPING_INTERVAL_SECS",
+                d.housekeeping_interval,
+                1,
+            ),
+        };
+        cfg.backoff_max = cfg.backoff_max.max(cfg.backoff_base);
+        (cfg, r.errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        assert_eq!(
+            LifecycleConfig::from_settings(&Settings::new()).unwrap(),
+            LifecycleConfig::default()
+        );
+        let s = Settings::new()
+            .with("AURORA_CHECK_INTERVAL_SECS", "60")
+            .with("AURORA_CHECK_CONCURRENCY", "4")
+            .with("AURORA_EXPIRY_WARNING_DAYS", "3")
+            .with("AURORA_AUDIT_RETENTION_DAYS", "0")
+            .with("AURORA_LIFECYCLE_ENABLED", "false");
+        let c = LifecycleConfig::from_settings(&s).unwrap();
+        assert_eq!(c.check_interval, Duration::from_secs(60));
+        assert_eq!(c.concurrency, 4);
+        assert_eq!(c.expiry_warning, Duration::from_secs(3 * DAY));
+        assert_eq!(c.audit_retention, Duration::ZERO);
+        assert!(!c.enabled);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_keeps_the_default() {
+        let s = Settings::new()
+            .with("AURORA_CHECK_CONCURRENCY", "0")
+            .with("AURORA_CHECK_INTERVAL_SECS", "soon");
+        let err = LifecycleConfig::from_settings(&s).unwrap_err();
+        assert!(err.0.contains("AURORA_CHECK_"), "{err}");
+        let (c, errors) = LifecycleConfig::read(&s);
+        assert_eq!(errors.len(), 2);
+        assert_eq!(c.concurrency, 32);
+        assert_eq!(c.check_interval, Duration::from_secs(900));
+    }
+}

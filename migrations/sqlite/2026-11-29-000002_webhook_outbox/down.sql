@@ -1,0 +1,2 @@
+-- Undo the webhook outbox.
+DROP TABLE IF EXISTS webhook_outbox;
