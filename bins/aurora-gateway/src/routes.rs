@@ -335,6 +335,8 @@ pub async fn audit(
         None => None,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    // Read-your-writes: this replica's queued audit lines are written first.
+    state.platform.audit_buffer.flush().await;
     let events = state
         .platform
         .store

@@ -1,6 +1,7 @@
 //! Aurora Connectors core: the `Connector` trait, the plugin registry, domain types, and the traits of
 //! the relational store, the secret store and the cache. Knows no provider and no backend.
 
+pub mod audit_buffer;
 pub mod broker;
 pub mod cache;
 pub mod connector;

@@ -27,6 +27,8 @@ pub struct Platform {
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
     pub broker: Arc<CredentialBroker>,
+    /// Batched audit writes for the credential hot path.
+    pub audit_buffer: crate::audit_buffer::AuditBuffer,
     /// An HTTP client for provider APIs (connect and request timeouts set).
     pub http: reqwest::Client,
 }
@@ -88,7 +90,9 @@ impl Platform {
             .user_agent(concat!("aurora-connectors/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SecretStoreError::Refused(format!("http client: {e}")))?;
+        let audit_buffer = crate::audit_buffer::AuditBuffer::spawn(store.clone());
         Ok(Self {
+            audit_buffer,
             store,
             secrets,
             cache,
@@ -351,14 +355,20 @@ impl Platform {
         }
         let res = self.broker.get(connector, conn, mode).await;
         if res.is_ok() {
-            self.audit(
-                &conn.user_id,
-                Some(conn),
-                "credentials_issued",
-                Actor::Internal,
-                serde_json::json!({"mode": mode}),
-            )
-            .await;
+            // Every issue is audited; on this hot path the line is written in a batch (no webhook
+            // maps to it, so the outbox is not involved).
+            self.audit_buffer
+                .push(AuditEvent {
+                    id: uuid::Uuid::new_v4(),
+                    user_id: conn.user_id.clone(),
+                    connection_id: Some(conn.id),
+                    provider: Some(conn.provider.clone()),
+                    action: "credentials_issued".to_owned(),
+                    actor: Actor::Internal.as_str().to_owned(),
+                    detail: serde_json::json!({"mode": mode}),
+                    created_at: Utc::now(),
+                })
+                .await;
         }
         if let Ok(creds) = &res {
             // Noted for the lifecycle scheduler, which refreshes credentials used lately just as

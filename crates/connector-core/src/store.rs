@@ -320,6 +320,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError>;
 
+    /// Append several events at once (one statement where the store can). Default: one by one.
+    async fn append_audit_batch(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+        for e in events {
+            self.append_audit(e).await?;
+        }
+        Ok(())
+    }
+
     /// The user's audit events, newest first, at most `limit`.
     async fn list_audit(
         &self,

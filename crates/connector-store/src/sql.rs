@@ -506,6 +506,43 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn append_audit_batch(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<AuditRow> = events.into_iter().map(AuditRow::from_event).collect();
+        match &self.pools {
+            // One multi-row INSERT.
+            Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                diesel::insert_into(audit_events::table)
+                    .values(&rows)
+                    .execute(&mut conn)
+                    .await
+                    .db()?;
+            }
+            // SQLite's dialect has no DEFAULT keyword for diesel's batch insert: one transaction of
+            // single-row inserts, which costs one commit.
+            Pools::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err(pool_error)?;
+                let conn: &mut SqliteConn = &mut pooled;
+                use diesel_async::AsyncConnection;
+                conn.transaction(async |c| {
+                    for row in &rows {
+                        diesel::insert_into(audit_events::table)
+                            .values(row)
+                            .execute(c)
+                            .await?;
+                    }
+                    Ok::<_, diesel::result::Error>(())
+                })
+                .await
+                .db()?;
+            }
+        }
+        Ok(())
+    }
+
     async fn list_audit(
         &self,
         user: &UserId,

@@ -154,6 +154,7 @@ conformance!(
     delete_returns_true_then_false,
     duplicate_id_is_a_conflict,
     audit_append_list_filters_limit_prune,
+    audit_batch_append,
     oauth_state_is_taken_once,
     oauth_state_expired_is_none_and_deleted,
     oauth_state_concurrent_takes_yield_one,
@@ -577,6 +578,20 @@ mod cases {
         assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
         // The store is still usable after an error.
         s.ping().await.unwrap();
+    }
+
+    pub async fn audit_batch_append(s: &SqlStore) {
+        let alice = user("alice");
+        let c1 = ConnectionId::new();
+        let base = 1_700_000_000;
+        let events: Vec<_> = (0..120)
+            .map(|i| event(&alice, Some(c1), "credentials_issued", at(base + i, 0)))
+            .collect();
+        s.append_audit_batch(events.clone()).await.unwrap();
+        s.append_audit_batch(Vec::new()).await.unwrap();
+        let mut listed = s.list_audit(&alice, Some(c1), None, 1000).await.unwrap();
+        listed.reverse();
+        assert_eq!(listed, events);
     }
 
     pub async fn audit_append_list_filters_limit_prune(s: &SqlStore) {
