@@ -204,11 +204,9 @@ impl AwsConnector {
         user: &UserId,
         id: ConnectionId,
     ) -> Result<ConnectionRecord, ApiError> {
-        let conn = self.platform.owned_connection(user, id).await?;
-        if conn.provider != self.provider {
-            return Err(ApiError::not_found("no such AWS connection"));
-        }
-        Ok(conn)
+        self.platform
+            .owned_connection_of(user, id, &self.provider, "AWS")
+            .await
     }
 }
 

@@ -5,12 +5,12 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use connector_core::error::ErrorBody;
+use connector_core::http::{parse_connection_id, read_optional_body};
 use connector_core::{
-    Actor, ApiError, Caller, ConnectSpec, ConnectionId, ConnectionRecord, ConnectionStatus,
-    DisconnectResponse, UserId,
+    Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
+    UserId,
 };
 use secrecy::ExposeSecret;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
@@ -23,9 +23,6 @@ pub const ROTATE_PATH: &str = "/aws/setup/rotate-external-id";
 pub const AUTH_PATH: &str = "/aws/auth";
 pub const LIST_PATH: &str = "/aws/get-credentials";
 pub const DISCONNECT_PATH: &str = "/aws/disconnect";
-
-/// The largest body the optional-body routes read (the gateway's JSON limit).
-const BODY_LIMIT: usize = 64 * 1024;
 
 pub(crate) fn configure(connector: web::Data<AwsConnector>, cfg: &mut web::ServiceConfig) {
     cfg.app_data(connector)
@@ -129,12 +126,6 @@ fn query_value(req: &HttpRequest, keys: [&str; 2]) -> Result<Option<String>, Api
         .next_back())
 }
 
-fn parse_connection_id(raw: &str) -> Result<ConnectionId, ApiError> {
-    raw.trim()
-        .parse()
-        .map_err(|_| ApiError::invalid_request("connectionId must be a UUID"))
-}
-
 fn parse_account_id(raw: &str) -> Result<String, ApiError> {
     let a = raw.trim();
     if input::is_account_id(a) {
@@ -144,30 +135,6 @@ fn parse_account_id(raw: &str) -> Result<String, ApiError> {
             "accountId must be a 12-digit AWS account number",
         ))
     }
-}
-
-/// An optional JSON-object body (empty, `null`, or an object; at most 64 KiB).
-async fn read_optional_body<T: DeserializeOwned>(
-    payload: web::Payload,
-) -> Result<Option<T>, ApiError> {
-    let bytes = match payload.to_bytes_limited(BODY_LIMIT).await {
-        Err(_) => return Err(ApiError::payload_too_large()),
-        Ok(Err(_)) => {
-            return Err(ApiError::invalid_request(
-                "the request body could not be read",
-            ))
-        }
-        Ok(Ok(b)) => b,
-    };
-    parse_optional_body(&bytes)
-}
-
-fn parse_optional_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice::<Option<T>>(bytes)
-        .map_err(|_| ApiError::invalid_request("the body must be empty or a JSON object"))
 }
 
 async fn setup_response(
@@ -538,6 +505,7 @@ pub struct AwsApi;
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+    use connector_core::http::parse_optional_body;
 
     #[test]
     fn optional_bodies() {

@@ -172,11 +172,9 @@ impl AzureConnector {
         user: &UserId,
         id: ConnectionId,
     ) -> Result<ConnectionRecord, ApiError> {
-        let conn = self.platform.owned_connection(user, id).await?;
-        if conn.provider != self.provider {
-            return Err(ApiError::not_found("no such Azure connection"));
-        }
-        Ok(conn)
+        self.platform
+            .owned_connection_of(user, id, &self.provider, "Azure")
+            .await
     }
 }
 

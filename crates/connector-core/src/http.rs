@@ -14,6 +14,8 @@ use crate::ids::{ConnectionId, ConnectionStatus, UserId};
 use crate::store::ConnectionRecord;
 
 pub const USER_HEADER: &str = "X-User-ID";
+/// §1: request bodies above this answer 413 (also for routes that read their body themselves).
+pub const BODY_LIMIT: usize = 64 * 1024;
 pub const INTERNAL_SECRET_HEADER: &str = "X-Internal-Secret";
 
 /// The gateway's caller-authentication settings, registered as `web::Data<AuthConfig>`.
@@ -172,10 +174,92 @@ impl DisconnectResponse {
     }
 }
 
+/// A `connectionId` given by a caller (body or query), as a connection id; 400 when it is no UUID.
+pub fn parse_connection_id(raw: &str) -> Result<ConnectionId, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::invalid_request("connectionId must be a UUID"))
+}
+
+/// `connectionId` (or `connection_id`) from the query string, if present and not blank; the last wins.
+pub fn query_connection_id(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?;
+    Ok(pairs
+        .into_inner()
+        .into_iter()
+        .filter(|(k, v)| (k == "connectionId" || k == "connection_id") && !v.trim().is_empty())
+        .map(|(_, v)| v.trim().to_owned())
+        .next_back())
+}
+
+/// An optional JSON body: empty, whitespace or `null` is `None`; anything but a `T` is 400.
+pub fn parse_optional_body<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<Option<T>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Option<T>>(bytes).map_err(|_| {
+        ApiError::invalid_request(
+            "the body must be empty or a JSON object such as {\"connectionId\": \"<uuid>\"}",
+        )
+    })
+}
+
+/// Read an optional JSON body (for routes whose body may be absent, such as a disconnect): above
+/// [`BODY_LIMIT`] 413, unreadable or malformed 400.
+pub async fn read_optional_body<T: serde::de::DeserializeOwned>(
+    payload: web::Payload,
+) -> Result<Option<T>, ApiError> {
+    let bytes = match payload.to_bytes_limited(BODY_LIMIT).await {
+        Err(_) => return Err(ApiError::payload_too_large()),
+        Ok(Err(_)) => {
+            return Err(ApiError::invalid_request(
+                "the request body could not be read",
+            ))
+        }
+        Ok(Ok(b)) => b,
+    };
+    parse_optional_body(&bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+
+    #[test]
+    fn optional_bodies_and_connection_ids() {
+        #[derive(Debug, serde::Deserialize)]
+        struct B {
+            #[serde(alias = "connection_id")]
+            #[serde(rename = "connectionId")]
+            id: Option<String>,
+        }
+        assert!(parse_optional_body::<B>(b"").unwrap().is_none());
+        assert!(parse_optional_body::<B>(b" \n").unwrap().is_none());
+        assert!(parse_optional_body::<B>(b"null").unwrap().is_none());
+        let b = parse_optional_body::<B>(br#"{"connection_id":"x"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.id.as_deref(), Some("x"));
+        assert_eq!(
+            parse_optional_body::<B>(b"{").unwrap_err().code,
+            "invalid_request"
+        );
+        assert_eq!(
+            parse_optional_body::<B>(b"[1]").unwrap_err().code,
+            "invalid_request"
+        );
+        let req = TestRequest::with_uri("/x?connection_id=abc&connectionId=def").to_http_request();
+        assert_eq!(query_connection_id(&req).unwrap().as_deref(), Some("def"));
+        let req = TestRequest::with_uri("/x?connectionId=%20").to_http_request();
+        assert_eq!(query_connection_id(&req).unwrap(), None);
+        assert!(parse_connection_id("abc").is_err());
+        let id = ConnectionId::new();
+        assert_eq!(parse_connection_id(&format!(" {id} ")).unwrap(), id);
+    }
 
     #[test]
     fn caller_rules() {

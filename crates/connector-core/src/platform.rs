@@ -115,6 +115,43 @@ impl Platform {
             .ok_or_else(|| ApiError::not_found("no such connection"))
     }
 
+    /// A connection of `user` with this provider, or 404 ("no such {what} connection") — also for another
+    /// user's connection or another provider's.
+    pub async fn owned_connection_of(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+        provider: &ProviderId,
+        what: &str,
+    ) -> Result<ConnectionRecord, ApiError> {
+        let conn = self.owned_connection(user, id).await?;
+        if &conn.provider != provider {
+            return Err(ApiError::not_found(format!("no such {what} connection")));
+        }
+        Ok(conn)
+    }
+
+    /// The connection named by `id`, else the user's most recently updated one of this provider;
+    /// 404 with `none_message` when there is none.
+    pub async fn pick_connection(
+        &self,
+        user: &UserId,
+        id: Option<ConnectionId>,
+        provider: &ProviderId,
+        what: &str,
+        none_message: &str,
+    ) -> Result<ConnectionRecord, ApiError> {
+        if let Some(id) = id {
+            return self.owned_connection_of(user, id, provider, what).await;
+        }
+        self.store
+            .list_connections(user, Some(provider))
+            .await?
+            .into_iter()
+            .max_by_key(|c| c.updated_at)
+            .ok_or_else(|| ApiError::not_found(none_message))
+    }
+
     /// Store a connection whose credentials the provider accepted: the secret first, then the row.
     /// If the row cannot be written the secret is removed again (or, on a reconnect, the previous
     /// secret is put back), so a failed connect leaves nothing half-written.

@@ -141,11 +141,9 @@ impl ScalewayConnector {
         user: &UserId,
         id: ConnectionId,
     ) -> Result<ConnectionRecord, ApiError> {
-        let conn = self.platform.owned_connection(user, id).await?;
-        if conn.provider != self.provider {
-            return Err(ApiError::not_found("no such Scaleway connection"));
-        }
-        Ok(conn)
+        self.platform
+            .owned_connection_of(user, id, &self.provider, "Scaleway")
+            .await
     }
 
     /// The connection named by `id`, else the caller's most recently updated Scaleway connection.
@@ -154,18 +152,15 @@ impl ScalewayConnector {
         user: &UserId,
         id: Option<ConnectionId>,
     ) -> Result<ConnectionRecord, ApiError> {
-        if let Some(id) = id {
-            return self.owned_connection(user, id).await;
-        }
         self.platform
-            .store
-            .list_connections(user, Some(&self.provider))
-            .await?
-            .into_iter()
-            .max_by_key(|c| c.updated_at)
-            .ok_or_else(|| {
-                ApiError::not_found("no Scaleway connection; connect a Scaleway API key first")
-            })
+            .pick_connection(
+                user,
+                id,
+                &self.provider,
+                "Scaleway",
+                "no Scaleway connection; connect a Scaleway API key first",
+            )
+            .await
     }
 }
 

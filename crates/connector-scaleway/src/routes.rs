@@ -2,9 +2,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
-use connector_core::{
-    Actor, ApiError, Caller, ConnectSpec, ConnectionId, ConnectionStatus, DisconnectResponse,
-};
+use connector_core::http::{parse_connection_id, query_connection_id, read_optional_body};
+use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
@@ -14,9 +13,6 @@ use crate::{connection_project, flow, ScalewayConnector, StoredSecret};
 pub const CONNECT_PATH: &str = "/scaleway_api/scaleway/connect";
 pub const PROJECTS_PATH: &str = "/scaleway_api/scaleway/projects";
 pub const DISCONNECT_PATH: &str = "/scaleway_api/scaleway/disconnect";
-
-/// The largest body the disconnect route reads (the gateway's JSON limit).
-const BODY_LIMIT: usize = 64 * 1024;
 
 pub(crate) fn configure(connector: web::Data<ScalewayConnector>, cfg: &mut web::ServiceConfig) {
     cfg.app_data(connector)
@@ -62,24 +58,6 @@ pub struct ProjectsResponse {
     #[schema(example = "success")]
     pub status: &'static str,
     pub projects: Vec<ProjectView>,
-}
-
-fn parse_connection_id(raw: &str) -> Result<ConnectionId, ApiError> {
-    raw.trim()
-        .parse()
-        .map_err(|_| ApiError::invalid_request("connectionId must be a UUID"))
-}
-
-/// `connectionId` (or `connection_id`) from the query string, if present and not blank.
-fn query_connection_id(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?;
-    Ok(pairs
-        .into_inner()
-        .into_iter()
-        .filter(|(k, v)| (k == "connectionId" || k == "connection_id") && !v.trim().is_empty())
-        .map(|(_, v)| v.trim().to_owned())
-        .next_back())
 }
 
 fn needs_reconnect() -> ApiError {
@@ -254,7 +232,7 @@ pub(crate) async fn disconnect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_optional_body(payload).await?;
+    let body = read_optional_body::<DisconnectRequest>(payload).await?;
     if let Some(b) = &body {
         caller.bind_owner(b.user_id.as_deref())?;
     }
@@ -291,31 +269,6 @@ pub(crate) async fn disconnect(
     Ok(HttpResponse::Ok().json(DisconnectResponse::new(n, "Scaleway")))
 }
 
-/// The disconnect body: empty, `null`, or a JSON object (at most 64 KiB).
-async fn read_optional_body(payload: web::Payload) -> Result<Option<DisconnectRequest>, ApiError> {
-    let bytes = match payload.to_bytes_limited(BODY_LIMIT).await {
-        Err(_) => return Err(ApiError::payload_too_large()),
-        Ok(Err(_)) => {
-            return Err(ApiError::invalid_request(
-                "the request body could not be read",
-            ))
-        }
-        Ok(Ok(b)) => b,
-    };
-    parse_optional_body(&bytes)
-}
-
-fn parse_optional_body(bytes: &[u8]) -> Result<Option<DisconnectRequest>, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice::<Option<DisconnectRequest>>(bytes).map_err(|_| {
-        ApiError::invalid_request(
-            "the body must be empty or a JSON object such as {\"connectionId\": \"<uuid>\"}",
-        )
-    })
-}
-
 /// The OpenAPI description of the Scaleway routes.
 #[derive(OpenApi)]
 #[openapi(
@@ -329,23 +282,34 @@ pub struct ScalewayApi;
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+    use connector_core::http::parse_optional_body;
 
     #[test]
     fn optional_body_forms() {
-        assert!(parse_optional_body(b"").unwrap().is_none());
-        assert!(parse_optional_body(b" \n").unwrap().is_none());
-        assert!(parse_optional_body(b"null").unwrap().is_none());
-        let b = parse_optional_body(br#"{"connection_id":"x","userId":"u"}"#)
+        assert!(parse_optional_body::<DisconnectRequest>(b"")
+            .unwrap()
+            .is_none());
+        assert!(parse_optional_body::<DisconnectRequest>(b" \n")
+            .unwrap()
+            .is_none());
+        assert!(parse_optional_body::<DisconnectRequest>(b"null")
+            .unwrap()
+            .is_none());
+        let b = parse_optional_body::<DisconnectRequest>(br#"{"connection_id":"x","userId":"u"}"#)
             .unwrap()
             .unwrap();
         assert_eq!(b.connection_id(), Some("x"));
         assert_eq!(b.user_id.as_deref(), Some("u"));
         assert_eq!(
-            parse_optional_body(b"{").unwrap_err().code,
+            parse_optional_body::<DisconnectRequest>(b"{")
+                .unwrap_err()
+                .code,
             "invalid_request"
         );
         assert_eq!(
-            parse_optional_body(b"[1]").unwrap_err().code,
+            parse_optional_body::<DisconnectRequest>(b"[1]")
+                .unwrap_err()
+                .code,
             "invalid_request"
         );
     }

@@ -151,11 +151,9 @@ impl TailscaleConnector {
         user: &UserId,
         id: ConnectionId,
     ) -> Result<ConnectionRecord, ApiError> {
-        let conn = self.platform.owned_connection(user, id).await?;
-        if conn.provider != self.provider {
-            return Err(ApiError::not_found("no such Tailscale connection"));
-        }
-        Ok(conn)
+        self.platform
+            .owned_connection_of(user, id, &self.provider, "Tailscale")
+            .await
     }
 
     /// The connection named by `id`, else the caller's most recently updated Tailscale connection.
@@ -164,20 +162,15 @@ impl TailscaleConnector {
         user: &UserId,
         id: Option<ConnectionId>,
     ) -> Result<ConnectionRecord, ApiError> {
-        if let Some(id) = id {
-            return self.owned_connection(user, id).await;
-        }
         self.platform
-            .store
-            .list_connections(user, Some(&self.provider))
-            .await?
-            .into_iter()
-            .max_by_key(|c| c.updated_at)
-            .ok_or_else(|| {
-                ApiError::not_found(
-                    "no Tailscale connection; connect a Tailscale OAuth client first",
-                )
-            })
+            .pick_connection(
+                user,
+                id,
+                &self.provider,
+                "Tailscale",
+                "no Tailscale connection; connect a Tailscale OAuth client first",
+            )
+            .await
     }
 }
 
