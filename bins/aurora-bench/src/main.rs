@@ -4,6 +4,7 @@
 mod gateway;
 mod load;
 mod stub;
+mod sweep;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -27,6 +28,8 @@ struct Args {
     repeats: usize,
     seconds: f64,
     connections: usize,
+    /// Connections of the status sweep (item 4); 0 skips it.
+    sweep: usize,
     backends: Vec<String>,
 }
 
@@ -37,6 +40,7 @@ fn parse_args() -> anyhow::Result<Args> {
         repeats: 3,
         seconds: 3.0,
         connections: 1000,
+        sweep: 10_000,
         backends: vec!["servers".into(), "embedded".into()],
     };
     let mut it = std::env::args().skip(1);
@@ -48,11 +52,13 @@ fn parse_args() -> anyhow::Result<Args> {
             "--repeats" => a.repeats = val()?.parse()?,
             "--seconds" => a.seconds = val()?.parse()?,
             "--connections" => a.connections = val()?.parse()?,
+            "--sweep" => a.sweep = val()?.parse()?,
             "--backend" => a.backends = vec![val()?],
             "--quick" => {
                 a.repeats = 1;
                 a.seconds = 1.0;
                 a.connections = 200;
+                a.sweep = 1000;
             }
             other => bail!("unknown argument {other}"),
         }
@@ -88,6 +94,13 @@ struct Env {
     vault: Option<(String, String)>,
     _bao: Option<aurora_testkit::OpenBao>,
     _dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// The gateway's `AURORA_DATA_DIR` (the embedded database lives there).
+    fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
 }
 
 async fn backend_env(backend: &str, stub_url: &str) -> anyhow::Result<Env> {
@@ -288,8 +301,16 @@ async fn run_backend(
     let listing = repeat(args.repeats, &listing_target, 16, args.seconds).await?;
 
     gw.stop();
+
+    // 4. Status sweep, on a data set of its own.
+    let sweep = if args.sweep > 0 {
+        Some(sweep::run(args, backend, stub, stub_url).await?)
+    } else {
+        None
+    };
     Ok(json!({
         "backend": backend,
+        "sweep": sweep,
         "readyMs": ready_ms,
         "rssIdleMiB": rss_idle_kib as f64 / 1024.0,
         "rssAfterWarmLoadMiB": rss_after_load_kib as f64 / 1024.0,
@@ -353,6 +374,17 @@ fn print_table(report: &Value) {
             "refresh storm: 1000 concurrent requests, {} provider call(s), slowest {:.1} ms, errors {}",
             s["providerCalls"], s["result"]["max_us"].as_f64().unwrap_or(0.0) / 1000.0, s["result"]["errors"]
         );
+        let sw = &b["sweep"];
+        if !sw.is_null() {
+            println!(
+                "status sweep: {} connections, stub 50 ms, concurrency {}: {:.1} s (ideal {:.1} s, {:.2}×), {} provider calls, {} distinct, at most {} at once",
+                sw["connections"], sw["concurrency"],
+                sw["wallSeconds"].as_f64().unwrap_or(0.0),
+                sw["idealSeconds"].as_f64().unwrap_or(0.0),
+                sw["overIdeal"].as_f64().unwrap_or(0.0),
+                sw["providerCalls"], sw["distinctConnections"], sw["maxConcurrentCalls"]
+            );
+        }
         let l = &b["listing"]["result"]["median"];
         println!(
             "listing {} connections: {:.0} rps, p50 {:.1} ms, p99 {:.1} ms",

@@ -1,10 +1,11 @@
 //! The stub providers of the benchmark, in process: an STS (AssumeRole, GetCallerIdentity over the Query
 //! protocol) and the Scaleway IAM/Account APIs, with a settable latency and call counters.
 
+use std::collections::HashSet;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
@@ -22,9 +23,31 @@ pub struct StubState {
     pub expiry_secs: AtomicI64,
     in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
+    /// What the Scaleway key endpoint saw while a status sweep was recorded.
+    pub sweep: Mutex<SweepLog>,
+}
+
+/// The Scaleway key lookups of a status sweep: which keys, when the first arrived and the last was
+/// answered.
+#[derive(Default)]
+pub struct SweepLog {
+    pub recording: bool,
+    pub calls: usize,
+    pub keys: HashSet<String>,
+    pub first_call: Option<Instant>,
+    pub last_answer: Option<Instant>,
 }
 
 impl StubState {
+    /// Start recording a sweep (forgetting the previous one) and reset the in-flight maximum.
+    pub fn record_sweep(&self) {
+        *self.sweep.lock().unwrap() = SweepLog {
+            recording: true,
+            ..SweepLog::default()
+        };
+        self.max_in_flight.store(0, Ordering::SeqCst);
+    }
+
     async fn enter(&self) -> InFlight<'_> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -92,9 +115,24 @@ pub fn org_of(access_key: &str) -> String {
 }
 
 async fn scw_key(state: web::Data<Arc<StubState>>, path: web::Path<String>) -> HttpResponse {
-    let _g = state.enter().await;
-    state.scaleway_key_calls.fetch_add(1, Ordering::SeqCst);
     let ak = path.into_inner();
+    {
+        let mut log = state.sweep.lock().unwrap();
+        if log.recording {
+            log.first_call.get_or_insert_with(Instant::now);
+        }
+    }
+    let g = state.enter().await;
+    state.scaleway_key_calls.fetch_add(1, Ordering::SeqCst);
+    {
+        let mut log = state.sweep.lock().unwrap();
+        if log.recording {
+            log.calls += 1;
+            log.keys.insert(ak.clone());
+            log.last_answer = Some(Instant::now());
+        }
+    }
+    drop(g);
     HttpResponse::Ok().json(serde_json::json!({
         "access_key": ak, "user_id": format!("user-{ak}"), "default_project_id": org_of(&ak),
         "description": "bench", "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",

@@ -282,7 +282,10 @@ pub async fn connection_credentials(
             ApiError::invalid_request(e.to_string())
         })?,
     };
-    let conn = owned(&state, &caller.0.user, &id).await?;
+    let conn = state
+        .platform
+        .connection_for_use(&caller.0.user, parse_id(&id)?)
+        .await?;
     let connector = connector_of(&state, &conn)?;
     let creds = state
         .platform

@@ -158,10 +158,18 @@ async fn scaleway_connect_list_credentials_disconnect(b: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("aurora_cache_lookups_total{result=\"hit\"}"),
-        "{metrics}"
-    );
+    // The second came from a cache: the shared one (`hit`) or the in-process tier (`local`).
+    let hits: u64 = ["hit", "local"]
+        .iter()
+        .filter_map(|r| {
+            let series = format!("aurora_cache_lookups_total{{result=\"{r}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .sum();
+    assert!(hits >= 1, "{metrics}");
     assert!(
         metrics.contains("aurora_provider_call_duration_seconds"),
         "{metrics}"
@@ -613,7 +621,78 @@ async fn credentials_need_internal_secret(b: Backend) {
     );
 }
 
+/// The credentials route keeps the connection row in process; a status change and a disconnect
+/// drop it at once on the replica that wrote them (the others hear it over Redis: `replicas.rs`).
+async fn kept_rows_follow_every_change(b: Backend) {
+    let app = TestApp::spawn_with(b, trusted()).await;
+    if b == Backend::Servers {
+        // Rows are kept only while the invalidation channel is heard.
+        let start = std::time::Instant::now();
+        while !app.platform.broker.local_tier_active() {
+            assert!(
+                start.elapsed().as_secs() < 5,
+                "never listened to invalidations"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    let acct = ScwAccount::new(1);
+    acct.mount(&app.scaleway).await;
+    let u = user();
+    let body = connect(&app, &u, &acct).await;
+    let id: connector_core::ConnectionId = body["connectionId"].as_str().unwrap().parse().unwrap();
+    let owner = connector_core::UserId::parse(&u).unwrap();
+    assert!(!app.platform.broker.holds_local_row(id));
+    let resp = app
+        .credentials(&u, &id.to_string(), "full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(app.platform.broker.holds_local_row(id), "the row is kept");
+
+    app.platform
+        .store
+        .update_status(
+            &owner,
+            id,
+            connector_core::StatusUpdate {
+                status: connector_core::ConnectionStatus::NeedsReconnect,
+                status_reason: Some("refused".into()),
+                last_validated_at: None,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!app.platform.broker.holds_local_row(id), "dropped at once");
+    let resp = app
+        .credentials(&u, &id.to_string(), "full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["code"], "needs_reconnect");
+
+    let resp = app
+        .delete(&u, &format!("/api/connections/{id}"))
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(!app.platform.broker.holds_local_row(id));
+    let resp = app
+        .credentials(&u, &id.to_string(), "full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
 both_backends!(
+    kept_rows_follow_every_change,
     providers_are_listed,
     scaleway_connect_list_credentials_disconnect,
     scaleway_bad_input_and_provider_errors,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::web;
 use chrono::Utc;
 use common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
-use connector_core::store::ConnectionRecord;
+use connector_core::store::{ConnectionRecord, StatusUpdate};
 use connector_core::{
     async_trait, Actor, AuthKind, ConnectSpec, ConnectionId, ConnectionStatus, Connector,
     ConnectorError, CredentialMode, IssuedCredentials, ProviderId, ProviderInfo, SecretPath,
@@ -370,10 +370,11 @@ async fn short_lived_credentials_are_handed_to_the_waiting_replicas() {
     assert_eq!(token_of(&token(&apps[1], &u, &id).await.1), "brief-2");
 }
 
-/// A connection disconnected through replica 3 is refused by replicas 1 and 2 at once, and their
-/// in-process copies are gone within a second (also for a caller that still holds the old row).
+/// A connection disconnected through replica 3 is refused by replicas 1 and 2 within a second (in
+/// practice as soon as the invalidation arrives: both kept the row and the credentials in process),
+/// and their copies are gone (also for a caller that still holds the old row).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_connection_disconnected_on_one_replica_is_refused_by_the_others_at_once() {
+async fn a_connection_disconnected_on_one_replica_is_refused_by_the_others_within_a_second() {
     let conn = Counting::new(3600, false);
     let apps = replicas(3, Some(conn.clone()), &[]).await;
     let u = user();
@@ -387,6 +388,7 @@ async fn a_connection_disconnected_on_one_replica_is_refused_by_the_others_at_on
         let (status, _) = token(app, &u, &id).await;
         assert_eq!(status, 200);
         assert!(app.platform.broker.holds_local_copy(rec.id));
+        assert!(app.platform.broker.holds_local_row(rec.id));
     }
     assert_eq!(conn.calls(), 1);
 
@@ -397,8 +399,14 @@ async fn a_connection_disconnected_on_one_replica_is_refused_by_the_others_at_on
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    // At once: the row is gone for everyone.
-    for app in [&apps[0], &apps[1]] {
+    // Within a second (the invalidation's trip through Redis): the row is gone for everyone.
+    for (i, app) in [&apps[0], &apps[1]].into_iter().enumerate() {
+        let took = wait_for(Duration::from_secs(1), || {
+            !app.platform.broker.holds_local_row(rec.id)
+        })
+        .await
+        .unwrap_or_else(|| panic!("replica {} kept the row", i + 1));
+        println!("replica {} dropped the row after {took:?}", i + 1);
         let (status, v) = token(app, &u, &id).await;
         assert_eq!(status, 404, "{v}");
         assert_eq!(v["code"], "not_found");
@@ -421,6 +429,71 @@ async fn a_connection_disconnected_on_one_replica_is_refused_by_the_others_at_on
         assert_eq!(e.code, "needs_reconnect", "{e}");
     }
     assert_eq!(conn.calls(), 1, "no provider call for a gone connection");
+}
+
+/// A status change written through replica 3 (a status check found the credentials refused, then
+/// a later one found them good) reaches the rows replicas 1 and 2 keep in process within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_status_change_on_one_replica_reaches_the_rows_the_others_keep() {
+    let conn = Counting::new(3600, false);
+    let apps = replicas(3, Some(conn.clone()), &[]).await;
+    let u = user();
+    let (rec, _) = apps[0]
+        .platform
+        .connect(spec(&u, "status"), Actor::User)
+        .await
+        .unwrap();
+    let id = rec.id.to_string();
+    let owner = UserId::parse(&u).unwrap();
+    for app in [&apps[0], &apps[1]] {
+        assert_eq!(token(app, &u, &id).await.0, 200);
+        assert!(app.platform.broker.holds_local_row(rec.id));
+    }
+    // Another user asking for the kept row is refused like for a row that does not exist.
+    let (status, v) = token(&apps[0], &user(), &id).await;
+    assert_eq!(status, 404, "{v}");
+
+    for (to, code) in [
+        (ConnectionStatus::NeedsReconnect, Some("needs_reconnect")),
+        (ConnectionStatus::Active, None),
+    ] {
+        apps[2]
+            .platform
+            .store
+            .update_status(
+                &owner,
+                rec.id,
+                StatusUpdate {
+                    status: to,
+                    status_reason: code.map(|c| c.to_owned()),
+                    last_validated_at: Some(Utc::now()),
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        for (i, app) in [&apps[0], &apps[1]].into_iter().enumerate() {
+            let took = wait_for(Duration::from_secs(1), || {
+                !app.platform.broker.holds_local_row(rec.id)
+            })
+            .await
+            .unwrap_or_else(|| panic!("replica {} kept the {to:?} row's predecessor", i + 1));
+            println!("replica {} dropped the row after {took:?}", i + 1);
+            let (status, v) = token(app, &u, &id).await;
+            match code {
+                Some(c) => {
+                    assert_eq!(status, 409, "{v}");
+                    assert_eq!(v["code"], c);
+                }
+                None => assert_eq!(status, 200, "{v}"),
+            }
+        }
+    }
+    assert_eq!(
+        conn.calls(),
+        1,
+        "a status change is not a credential change"
+    );
 }
 
 /// A credential change (a reconnect with a new secret) made through one replica replaces the

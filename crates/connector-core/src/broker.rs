@@ -7,7 +7,12 @@
 //!    It is used only while this process listens to the invalidation channel of the shared cache
 //!    ([`CredentialBroker::spawn_invalidation_listener`]), so that [`CredentialBroker::evict`] on any
 //!    replica (disconnect, reconnect, refusal) drops the copy on every replica; when the channel is
-//!    lost the tier is emptied and stays off until it is back.
+//!    lost the tier is emptied and stays off until it is back. The same tier keeps the connection
+//!    rows the credentials route reads ([`crate::Platform::connection_for_use`]); every write to a
+//!    row goes through [`crate::invalidating_store::InvalidatingStore`], which calls
+//!    [`CredentialBroker::row_changed`], so a status change, a reconnect or a disconnect through
+//!    any replica drops the row (and the credentials) on every replica. On the embedded default,
+//!    the only writer, rows are kept without a channel and credentials are not copied.
 //! 2. **The shared cache** (Redis, or in process): entries sealed with the cache key.
 //! 3. **A refresh**: the connector is called with the stored secret. Concurrent refreshes of one
 //!    connection and mode share one provider call: in one process through a shared future; across
@@ -102,21 +107,33 @@ pub struct CredentialBroker {
     local: LocalTier,
 }
 
-/// Decrypted credentials kept in this process (tier 1 of the module docs).
+/// What this process keeps of other replicas' state (tier 1 of the module docs): decrypted
+/// credentials, and the connection rows the credentials route reads.
 #[derive(Default)]
 struct LocalTier {
-    /// Entry lifetime in milliseconds; 0 = the tier is off.
+    /// Credential entry lifetime in milliseconds; 0 = credentials are not kept.
     ttl_ms: AtomicU64,
+    /// Connection row lifetime in milliseconds; 0 = rows are not kept.
+    row_ttl_ms: AtomicU64,
     /// Whether this process currently hears invalidations; the tier is used only while it does.
     listening: AtomicBool,
-    /// Bumped by every eviction, so a refresh that started before an eviction does not put back
+    /// Rows may be kept without the channel: this process is the only writer (the embedded
+    /// default, where every write goes through this process's [`crate::row_cache::CachedStore`]).
+    rows_without_channel: AtomicBool,
+    /// Bumped by every eviction, so a read that started before an eviction does not put back
     /// what the eviction removed.
     generation: AtomicU64,
-    entries: Mutex<HashMap<String, LocalEntry>>,
+    entries: Mutex<HashMap<(ConnectionId, CredentialMode), LocalEntry>>,
+    rows: Mutex<HashMap<ConnectionId, RowEntry>>,
 }
 
 struct LocalEntry {
     creds: Arc<Credentials>,
+    until: Instant,
+}
+
+struct RowEntry {
+    row: Arc<ConnectionRecord>,
     until: Instant,
 }
 
@@ -168,30 +185,78 @@ impl LocalTier {
         self.ttl_ms.load(Ordering::Relaxed) > 0 && self.listening.load(Ordering::Acquire)
     }
 
+    fn rows_enabled(&self) -> bool {
+        self.row_ttl_ms.load(Ordering::Relaxed) > 0
+            && (self.listening.load(Ordering::Acquire)
+                || self.rows_without_channel.load(Ordering::Acquire))
+    }
+
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
-    fn get(&self, key: &str) -> Option<Arc<Credentials>> {
+    fn get(&self, key: (ConnectionId, CredentialMode)) -> Option<Arc<Credentials>> {
         if !self.enabled() {
             return None;
         }
         let now = Instant::now();
         let mut entries = self.entries.lock();
-        match entries.get(key) {
+        match entries.get(&key) {
             Some(e) if e.until > now && is_fresh(e.creds.expires_at, Utc::now()) => {
                 Some(Arc::clone(&e.creds))
             }
             Some(_) => {
-                entries.remove(key);
+                entries.remove(&key);
                 None
             }
             None => None,
         }
     }
 
+    fn get_row(&self, id: ConnectionId) -> Option<Arc<ConnectionRecord>> {
+        if !self.rows_enabled() {
+            return None;
+        }
+        let now = Instant::now();
+        let mut rows = self.rows.lock();
+        match rows.get(&id) {
+            Some(e) if e.until > now => Some(Arc::clone(&e.row)),
+            Some(_) => {
+                rows.remove(&id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keep `row` unless an eviction happened since `generation` was read.
+    fn put_row(&self, row: &Arc<ConnectionRecord>, generation: u64) {
+        if !self.rows_enabled() {
+            return;
+        }
+        let life = Duration::from_millis(self.row_ttl_ms.load(Ordering::Relaxed));
+        let now = Instant::now();
+        let mut rows = self.rows.lock();
+        if self.generation() != generation {
+            return;
+        }
+        if rows.len() >= LOCAL_MAX_ENTRIES && !rows.contains_key(&row.id) {
+            rows.retain(|_, e| e.until > now);
+            if rows.len() >= LOCAL_MAX_ENTRIES {
+                return;
+            }
+        }
+        rows.insert(
+            row.id,
+            RowEntry {
+                row: Arc::clone(row),
+                until: now + life,
+            },
+        );
+    }
+
     /// Keep `creds` unless an eviction happened since `generation` was read.
-    fn put(&self, key: &str, creds: &Arc<Credentials>, generation: u64) {
+    fn put(&self, key: (ConnectionId, CredentialMode), creds: &Arc<Credentials>, generation: u64) {
         if !self.enabled() {
             return;
         }
@@ -208,14 +273,14 @@ impl LocalTier {
         if self.generation() != generation {
             return;
         }
-        if entries.len() >= LOCAL_MAX_ENTRIES && !entries.contains_key(key) {
+        if entries.len() >= LOCAL_MAX_ENTRIES && !entries.contains_key(&key) {
             entries.retain(|_, e| e.until > now);
             if entries.len() >= LOCAL_MAX_ENTRIES {
                 return;
             }
         }
         entries.insert(
-            key.to_owned(),
+            key,
             LocalEntry {
                 creds: Arc::clone(creds),
                 until: now + life,
@@ -225,15 +290,19 @@ impl LocalTier {
 
     fn evict(&self, id: ConnectionId) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let mut entries = self.entries.lock();
-        for mode in [CredentialMode::ReadOnly, CredentialMode::Full] {
-            entries.remove(&cache_key(id, mode));
+        {
+            let mut entries = self.entries.lock();
+            for mode in [CredentialMode::ReadOnly, CredentialMode::Full] {
+                entries.remove(&(id, mode));
+            }
         }
+        self.rows.lock().remove(&id);
     }
 
     fn clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.entries.lock().clear();
+        self.rows.lock().clear();
     }
 }
 
@@ -261,15 +330,16 @@ impl CredentialBroker {
         connection: &ConnectionRecord,
         mode: CredentialMode,
     ) -> Result<Arc<Credentials>, ApiError> {
-        let key = cache_key(connection.id, mode);
+        let local_key = (connection.id, mode);
         let generation = self.local.generation();
-        if let Some(hit) = self.local.get(&key) {
-            self.metrics.cache_lookups.with_label_values(&["hit"]).inc();
+        if let Some(hit) = self.local.get(local_key) {
+            self.metrics.cache_hits_local.inc();
             return Ok(hit);
         }
+        let key = cache_key(connection.id, mode);
         if let Some(hit) = self.lookup(&key).await {
             let hit = Arc::new(hit);
-            self.local.put(&key, &hit, generation);
+            self.local.put(local_key, &hit, generation);
             return Ok(hit);
         }
         let flight = {
@@ -303,7 +373,7 @@ impl CredentialBroker {
         };
         let out = flight.await;
         if let Ok(creds) = &out {
-            self.local.put(&key, creds, generation);
+            self.local.put(local_key, creds, generation);
         }
         out
     }
@@ -627,7 +697,7 @@ impl CredentialBroker {
         let entries = self.local.entries.lock();
         [CredentialMode::ReadOnly, CredentialMode::Full]
             .iter()
-            .any(|m| entries.contains_key(&cache_key(id, *m)))
+            .any(|m| entries.contains_key(&(id, *m)))
     }
 
     /// Whether the in-process tier is in use (enabled and hearing invalidations).
@@ -635,29 +705,80 @@ impl CredentialBroker {
         self.local.enabled()
     }
 
+    /// A connection's row changed (status, metadata, reconnect) or went away: drop this process's
+    /// copies of it (the row and its decrypted credentials) and tell every replica to do the same.
+    /// The shared cache's entries stay (a status or metadata change does not change credentials;
+    /// [`CredentialBroker::evict`] is for that). Called by [`crate::invalidating_store`] after
+    /// every write to a connection row.
+    pub async fn row_changed(&self, id: ConnectionId) {
+        self.local.evict(id);
+        if self.cache.backend_name() == "memory" {
+            // The in-process cache is this process: nobody else to tell.
+            return;
+        }
+        if let Err(e) = self
+            .cache
+            .publish(INVALIDATION_CHANNEL, id.to_string().as_bytes())
+            .await
+        {
+            tracing::warn!(
+                error = %e,
+                connection = %id,
+                "could not tell the other replicas that a connection changed; they stop using \
+                 their copies when they lose the channel or within the in-process ttl"
+            );
+        }
+    }
+
+    /// The eviction generation: read it before reading a row from the store, and hand it to
+    /// [`CredentialBroker::keep_row`], so a row read before a change is never kept after it.
+    pub fn local_generation(&self) -> u64 {
+        self.local.generation()
+    }
+
+    /// The connection row kept in this process, when rows are kept and this one is fresh.
+    pub fn local_row(&self, id: ConnectionId) -> Option<Arc<ConnectionRecord>> {
+        self.local.get_row(id)
+    }
+
+    /// Keep a row read from the store, unless a change was heard since `generation` was read.
+    pub fn keep_row(&self, row: &Arc<ConnectionRecord>, generation: u64) {
+        self.local.put_row(row, generation);
+    }
+
+    /// Whether this process keeps a copy of the connection's row (tests, diagnostics).
+    pub fn holds_local_row(&self, id: ConnectionId) -> bool {
+        self.local.rows.lock().contains_key(&id)
+    }
+
+    /// Keep connection rows even without the invalidation channel: for a process that is the only
+    /// writer of its store (the embedded default), where every change goes through this process.
+    pub fn keep_rows_without_channel(&self, on: bool) {
+        self.local.rows_without_channel.store(on, Ordering::Release);
+    }
+
     /// Turn the in-process tier on (`ttl` > 0) and keep it correct across replicas: subscribe to the
-    /// invalidation channel, drop the copies that other replicas' [`CredentialBroker::evict`] name,
-    /// and resubscribe (emptying the tier, which is off meanwhile) whenever the channel is lost.
+    /// invalidation channel, drop the copies that other replicas' [`CredentialBroker::evict`] and
+    /// [`CredentialBroker::row_changed`] name, and resubscribe (emptying the tier, which is off
+    /// meanwhile) whenever the channel is lost.
     ///
-    /// With `ttl` zero, or an in-process cache (which is already in this process and shared by
-    /// nobody), the tier stays off and the task ends at once. Call once per process; the gateway
-    /// aborts the task at shutdown.
+    /// With `ttl` zero the tier stays off. With an in-process cache there is no channel to listen
+    /// to and the task ends at once: credentials are not copied (the cache already is this
+    /// process), and rows are kept only if [`CredentialBroker::keep_rows_without_channel`] said this
+    /// process is the only writer. Call once per process; the gateway aborts the task at shutdown.
     pub fn spawn_invalidation_listener(
         self: &Arc<Self>,
         ttl: Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let ttl = if self.cache.backend_name() == "memory" {
-            Duration::ZERO
-        } else {
-            ttl
-        };
-        self.local.ttl_ms.store(
-            ttl.as_millis().try_into().unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        let memory = self.cache.backend_name() == "memory";
+        let ms = ttl.as_millis().try_into().unwrap_or(u64::MAX);
+        self.local.row_ttl_ms.store(ms, Ordering::Relaxed);
+        self.local
+            .ttl_ms
+            .store(if memory { 0 } else { ms }, Ordering::Relaxed);
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            if !ttl.is_zero() {
+            if !ttl.is_zero() && !memory {
                 this.listen_invalidations().await;
             }
         })

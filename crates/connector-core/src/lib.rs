@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod invalidating_store;
 pub mod metrics;
 pub mod outbox;
 pub mod platform;

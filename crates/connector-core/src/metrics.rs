@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -12,6 +12,9 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub provider_calls: HistogramVec,
     pub cache_lookups: IntCounterVec,
+    /// `cache_lookups_total{result="local"}`, resolved once: hits of the in-process tier (the
+    /// hottest path, so no label lookup per request).
+    pub cache_hits_local: IntCounter,
     pub credential_refreshes: IntCounterVec,
 }
 
@@ -48,7 +51,8 @@ impl Metrics {
         let cache_lookups = IntCounterVec::new(
             Opts::new(
                 "cache_lookups_total",
-                "Credential cache lookups by result (hit, miss, error)",
+                "Credential cache lookups by result (local: the in-process tier; hit, miss, error: \
+                 the shared cache)",
             ),
             &["result"],
         )
@@ -70,8 +74,10 @@ impl Metrics {
         ] {
             registry.register(c).expect("register metric");
         }
+        let cache_hits_local = cache_lookups.with_label_values(&["local"]);
         Self {
             registry,
+            cache_hits_local,
             http_requests,
             http_duration,
             provider_calls,
@@ -112,8 +118,10 @@ mod tests {
         let m = Metrics::new();
         m.provider_call("scaleway", "get_api_key", "ok", Duration::from_millis(3));
         m.cache_lookups.with_label_values(&["hit"]).inc();
+        m.cache_hits_local.inc();
         let text = m.render();
         assert!(text.contains("aurora_provider_call_duration_seconds_count{operation=\"get_api_key\",outcome=\"ok\",provider=\"scaleway\"} 1"));
         assert!(text.contains("aurora_cache_lookups_total{result=\"hit\"} 1"));
+        assert!(text.contains("aurora_cache_lookups_total{result=\"local\"} 1"));
     }
 }

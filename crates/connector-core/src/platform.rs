@@ -84,6 +84,15 @@ impl Platform {
             key,
             metrics.clone(),
         ));
+        // The embedded default (SQLite beside an in-process cache) is one process that every change
+        // goes through; with servers, rows are kept only while the invalidation channel is heard.
+        broker.keep_rows_without_channel(
+            store.backend_name() == "sqlite" && cache.backend_name() == "memory",
+        );
+        let store: Arc<dyn Store> = Arc::new(crate::invalidating_store::InvalidatingStore::new(
+            store,
+            broker.clone(),
+        ));
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(20))
@@ -113,6 +122,27 @@ impl Platform {
             .get_connection(user, id)
             .await?
             .ok_or_else(|| ApiError::not_found("no such connection"))
+    }
+
+    /// A connection of `user` for the credentials route: from the in-process tier when it holds the
+    /// row (kept current on every replica through [`crate::invalidating_store`]), else from the
+    /// store, then kept. 404 as [`Platform::owned_connection`].
+    pub async fn connection_for_use(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+    ) -> Result<Arc<ConnectionRecord>, ApiError> {
+        if let Some(row) = self.broker.local_row(id) {
+            return if &row.user_id == user {
+                Ok(row)
+            } else {
+                Err(ApiError::not_found("no such connection"))
+            };
+        }
+        let generation = self.broker.local_generation();
+        let row = Arc::new(self.owned_connection(user, id).await?);
+        self.broker.keep_row(&row, generation);
+        Ok(row)
     }
 
     /// A connection of `user` with this provider, or 404 ("no such {what} connection") — also for another
