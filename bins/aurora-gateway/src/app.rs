@@ -10,7 +10,7 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{middleware, web, App, HttpResponse, HttpServer, ResponseError};
+use actix_web::{middleware, web, App, HttpMessage, HttpResponse, HttpServer, ResponseError};
 use connector_core::http::USER_HEADER;
 use connector_core::{ApiError, AuthConfig, Caller, Platform};
 use tracing::Instrument;
@@ -149,7 +149,7 @@ async fn guard(
         .map(|s| s.open_paths.contains(req.path()))
         .unwrap_or(false);
     // An unmatched path answers 404 whoever asks; every matched non-open route needs a caller.
-    let routed = req.match_pattern().is_some();
+    let routed = matched_route(&req).is_some();
     if !open && routed {
         if let Err(e) = Caller::from_request_parts(req.request()) {
             let resp = e.error_response();
@@ -157,6 +157,18 @@ async fn guard(
         }
     }
     next.call(req).await.map(|r| r.map_into_left_body())
+}
+
+/// The route pattern the request's path matches (`None`: no route), computed once by [`observe`].
+#[derive(Clone)]
+pub struct MatchedRoute(pub Option<String>);
+
+/// The request's route pattern: from [`observe`]'s note, else computed.
+pub fn matched_route(req: &ServiceRequest) -> Option<String> {
+    match req.extensions().get::<MatchedRoute>() {
+        Some(m) => m.0.clone(),
+        None => req.match_pattern(),
+    }
 }
 
 /// Metrics by route pattern and status, a request log line, and the contract's error body for errors
@@ -170,12 +182,13 @@ async fn observe(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let user_present = req.headers().contains_key(USER_HEADER);
     let request_id = request_id(&req);
+    // Matching the path against every route pattern is costly (regular expressions): done once
+    // here, and read back by the inner middleware.
+    let pattern = req.match_pattern();
+    req.extensions_mut().insert(MatchedRoute(pattern.clone()));
     let span = tracing::info_span!("request", id = %request_id);
     let res = next.call(req).instrument(span.clone()).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = pattern.unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status();
     let mut res = normalize_error(res);
     if let Ok(v) = HeaderValue::from_str(&request_id) {

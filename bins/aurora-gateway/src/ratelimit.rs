@@ -172,7 +172,7 @@ pub async fn limit(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let class = match (&state, req.match_pattern()) {
+    let class = match (&state, crate::app::matched_route(&req)) {
         (Some(state), Some(pattern)) => state.rate_limits.class_of(&pattern),
         _ => None,
     };

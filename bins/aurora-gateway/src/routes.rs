@@ -325,7 +325,8 @@ pub struct AuditQuery {
     limit: Option<i64>,
 }
 
-/// The caller's audit trail, newest first.
+/// The caller's audit trail, newest first. Identical credential issues of one connection within about
+/// 50 ms are one line: `detail.count` says how many (absent: one), `detail.lastAt` when the last was.
 #[utoipa::path(get, path = "/api/audit", tag = "connections", params(AuditQuery),
     responses((status = 200, body = Object, description = "[{id, connectionId, provider, action, actor, detail, createdAt}]")))]
 pub async fn audit(

@@ -38,10 +38,10 @@ impl AuthConfig {
     }
 }
 
-fn auth_config(req: &HttpRequest) -> AuthConfig {
-    req.app_data::<web::Data<AuthConfig>>()
-        .map(|d| d.get_ref().clone())
-        .unwrap_or_default()
+/// The gateway's auth settings (none registered: no internal secret), borrowed: no copy of the
+/// secret per request.
+fn auth_config(req: &HttpRequest) -> Option<&AuthConfig> {
+    req.app_data::<web::Data<AuthConfig>>().map(|d| d.get_ref())
 }
 
 /// The authenticated caller of a non-open route: a valid `X-User-ID`, and the internal secret when one
@@ -55,7 +55,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn from_request_parts(req: &HttpRequest) -> Result<Self, ApiError> {
-        let trusted = match auth_config(req).check(req) {
+        let trusted = match auth_config(req).and_then(|c| c.check(req)) {
             Some(true) => true,
             Some(false) => {
                 return Err(ApiError::unauthenticated(
@@ -105,8 +105,7 @@ impl FromRequest for TrustedCaller {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let cfg = auth_config(req);
-        if cfg.internal_secret.is_none() {
+        if auth_config(req).is_none_or(|c| c.internal_secret.is_none()) {
             return ready(Err(ApiError::unauthenticated(
                 "this route needs X-Internal-Secret, and AURORA_INTERNAL_SECRET is not configured on the gateway",
             )));

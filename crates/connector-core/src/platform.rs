@@ -316,6 +316,19 @@ impl Platform {
         conn: &ConnectionRecord,
         actor: Actor,
     ) -> Result<ConnectionRecord, ApiError> {
+        self.validate_gated(connector, conn, actor, None).await
+    }
+
+    /// [`Platform::validate`], with the provider call (only it) holding a permit of `gate`: the
+    /// status checker bounds provider calls at once without idling a permit during the secret read
+    /// and the status writes.
+    pub async fn validate_gated(
+        &self,
+        connector: &dyn Connector,
+        conn: &ConnectionRecord,
+        actor: Actor,
+        gate: Option<&tokio::sync::Semaphore>,
+    ) -> Result<ConnectionRecord, ApiError> {
         let Some(secret) = self.load_secret(conn).await? else {
             return self
                 .set_status(
@@ -326,8 +339,13 @@ impl Platform {
                 )
                 .await;
         };
+        let permit = match gate {
+            Some(g) => g.acquire().await.ok(),
+            None => None,
+        };
         let started = std::time::Instant::now();
         let res = connector.validate(conn, &secret).await;
+        drop(permit);
         let outcome = if res.is_ok() { "ok" } else { "error" };
         self.metrics.provider_call(
             conn.provider.as_str(),

@@ -262,7 +262,10 @@ impl Scheduler {
         WF: Future<Output = R> + Send + 'static,
         R: Send + 'static,
     {
-        let bound = self.0.cfg.concurrency.max(1);
+        // Provider calls are bounded by the permits (taken by the work itself, around the call);
+        // twice as many items are in hand, so that the store and secret-store work before and after
+        // each call overlaps with other items' calls instead of leaving a permit idle.
+        let bound = self.0.cfg.concurrency.max(1) * 2;
         let batch = (bound / 4).max(1);
         let mut set: JoinSet<R> = JoinSet::new();
         let mut out = Vec::new();
@@ -284,12 +287,7 @@ impl Scheduler {
                         // nothing is left: only an empty one ends the sweep.
                         exhausted = items.is_empty();
                         for item in items {
-                            let permits = self.0.permits.clone();
-                            let fut = work(item);
-                            set.spawn(async move {
-                                let _permit = permits.acquire_owned().await;
-                                fut.await
-                            });
+                            set.spawn(work(item));
                         }
                     }
                     Err(e) => {
@@ -330,9 +328,14 @@ impl Inner {
                 (CheckOutcome::Skipped, claim.failures)
             }
             Some(connector) => {
-                let run = self
-                    .platform
-                    .validate(connector.as_ref(), &conn, Actor::System);
+                // The permit covers the provider call only: the secret read before it and the
+                // status writes after it overlap with other checks' calls.
+                let run = self.platform.validate_gated(
+                    connector.as_ref(),
+                    &conn,
+                    Actor::System,
+                    Some(&self.permits),
+                );
                 match tokio::time::timeout(self.cfg.lease / 2, run).await {
                     Ok(Ok(updated)) => match updated.status {
                         ConnectionStatus::Active => (CheckOutcome::Active, 0),
@@ -384,10 +387,15 @@ impl Inner {
         );
         let (outcome, next) = match self.connectors.get(&conn.provider) {
             Some(connector) if usable => {
-                let get = self
-                    .platform
-                    .broker
-                    .get(connector.clone(), conn, claim.mode);
+                // The broker may call the provider: the whole refresh holds a permit.
+                let permits = self.permits.clone();
+                let get = async {
+                    let _permit = permits.acquire_owned().await;
+                    self.platform
+                        .broker
+                        .get(connector.clone(), conn, claim.mode)
+                        .await
+                };
                 match tokio::time::timeout(self.cfg.lease / 2, get).await {
                     Ok(Ok(creds)) => {
                         tracing::debug!(connection = %conn.id, mode = claim.mode.as_str(), "credentials refreshed ahead of use");
