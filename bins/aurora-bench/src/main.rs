@@ -30,6 +30,10 @@ struct Args {
     connections: usize,
     /// Connections of the status sweep (item 4); 0 skips it.
     sweep: usize,
+    /// Client counts of the warm runs.
+    clients: Vec<usize>,
+    /// Only the warm runs (for profiling the hot path).
+    warm_only: bool,
     backends: Vec<String>,
 }
 
@@ -41,6 +45,8 @@ fn parse_args() -> anyhow::Result<Args> {
         seconds: 3.0,
         connections: 1000,
         sweep: 10_000,
+        clients: CONCURRENCY.to_vec(),
+        warm_only: false,
         backends: vec!["servers".into(), "embedded".into()],
     };
     let mut it = std::env::args().skip(1);
@@ -53,6 +59,13 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => a.seconds = val()?.parse()?,
             "--connections" => a.connections = val()?.parse()?,
             "--sweep" => a.sweep = val()?.parse()?,
+            "--clients" => {
+                a.clients = val()?
+                    .split(',')
+                    .map(|c| c.trim().parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--warm-only" => a.warm_only = true,
             "--backend" => a.backends = vec![val()?],
             "--quick" => {
                 a.repeats = 1;
@@ -251,7 +264,7 @@ async fn run_backend(
         None => None,
     };
     let mut warm_rows = Vec::new();
-    for c in CONCURRENCY {
+    for &c in &args.clients {
         eprintln!("   warm, {c} clients");
         let h = repeat(args.repeats, &health, c, args.seconds).await?;
         let w = repeat(args.repeats, &warm, c, args.seconds).await?;
@@ -270,31 +283,61 @@ async fn run_backend(
         }));
     }
     let rss_after_load_kib = gw.rss_kib();
+    if args.warm_only {
+        gw.stop();
+        return Ok(json!({
+            "backend": backend,
+            "readyMs": ready_ms,
+            "rssIdleMiB": rss_idle_kib as f64 / 1024.0,
+            "rssAfterWarmLoadMiB": rss_after_load_kib as f64 / 1024.0,
+            "warm": warm_rows,
+        }));
+    }
 
     // 3. Refresh storm: credentials that expire in 301 s are cached for ~1 s; then 1,000 callers at once.
-    stub.expiry_secs.store(301, Ordering::SeqCst);
-    connect_aws(&http, &gw.base, aws_user).await?; // reconnect evicts the cache
-    load::run(&warm, 1, Stop::Requests(1)).await?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    stub.expiry_secs.store(3600, Ordering::SeqCst);
-    let before = stub.assume_role_calls.load(Ordering::SeqCst);
-    let storm = load::run(&warm, 1000, Stop::Requests(1000)).await?;
-    let storm_calls = stub.assume_role_calls.load(Ordering::SeqCst) - before;
+    // Repeated; the run with the median slowest request is shown, and every run's provider calls.
+    let mut storms = Vec::new();
+    for _ in 0..args.repeats.max(1) {
+        stub.expiry_secs.store(301, Ordering::SeqCst);
+        connect_aws(&http, &gw.base, aws_user).await?; // reconnect evicts the cache
+        load::run(&warm, 1, Stop::Requests(1)).await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stub.expiry_secs.store(3600, Ordering::SeqCst);
+        let before = stub.assume_role_calls.load(Ordering::SeqCst);
+        let run = load::run(&warm, 1000, Stop::Requests(1000)).await?;
+        storms.push((run, stub.assume_role_calls.load(Ordering::SeqCst) - before));
+    }
+    let storm_calls_each: Vec<usize> = storms.iter().map(|(_, c)| *c).collect();
+    storms.sort_by_key(|(r, _)| r.max_us);
+    let (storm, storm_calls) = storms[storms.len() / 2].clone();
 
     // 2. Cold cache (every request reads the secret store) and 5. listing, on Scaleway connections.
     let scw_user = "bench-scw";
     let t0 = Instant::now();
     let ids = connect_scaleway(&http, &gw.base, scw_user, args.connections).await?;
     let connect_secs = t0.elapsed().as_secs_f64();
-    let cold_paths: Vec<String> = ids
-        .iter()
-        .map(|id| format!("/api/connections/{id}/credentials?mode=full"))
-        .collect();
-    let cold_target = Target::new(gw.addr, "/")
-        .paths(cold_paths)
-        .header("X-User-ID", scw_user)
-        .header("X-Internal-Secret", SECRET);
-    let cold = load::run(&cold_target, 16, Stop::Requests(ids.len())).await?;
+    // Each repeat reads a share of the connections of its own, so every read is cold.
+    let shares = args.repeats.max(1);
+    let per = ids.len() / shares;
+    let mut cold_runs = Vec::new();
+    for share in ids.chunks(per.max(1)).take(shares) {
+        let paths: Vec<String> = share
+            .iter()
+            .map(|id| format!("/api/connections/{id}/credentials?mode=full"))
+            .collect();
+        let target = Target::new(gw.addr, "/")
+            .paths(paths)
+            .header("X-User-ID", scw_user)
+            .header("X-Internal-Secret", SECRET);
+        cold_runs.push(load::run(&target, 16, Stop::Requests(share.len())).await?);
+    }
+    cold_runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let cold = Summary {
+        min_rps: cold_runs[0].rps,
+        max_rps: cold_runs[cold_runs.len() - 1].rps,
+        median: cold_runs[cold_runs.len() / 2].clone(),
+        runs: cold_runs.len(),
+    };
     let listing_target = Target::new(gw.addr, "/api/connections")
         .header("X-User-ID", scw_user)
         .header("X-Internal-Secret", SECRET);
@@ -303,8 +346,19 @@ async fn run_backend(
     gw.stop();
 
     // 4. Status sweep, on a data set of its own.
+    // Each repeat on a data set of its own; the median run by wall time, with the spread.
     let sweep = if args.sweep > 0 {
-        Some(sweep::run(args, backend, stub, stub_url).await?)
+        let mut runs = Vec::new();
+        for _ in 0..args.repeats.max(1) {
+            runs.push(sweep::run(args, backend, stub, stub_url).await?);
+        }
+        let wall = |v: &Value| v["wallSeconds"].as_f64().unwrap_or(f64::MAX);
+        runs.sort_by(|a, b| wall(a).total_cmp(&wall(b)));
+        let mut median = runs[runs.len() / 2].clone();
+        median["minWallSeconds"] = json!(wall(&runs[0]));
+        median["maxWallSeconds"] = json!(wall(&runs[runs.len() - 1]));
+        median["runs"] = json!(runs.len());
+        Some(median)
     } else {
         None
     };
@@ -315,8 +369,8 @@ async fn run_backend(
         "rssIdleMiB": rss_idle_kib as f64 / 1024.0,
         "rssAfterWarmLoadMiB": rss_after_load_kib as f64 / 1024.0,
         "warm": warm_rows,
-        "cold": {"connections": ids.len(), "clients": 16, "result": cold},
-        "refreshStorm": {"requests": 1000, "providerCalls": storm_calls, "result": storm},
+        "cold": {"connections": per, "clients": 16, "result": cold},
+        "refreshStorm": {"requests": 1000, "providerCalls": storm_calls, "providerCallsEachRun": storm_calls_each, "result": storm},
         "listing": {"connections": ids.len(), "clients": 16, "result": listing, "connectSeconds": connect_secs},
     }))
 }
@@ -361,25 +415,32 @@ fn print_table(report: &Value) {
                 r["credentialsOverOpenbaoRps"].as_f64().map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
             );
         }
+        if b.get("cold").is_none() {
+            continue; // --warm-only
+        }
         let c = &b["cold"]["result"];
         println!(
-            "cold cache: {} connections, 16 clients: {:.0} rps, p50 {} µs, p99 {} µs",
+            "cold cache: {} connections each read once, 16 clients: {:.0} rps ({:.0}–{:.0}), p50 {} µs, p99 {} µs",
             b["cold"]["connections"],
-            c["rps"].as_f64().unwrap_or(0.0),
-            c["p50_us"],
-            c["p99_us"]
+            c["median"]["rps"].as_f64().unwrap_or(0.0),
+            c["min_rps"].as_f64().unwrap_or(0.0),
+            c["max_rps"].as_f64().unwrap_or(0.0),
+            c["median"]["p50_us"],
+            c["median"]["p99_us"]
         );
         let s = &b["refreshStorm"];
         println!(
-            "refresh storm: 1000 concurrent requests, {} provider call(s), slowest {:.1} ms, errors {}",
-            s["providerCalls"], s["result"]["max_us"].as_f64().unwrap_or(0.0) / 1000.0, s["result"]["errors"]
+            "refresh storm: 1000 concurrent requests, provider calls per run {}, slowest {:.1} ms (median run), errors {}",
+            s["providerCallsEachRun"], s["result"]["max_us"].as_f64().unwrap_or(0.0) / 1000.0, s["result"]["errors"]
         );
         let sw = &b["sweep"];
         if !sw.is_null() {
             println!(
-                "status sweep: {} connections, stub 50 ms, concurrency {}: {:.1} s (ideal {:.1} s, {:.2}×), {} provider calls, {} distinct, at most {} at once",
+                "status sweep: {} connections, stub 50 ms, concurrency {}: {:.1} s ({:.1}–{:.1}; ideal {:.1} s, {:.2}×), {} provider calls, {} distinct, at most {} at once",
                 sw["connections"], sw["concurrency"],
                 sw["wallSeconds"].as_f64().unwrap_or(0.0),
+                sw["minWallSeconds"].as_f64().unwrap_or(0.0),
+                sw["maxWallSeconds"].as_f64().unwrap_or(0.0),
                 sw["idealSeconds"].as_f64().unwrap_or(0.0),
                 sw["overIdeal"].as_f64().unwrap_or(0.0),
                 sw["providerCalls"], sw["distinctConnections"], sw["maxConcurrentCalls"]

@@ -92,10 +92,11 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 web::PathConfig::default()
                     .error_handler(|_err, _req| ApiError::not_found("no such resource").into()),
             );
+        // The shared routes before the plugins' (patterns are tried in order; no two overlap).
+        routes::configure(cfg);
         for connector in state.connectors.values() {
             connector.clone().configure(cfg);
         }
-        routes::configure(cfg);
     }
 }
 

@@ -17,22 +17,24 @@ use crate::app::AppState;
 /// Each path is a resource, so a known path with another method answers 405 (with `Allow`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use web::{delete, get, post, resource};
-    cfg.service(resource("/healthz").route(get().to(healthz)))
-        .service(resource("/readyz").route(get().to(readyz)))
-        .service(resource("/metrics").route(get().to(metrics)))
-        .service(resource("/api/openapi.json").route(get().to(openapi)))
-        .service(resource("/api/providers").route(get().to(providers)))
-        .service(resource("/api/connections").route(get().to(list_connections)))
-        .service(
-            resource("/api/connections/{id}")
-                .route(get().to(get_connection))
-                .route(delete().to(delete_connection)),
-        )
-        .service(resource("/api/connections/{id}/validate").route(post().to(validate_connection)))
-        .service(
-            resource("/api/connections/{id}/credentials").route(get().to(connection_credentials)),
-        )
-        .service(resource("/api/audit").route(get().to(audit)));
+    // The credentials route first: patterns are tried in order (each dynamic one is a regular
+    // expression), and it is the route internal services call most.
+    cfg.service(
+        resource("/api/connections/{id}/credentials").route(get().to(connection_credentials)),
+    )
+    .service(resource("/healthz").route(get().to(healthz)))
+    .service(resource("/readyz").route(get().to(readyz)))
+    .service(resource("/metrics").route(get().to(metrics)))
+    .service(resource("/api/openapi.json").route(get().to(openapi)))
+    .service(resource("/api/providers").route(get().to(providers)))
+    .service(resource("/api/connections").route(get().to(list_connections)))
+    .service(
+        resource("/api/connections/{id}")
+            .route(get().to(get_connection))
+            .route(delete().to(delete_connection)),
+    )
+    .service(resource("/api/connections/{id}/validate").route(post().to(validate_connection)))
+    .service(resource("/api/audit").route(get().to(audit)));
 }
 
 type State = web::Data<AppState>;

@@ -237,6 +237,19 @@ async fn scaleway_connect_list_credentials_disconnect(b: Backend) {
             && actions.contains(&"credentials_issued"),
         "{actions:?}"
     );
+    // Every issue is accounted for: the two issues above, counted in one line or two.
+    let issued: u64 = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "credentials_issued")
+        .map(|e| {
+            assert_eq!(e["actor"], "internal", "{e}");
+            assert_eq!(e["detail"]["mode"], "full", "{e}");
+            e["detail"]["count"].as_u64().unwrap_or(1)
+        })
+        .sum();
+    assert_eq!(issued, 2, "{audit}");
     assert_not_leaked(&app, &acct.secret_key).await;
 }
 

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{AuditEvent, Store};
+use crate::ids::{ConnectionId, CredentialMode, ProviderId, UserId};
+use crate::store::{AuditEvent, ConnectionRecord, Store};
 
 /// How long the writer gathers events before writing them.
 const WINDOW: Duration = Duration::from_millis(50);
@@ -25,9 +26,27 @@ const MAX_BATCH: usize = 500;
 /// Queued events beyond this are written directly by the caller (back-pressure, nothing dropped).
 const QUEUE: usize = 50_000;
 
+/// Distinct connections and modes the tally holds before the writer is woken early.
+const MAX_TALLY: usize = 10_000;
+
 enum Msg {
     Event(AuditEvent),
     Flush(oneshot::Sender<()>),
+    /// The credential-issue tally has something: write it at the end of the window.
+    Tally,
+}
+
+/// Credential issues counted in process until the writer takes them: one entry per connection and
+/// mode, so a request only bumps a counter (no allocation, no message) once its entry exists.
+type Tally = parking_lot::Mutex<HashMap<(ConnectionId, CredentialMode), Issue>>;
+
+struct Issue {
+    id: uuid::Uuid,
+    user: UserId,
+    provider: ProviderId,
+    count: u64,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
 }
 
 /// A handle to the batching writer. Cheap to clone.
@@ -35,14 +54,52 @@ enum Msg {
 pub struct AuditBuffer {
     tx: mpsc::Sender<Msg>,
     store: Arc<dyn Store>,
+    tally: Arc<Tally>,
 }
 
 impl AuditBuffer {
     /// Start the writer on the current runtime.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(store.clone(), rx));
-        Self { tx, store }
+        let tally = Arc::new(Tally::default());
+        tokio::spawn(writer(store.clone(), rx, tally.clone()));
+        Self { tx, store, tally }
+    }
+
+    /// Count one issue of `conn`'s credentials of `mode` to an internal caller: written as a
+    /// `credentials_issued` line (`actor` internal, `detail.mode`, and `detail.count` / `detail.lastAt`
+    /// when there were several) at the end of the window.
+    pub fn push_issue(&self, conn: &ConnectionRecord, mode: CredentialMode) {
+        let now = Utc::now();
+        let wake = {
+            let mut tally = self.tally.lock();
+            match tally.get_mut(&(conn.id, mode)) {
+                Some(issue) => {
+                    issue.count += 1;
+                    issue.last = issue.last.max(now);
+                    false
+                }
+                None => {
+                    let first = tally.is_empty();
+                    tally.insert(
+                        (conn.id, mode),
+                        Issue {
+                            id: uuid::Uuid::new_v4(),
+                            user: conn.user_id.clone(),
+                            provider: conn.provider.clone(),
+                            count: 1,
+                            first: now,
+                            last: now,
+                        },
+                    );
+                    first || tally.len().is_multiple_of(MAX_TALLY)
+                }
+            }
+        };
+        if wake {
+            // Full channel: the writer is busy and takes the tally with its next write anyway.
+            let _ = self.tx.try_send(Msg::Tally);
+        }
     }
 
     /// Queue an event; when the queue is full (or the writer is gone) write it now.
@@ -104,6 +161,27 @@ impl Batch {
         self.lines.len()
     }
 
+    /// Add the tally's issues as lines of their own (already counted).
+    fn add_tally(&mut self, tally: &Tally) {
+        let issues: Vec<((ConnectionId, CredentialMode), Issue)> = tally.lock().drain().collect();
+        for ((conn, mode), i) in issues {
+            self.lines.push((
+                AuditEvent {
+                    id: i.id,
+                    user_id: i.user,
+                    connection_id: Some(conn),
+                    provider: Some(i.provider),
+                    action: "credentials_issued".to_owned(),
+                    actor: crate::platform::Actor::Internal.as_str().to_owned(),
+                    detail: serde_json::json!({ "mode": mode }),
+                    created_at: i.first,
+                },
+                i.count,
+                i.last,
+            ));
+        }
+    }
+
     fn take(&mut self) -> (Vec<AuditEvent>, u64) {
         self.index.clear();
         let mut total = 0;
@@ -134,13 +212,14 @@ impl Batch {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>) {
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>, tally: Arc<Tally>) {
     let mut batch = Batch::default();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut flush_now = false;
         match first {
             Msg::Event(e) => batch.add(e),
+            Msg::Tally => {}
             Msg::Flush(w) => {
                 waiters.push(w);
                 flush_now = true;
@@ -151,6 +230,7 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>) {
             while batch.len() < MAX_BATCH {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(Msg::Event(e))) => batch.add(e),
+                    Ok(Some(Msg::Tally)) => {}
                     Ok(Some(Msg::Flush(w))) => {
                         waiters.push(w);
                         break;
@@ -163,10 +243,12 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>) {
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(Msg::Event(e)) => batch.add(e),
+                Ok(Msg::Tally) => {}
                 Ok(Msg::Flush(w)) => waiters.push(w),
                 Err(_) => break,
             }
         }
+        batch.add_tally(&tally);
         if batch.len() > 0 {
             let (events, total) = batch.take();
             if let Err(e) = store.append_audit_batch(events).await {

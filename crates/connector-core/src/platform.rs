@@ -440,20 +440,9 @@ impl Platform {
         }
         let res = self.broker.get(connector, conn, mode).await;
         if res.is_ok() {
-            // Every issue is audited; on this hot path the line is written in a batch (no webhook
-            // maps to it, so the outbox is not involved).
-            self.audit_buffer
-                .push(AuditEvent {
-                    id: uuid::Uuid::new_v4(),
-                    user_id: conn.user_id.clone(),
-                    connection_id: Some(conn.id),
-                    provider: Some(conn.provider.clone()),
-                    action: "credentials_issued".to_owned(),
-                    actor: Actor::Internal.as_str().to_owned(),
-                    detail: serde_json::json!({"mode": mode}),
-                    created_at: Utc::now(),
-                })
-                .await;
+            // Every issue is audited; on this hot path issues are counted in process and written
+            // in a batch (no webhook maps to them, so the outbox is not involved).
+            self.audit_buffer.push_issue(conn, mode);
         }
         if let Ok(creds) = &res {
             // Noted for the lifecycle scheduler, which refreshes credentials used lately just as

@@ -43,14 +43,20 @@ const SQLITE_CLAIM_TRIES: usize = 8;
 /// The credential-use notes this store wrote lately, so a hot credentials route does not write the
 /// same note on every call.
 #[derive(Default)]
-pub(crate) struct UsageNotes(Mutex<HashMap<String, (Option<NaiveDateTime>, Instant)>>);
+pub(crate) struct UsageNotes(Mutex<NoteMap>);
+
+type NoteMap = HashMap<(ConnectionId, CredentialMode), (Option<NaiveDateTime>, Instant)>;
 
 impl UsageNotes {
     /// Whether a note of `key` with `refresh_at` is worth writing now; remembers it when it is.
-    fn should_write(&self, key: &str, refresh_at: Option<NaiveDateTime>) -> bool {
+    fn should_write(
+        &self,
+        key: (ConnectionId, CredentialMode),
+        refresh_at: Option<NaiveDateTime>,
+    ) -> bool {
         let mut notes = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if let Some((r, at)) = notes.get(key) {
+        if let Some((r, at)) = notes.get(&key) {
             if *r == refresh_at && now.duration_since(*at) < NOTE_COALESCE {
                 return false;
             }
@@ -61,13 +67,16 @@ impl UsageNotes {
                 notes.clear();
             }
         }
-        notes.insert(key.to_owned(), (refresh_at, now));
+        notes.insert(key, (refresh_at, now));
         true
     }
 
     /// Forget `key` (its write failed), so the next note is written.
-    fn forget(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    fn forget(&self, key: (ConnectionId, CredentialMode)) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
     }
 }
 
@@ -245,13 +254,12 @@ impl SqlStore {
         used_at: DateTime<Utc>,
         refresh_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let key = usage_key(id, mode);
         let refresh_at = refresh_at.map(to_db);
-        if !self.usage_notes.should_write(&key, refresh_at) {
+        if !self.usage_notes.should_write((id, mode), refresh_at) {
             return Ok(());
         }
         let row = UsageRow {
-            id: key.clone(),
+            id: usage_key(id, mode),
             connection_id: id.0.to_string(),
             mode: mode.as_str().to_owned(),
             used_at: to_db(used_at),
@@ -273,7 +281,7 @@ impl SqlStore {
                 .db()
         });
         if res.is_err() {
-            self.usage_notes.forget(&key);
+            self.usage_notes.forget((id, mode));
         }
         res.map(|_| ())
     }
