@@ -271,7 +271,9 @@ struct CredentialsBody<'a> {
 #[utoipa::path(get, path = "/api/connections/{id}/credentials", tag = "connections",
     params(CredentialsQuery, ("X-Internal-Secret" = String, Header, description = "the trusted-caller secret")),
     responses((status = 200, body = Object, description = "{connectionId, provider, accountId, mode, expiresAt, credentials}"),
-        (status = 401, body = connector_core::error::ErrorBody), (status = 404, body = connector_core::error::ErrorBody)))]
+        (status = 401, body = connector_core::error::ErrorBody), (status = 404, body = connector_core::error::ErrorBody),
+        (status = 409, body = connector_core::error::ErrorBody, description = "`needs_reconnect` (the provider refused the stored credentials) or `conflict` (setup not finished)"),
+        (status = 502, body = connector_core::error::ErrorBody, description = "the provider could not issue credentials")))]
 pub async fn connection_credentials(
     caller: TrustedCaller,
     state: State,
