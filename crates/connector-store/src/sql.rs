@@ -121,6 +121,9 @@ fn migration_error(e: impl fmt::Display) -> StoreError {
 }
 
 /// Applies the pending migrations of `source` on `conn`; returns their names.
+/// The advisory lock key of the migrations: per schema, so schemas of one database migrate apart.
+const PG_MIGRATION_LOCK: &str = "hashtext('aurora-migrations:' || current_schema())";
+
 fn run_migrations<C, DB>(
     conn: &mut C,
     source: EmbeddedMigrations,
@@ -201,7 +204,18 @@ impl SqlStore {
             Pools::Postgres(_) => tokio::task::spawn_blocking(move || {
                 let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
                     .map_err(|e| connection_error(&e))?;
-                run_migrations(&mut conn, PG_MIGRATIONS)
+                // Replicas starting together: one migrates under this lock (one per schema), the
+                // others wait for it and then find nothing pending. Released with the connection
+                // if the unlock below never runs.
+                conn.batch_execute(&format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))
+                    .map_err(migration_error)?;
+                let out = run_migrations(&mut conn, PG_MIGRATIONS);
+                if let Err(e) =
+                    conn.batch_execute(&format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"))
+                {
+                    tracing::warn!(error = %e, "could not release the migration lock; it goes with the connection");
+                }
+                out
             })
             .await
             .map_err(join_error)??,

@@ -181,6 +181,51 @@ conformance!(
 );
 
 /// A store whose PostgreSQL server does not exist answers `Unavailable`, promptly.
+/// Replicas starting at once on a fresh PostgreSQL schema: every migration is applied exactly once,
+/// and none of them fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_migrations_on_postgres_apply_once() {
+    let base_url = pg_base_url();
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = AsyncPgConnection::establish(&base_url)
+        .await
+        .expect("PostgreSQL is required (AURORA_TEST_DATABASE_URL)");
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create the test schema");
+    let sep = if base_url.contains('?') { '&' } else { '?' };
+    let url = format!("{base_url}{sep}options=-csearch_path%3D{schema}");
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        let cfg = DbConfig::Postgres {
+            url: url.clone(),
+            pool_size: 1,
+        };
+        stores.push(SqlStore::connect(&cfg).await.expect("pool"));
+    }
+    let results = futures::future::join_all(stores.iter().map(|s| s.migrate())).await;
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .expect("drop the test schema");
+    let applied: Vec<Vec<String>> = results
+        .into_iter()
+        .map(|r| r.expect("every replica's migrate succeeds"))
+        .collect();
+    let mut all: Vec<&String> = applied.iter().flatten().collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(total, all.len(), "a migration ran twice: {applied:?}");
+    assert!(total >= 3, "{applied:?}");
+    assert_eq!(
+        applied.iter().filter(|a| !a.is_empty()).count(),
+        1,
+        "one replica migrates, the others find nothing pending: {applied:?}"
+    );
+}
+
 #[tokio::test]
 async fn closed_port_is_unavailable_promptly() {
     let store = SqlStore::connect(&DbConfig::Postgres {
