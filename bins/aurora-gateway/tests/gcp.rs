@@ -661,6 +661,45 @@ async fn browser_flow_against_oauth2_mock_server(b: Backend) {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "active");
 
+    // A stale rotation never overwrites a newer secret: a check that read the secret before a
+    // reconnect stored a newer one refreshes (the mock rotates the token) and leaves the newer one.
+    let path = gcp_folder(&u).child(&id).unwrap();
+    let before = app.platform.secrets.get(&path).await.unwrap().unwrap();
+    let mut newer: Value = before.decode().unwrap();
+    newer["refreshToken"] = json!("1//newer-from-a-reconnect");
+    app.platform
+        .secrets
+        .put(
+            &path,
+            &SecretValue::from_bytes(serde_json::to_vec(&newer).unwrap()),
+        )
+        .await
+        .unwrap();
+    let record = app
+        .platform
+        .store
+        .get_connection(&UserId::parse(&u).unwrap(), id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let connectors = aurora_gateway::registry::build_connectors(&app.platform).unwrap();
+    let gcp = connectors.get(&ProviderId::parse("gcp").unwrap()).unwrap();
+    gcp.validate(&record, &before)
+        .await
+        .expect("the stale check itself succeeds");
+    let after: Value = app
+        .platform
+        .secrets
+        .get(&path)
+        .await
+        .unwrap()
+        .unwrap()
+        .decode()
+        .unwrap();
+    assert_eq!(after["refreshToken"], "1//newer-from-a-reconnect");
+    // The rest of the flow with the token the gateway itself rotated.
+    app.platform.secrets.put(&path, &before).await.unwrap();
+
     // Force-disconnect: revoked at the mock, secrets gone, connection gone.
     let resp = app
         .post(&u, "/api/gcp/force-disconnect")

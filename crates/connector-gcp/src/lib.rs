@@ -246,8 +246,16 @@ impl GcpConnector {
     }
 
     /// Write a rotated refresh token back (validate and the setup worker; the broker does it for
-    /// credentials on use). A failure is logged: the old token keeps working at Google.
-    pub(crate) async fn store_rotated(&self, conn: &ConnectionRecord, updated: &SecretValue) {
+    /// credentials on use), over `read` (the secret the refresh used) only: with check-and-set
+    /// against the version holding `read`, so a newer secret (a reconnect, another replica's
+    /// rotation) stored meanwhile is never overwritten. A failure is logged: the old token keeps
+    /// working at Google.
+    pub(crate) async fn store_rotated(
+        &self,
+        conn: &ConnectionRecord,
+        read: &SecretValue,
+        updated: &SecretValue,
+    ) {
         // A connection removed meanwhile (force-disconnect) must not get its secret back.
         match self
             .platform
@@ -262,12 +270,26 @@ impl GcpConnector {
                 return;
             }
         }
-        let res = match SecretPath::from_stored(&conn.secret_ref) {
-            Ok(path) => self.platform.secrets.put(&path, updated).await,
-            Err(e) => Err(e),
-        };
+        let res = async {
+            let path = SecretPath::from_stored(&conn.secret_ref)?;
+            let Some(current) = self.platform.secrets.get_versioned(&path).await? else {
+                return Ok(false); // deleted meanwhile: nothing to rotate
+            };
+            if current.value.expose_bytes() != read.expose_bytes() {
+                return Ok(false); // a newer secret is stored: it wins
+            }
+            self.platform
+                .secrets
+                .put_cas(&path, updated, current.version)
+                .await
+                .map(|_| true)
+        }
+        .await;
         match res {
-            Ok(()) => self.platform.broker.evict(conn.id).await,
+            Ok(true) => self.platform.broker.evict(conn.id).await,
+            Ok(false) | Err(connector_core::SecretStoreError::Conflict(_)) => {
+                tracing::info!(connection = %conn.id, "a newer Google authorization was stored meanwhile; the rotated token was not written over it");
+            }
             Err(e) => {
                 tracing::error!(connection = %conn.id, error = %e, "could not store a rotated Google refresh token")
             }
@@ -391,7 +413,7 @@ impl Connector for GcpConnector {
         let client = self.client().map_err(ConnectorError::Api)?;
         let r = self.refresh(secret).await?;
         if let Some(updated) = &r.updated_secret {
-            self.store_rotated(connection, updated).await;
+            self.store_rotated(connection, secret, updated).await;
         }
         let identity = self
             .oauth

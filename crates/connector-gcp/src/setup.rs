@@ -495,7 +495,7 @@ impl<'a> TaskRun<'a> {
                 })?;
         let r = self.c.refresh(&secret).await?;
         if let Some(updated) = &r.updated_secret {
-            self.c.store_rotated(&conn, updated).await;
+            self.c.store_rotated(&conn, &secret, updated).await;
         }
         self.token = Some((r.access_token.clone(), r.expires_at));
         Ok(r.access_token)
