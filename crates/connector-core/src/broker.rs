@@ -677,6 +677,15 @@ impl CredentialBroker {
                 }
             }
         }
+        self.tell_replicas(id).await;
+    }
+
+    /// Publish `id` on the invalidation channel, so every replica drops its in-process copies.
+    /// With the in-process cache there is nobody else to tell.
+    async fn tell_replicas(&self, id: ConnectionId) {
+        if self.cache.backend_name() == "memory" {
+            return;
+        }
         if let Err(e) = self
             .cache
             .publish(INVALIDATION_CHANNEL, id.to_string().as_bytes())
@@ -712,22 +721,7 @@ impl CredentialBroker {
     /// every write to a connection row.
     pub async fn row_changed(&self, id: ConnectionId) {
         self.local.evict(id);
-        if self.cache.backend_name() == "memory" {
-            // The in-process cache is this process: nobody else to tell.
-            return;
-        }
-        if let Err(e) = self
-            .cache
-            .publish(INVALIDATION_CHANNEL, id.to_string().as_bytes())
-            .await
-        {
-            tracing::warn!(
-                error = %e,
-                connection = %id,
-                "could not tell the other replicas that a connection changed; they stop using \
-                 their copies when they lose the channel or within the in-process ttl"
-            );
-        }
+        self.tell_replicas(id).await;
     }
 
     /// The eviction generation: read it before reading a row from the store, and hand it to
