@@ -106,13 +106,13 @@ struct Env {
     vars: Vec<(String, String)>,
     vault: Option<(String, String)>,
     _bao: Option<aurora_testkit::OpenBao>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Env {
     /// The gateway's `AURORA_DATA_DIR` (the embedded database lives there).
     fn data_dir(&self) -> &std::path::Path {
-        self._dir.path()
+        self.dir.path()
     }
 }
 
@@ -153,7 +153,7 @@ async fn backend_env(backend: &str, stub_url: &str) -> anyhow::Result<Env> {
         vars,
         vault,
         _bao: bao,
-        _dir: dir,
+        dir,
     })
 }
 

@@ -77,10 +77,12 @@ pub async fn run(
     gw.stop();
 
     // 2. Every connection due now.
-    let db = match env.vars.iter().find(|(k, _)| k == "AURORA_DATABASE_URL") {
-        Some((_, url)) => DbConfig::from_url(Some(url), env.data_dir())?,
-        None => DbConfig::from_url(None, env.data_dir())?,
-    };
+    let url = env
+        .vars
+        .iter()
+        .find(|(k, _)| k == "AURORA_DATABASE_URL")
+        .map(|(_, u)| u.as_str());
+    let db = DbConfig::from_url(url, env.data_dir())?;
     let store = SqlStore::connect(&db).await?;
     let due = store
         .schedule_unscheduled_checks(chrono::Utc::now() - chrono::Duration::seconds(1))

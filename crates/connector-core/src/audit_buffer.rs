@@ -1,39 +1,34 @@
-//! Batched audit writes for the hot path: credential issues are queued and written in one multi-row
-//! insert every few milliseconds, instead of one insert per request. Readers flush first (`flush`),
-//! so a replica always reads its own writes; a crash loses at most one batch window.
+//! Batched audit of the credential hot path: each issue of credentials is counted in process, per
+//! connection and mode, and the writer turns the counts into audit lines about every 50 ms (one
+//! multi-row insert), instead of a line and an insert per request. Readers flush first (`flush`),
+//! so a replica always reads its own writes; a crash loses at most one window.
 //!
-//! Within one window, identical events (same user, connection, provider, action, actor and detail)
-//! become one line that counts them: `detail.count` is how many there were (absent: one) and
-//! `detail.lastAt` when the last one happened (`createdAt` is the first). A service that fetches one
-//! connection's credentials thousands of times a second thus writes about twenty lines a second,
-//! and every issue is still accounted for.
+//! One line per connection and mode and window: `detail.mode`, plus `detail.count` (how many issues;
+//! absent: one) and `detail.lastAt` (when the last was; `createdAt` is the first) when there were
+//! several. A service that fetches one connection's credentials thousands of times a second thus
+//! writes about twenty lines a second, and every issue is still accounted for.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{ConnectionId, CredentialMode, ProviderId, UserId};
 use crate::store::{AuditEvent, ConnectionRecord, Store};
 
-/// How long the writer gathers events before writing them.
+/// How long the writer gathers issues before writing them.
 const WINDOW: Duration = Duration::from_millis(50);
-/// The most lines one insert carries (after identical events were counted together).
+/// The most lines one insert carries.
 const MAX_BATCH: usize = 500;
-/// Queued events beyond this are written directly by the caller (back-pressure, nothing dropped).
-const QUEUE: usize = 50_000;
-
-/// Distinct connections and modes the tally holds before the writer is woken early.
-const MAX_TALLY: usize = 10_000;
+/// Wake-ups and flushes waiting for the writer (a full channel only means the writer is busy).
+const QUEUE: usize = 1024;
 
 enum Msg {
-    Event(AuditEvent),
-    Flush(oneshot::Sender<()>),
-    /// The credential-issue tally has something: write it at the end of the window.
+    /// The tally went from empty to not empty: write it at the end of the window.
     Tally,
+    Flush(oneshot::Sender<()>),
 }
 
 /// Credential issues counted in process until the writer takes them: one entry per connection and
@@ -53,7 +48,6 @@ struct Issue {
 #[derive(Clone)]
 pub struct AuditBuffer {
     tx: mpsc::Sender<Msg>,
-    store: Arc<dyn Store>,
     tally: Arc<Tally>,
 }
 
@@ -62,61 +56,20 @@ impl AuditBuffer {
     pub fn spawn(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let tally = Arc::new(Tally::default());
-        tokio::spawn(writer(store.clone(), rx, tally.clone()));
-        Self { tx, store, tally }
+        tokio::spawn(writer(store, rx, tally.clone()));
+        Self { tx, tally }
     }
 
     /// Count one issue of `conn`'s credentials of `mode` to an internal caller: written as a
-    /// `credentials_issued` line (`actor` internal, `detail.mode`, and `detail.count` / `detail.lastAt`
-    /// when there were several) at the end of the window.
+    /// `credentials_issued` line (`actor` internal) at the end of the window.
     pub fn push_issue(&self, conn: &ConnectionRecord, mode: CredentialMode) {
-        let now = Utc::now();
-        let wake = {
-            let mut tally = self.tally.lock();
-            match tally.get_mut(&(conn.id, mode)) {
-                Some(issue) => {
-                    issue.count += 1;
-                    issue.last = issue.last.max(now);
-                    false
-                }
-                None => {
-                    let first = tally.is_empty();
-                    tally.insert(
-                        (conn.id, mode),
-                        Issue {
-                            id: uuid::Uuid::new_v4(),
-                            user: conn.user_id.clone(),
-                            provider: conn.provider.clone(),
-                            count: 1,
-                            first: now,
-                            last: now,
-                        },
-                    );
-                    first || tally.len().is_multiple_of(MAX_TALLY)
-                }
-            }
-        };
-        if wake {
+        if count(&self.tally, conn, mode, Utc::now()) {
             // Full channel: the writer is busy and takes the tally with its next write anyway.
             let _ = self.tx.try_send(Msg::Tally);
         }
     }
 
-    /// Queue an event; when the queue is full (or the writer is gone) write it now.
-    pub async fn push(&self, event: AuditEvent) {
-        match self.tx.try_send(Msg::Event(event)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(Msg::Event(e)))
-            | Err(mpsc::error::TrySendError::Closed(Msg::Event(e))) => {
-                if let Err(err) = self.store.append_audit(e).await {
-                    tracing::error!(error = %err, "could not write the audit trail");
-                }
-            }
-            Err(_) => {}
-        }
-    }
-
-    /// Wait until everything queued before this call is written.
+    /// Wait until every issue counted before this call is written.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Flush(done)).await.is_ok() {
@@ -125,134 +78,95 @@ impl AuditBuffer {
     }
 }
 
-/// The lines of one window: identical events counted together, in order of their first occurrence.
-#[derive(Default)]
-struct Batch {
-    lines: Vec<(AuditEvent, u64, DateTime<Utc>)>,
-    index: HashMap<(crate::ids::UserId, Option<crate::ids::ConnectionId>, String), usize>,
+/// Count one issue at `now`; `true` when the tally was empty (the writer is to be woken).
+fn count(tally: &Tally, conn: &ConnectionRecord, mode: CredentialMode, now: DateTime<Utc>) -> bool {
+    let mut tally = tally.lock();
+    match tally.get_mut(&(conn.id, mode)) {
+        Some(issue) => {
+            issue.count += 1;
+            issue.last = issue.last.max(now);
+            false
+        }
+        None => {
+            let first = tally.is_empty();
+            tally.insert(
+                (conn.id, mode),
+                Issue {
+                    id: uuid::Uuid::new_v4(),
+                    user: conn.user_id.clone(),
+                    provider: conn.provider.clone(),
+                    count: 1,
+                    first: now,
+                    last: now,
+                },
+            );
+            first
+        }
+    }
 }
 
-impl Batch {
-    fn add(&mut self, e: AuditEvent) {
-        // Provider, action, actor and detail in one string: the fields an identical event repeats.
-        let what = format!(
-            "{}\u{0}{}\u{0}{}\u{0}{}",
-            e.provider.as_ref().map(|p| p.as_str()).unwrap_or(""),
-            e.action,
-            e.actor,
-            e.detail
-        );
-        let key = (e.user_id.clone(), e.connection_id, what);
-        match self.index.get(&key) {
-            Some(&i) => {
-                let line = &mut self.lines[i];
-                line.1 += 1;
-                line.2 = line.2.max(e.created_at);
+/// Empty the tally into audit lines, oldest first, and the number of issues they count.
+fn take(tally: &Tally) -> (Vec<AuditEvent>, u64) {
+    let issues: Vec<((ConnectionId, CredentialMode), Issue)> = tally.lock().drain().collect();
+    let mut total = 0;
+    let mut lines: Vec<AuditEvent> = issues
+        .into_iter()
+        .map(|((conn, mode), i)| {
+            total += i.count;
+            let mut detail = serde_json::json!({ "mode": mode });
+            if i.count > 1 {
+                detail["count"] = i.count.into();
+                detail["lastAt"] = i
+                    .last
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                    .into();
             }
-            None => {
-                self.index.insert(key, self.lines.len());
-                let at = e.created_at;
-                self.lines.push((e, 1, at));
+            AuditEvent {
+                id: i.id,
+                user_id: i.user,
+                connection_id: Some(conn),
+                provider: Some(i.provider),
+                action: "credentials_issued".to_owned(),
+                actor: crate::platform::Actor::Internal.as_str().to_owned(),
+                detail,
+                created_at: i.first,
             }
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.lines.len()
-    }
-
-    /// Add the tally's issues as lines of their own (already counted).
-    fn add_tally(&mut self, tally: &Tally) {
-        let issues: Vec<((ConnectionId, CredentialMode), Issue)> = tally.lock().drain().collect();
-        for ((conn, mode), i) in issues {
-            self.lines.push((
-                AuditEvent {
-                    id: i.id,
-                    user_id: i.user,
-                    connection_id: Some(conn),
-                    provider: Some(i.provider),
-                    action: "credentials_issued".to_owned(),
-                    actor: crate::platform::Actor::Internal.as_str().to_owned(),
-                    detail: serde_json::json!({ "mode": mode }),
-                    created_at: i.first,
-                },
-                i.count,
-                i.last,
-            ));
-        }
-    }
-
-    fn take(&mut self) -> (Vec<AuditEvent>, u64) {
-        self.index.clear();
-        let mut total = 0;
-        let events = std::mem::take(&mut self.lines)
-            .into_iter()
-            .map(|(mut e, n, last)| {
-                total += n;
-                if n > 1 {
-                    if let serde_json::Value::Object(map) = &mut e.detail {
-                        map.insert("count".into(), n.into());
-                        map.insert(
-                            "lastAt".into(),
-                            last.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-                                .into(),
-                        );
-                    } else {
-                        e.detail = serde_json::json!({
-                            "value": e.detail,
-                            "count": n,
-                            "lastAt": last.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                        });
-                    }
-                }
-                e
-            })
-            .collect();
-        (events, total)
-    }
+        })
+        .collect();
+    lines.sort_by_key(|e| e.created_at);
+    (lines, total)
 }
 
 async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>, tally: Arc<Tally>) {
-    let mut batch = Batch::default();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
-        let mut flush_now = false;
         match first {
-            Msg::Event(e) => batch.add(e),
-            Msg::Tally => {}
-            Msg::Flush(w) => {
-                waiters.push(w);
-                flush_now = true;
-            }
-        }
-        if !flush_now {
-            let deadline = tokio::time::Instant::now() + WINDOW;
-            while batch.len() < MAX_BATCH {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(Msg::Event(e))) => batch.add(e),
-                    Ok(Some(Msg::Tally)) => {}
-                    Ok(Some(Msg::Flush(w))) => {
-                        waiters.push(w);
-                        break;
+            Msg::Flush(w) => waiters.push(w),
+            Msg::Tally => {
+                // Gather the window; a flush ends it early.
+                let deadline = tokio::time::Instant::now() + WINDOW;
+                loop {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(Msg::Tally)) => {}
+                        Ok(Some(Msg::Flush(w))) => {
+                            waiters.push(w);
+                            break;
+                        }
+                        Ok(None) | Err(_) => break,
                     }
-                    Ok(None) | Err(_) => break,
                 }
             }
         }
-        // Everything already queued belongs to this write (a flush waits for what came before it).
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Msg::Event(e)) => batch.add(e),
-                Ok(Msg::Tally) => {}
-                Ok(Msg::Flush(w)) => waiters.push(w),
-                Err(_) => break,
+        // Every flush already queued is answered by this write (it waits for what came before it).
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Flush(w) = msg {
+                waiters.push(w);
             }
         }
-        batch.add_tally(&tally);
-        if batch.len() > 0 {
-            let (events, total) = batch.take();
-            if let Err(e) = store.append_audit_batch(events).await {
-                tracing::error!(error = %e, events = total, "could not write a batch of the audit trail");
+        let (lines, total) = take(&tally);
+        for chunk in lines.chunks(MAX_BATCH) {
+            if let Err(e) = store.append_audit_batch(chunk.to_vec()).await {
+                tracing::error!(error = %e, lines = chunk.len(), issues = total, "could not write a batch of the audit trail");
             }
         }
         for w in waiters.drain(..) {
@@ -264,55 +178,75 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>, tally: Arc<T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{ConnectionId, ProviderId, UserId};
+    use crate::ids::ConnectionStatus;
 
-    fn issue(user: &str, conn: ConnectionId, mode: &str, ms: i64) -> AuditEvent {
-        AuditEvent {
-            id: uuid::Uuid::new_v4(),
+    fn record(user: &str) -> ConnectionRecord {
+        let at = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        ConnectionRecord {
+            id: ConnectionId::new(),
             user_id: UserId::parse(user).unwrap(),
-            connection_id: Some(conn),
-            provider: Some(ProviderId::parse("aws").unwrap()),
-            action: "credentials_issued".into(),
-            actor: "internal".into(),
-            detail: serde_json::json!({"mode": mode}),
-            created_at: DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap(),
+            provider: ProviderId::parse("aws").unwrap(),
+            account_id: "123456789012".into(),
+            display_name: None,
+            status: ConnectionStatus::Active,
+            status_reason: None,
+            read_only: false,
+            secret_ref: "connections/x".into(),
+            metadata: serde_json::json!({}),
+            created_at: at,
+            updated_at: at,
+            last_validated_at: None,
+            expires_at: None,
         }
     }
 
     #[test]
-    fn identical_events_of_a_window_become_one_counted_line() {
-        let (a, b) = (ConnectionId::new(), ConnectionId::new());
-        let mut batch = Batch::default();
+    fn issues_of_a_window_become_one_counted_line_per_connection_and_mode() {
+        let t = |ms: i64| DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap();
+        let (a, b, c) = (record("alice"), record("alice"), record("bob"));
+        let tally = Tally::default();
+        let mut wakes = 0;
         for ms in 0..5 {
-            batch.add(issue("alice", a, "full", ms));
+            wakes += usize::from(count(&tally, &a, CredentialMode::Full, t(ms)));
         }
-        batch.add(issue("alice", a, "read-only", 7));
-        batch.add(issue("alice", b, "full", 8));
-        batch.add(issue("bob", a, "full", 9));
-        batch.add(issue("alice", a, "full", 12));
-        assert_eq!(batch.len(), 4);
-        let (lines, total) = batch.take();
+        wakes += usize::from(count(&tally, &a, CredentialMode::ReadOnly, t(7)));
+        wakes += usize::from(count(&tally, &b, CredentialMode::Full, t(8)));
+        wakes += usize::from(count(&tally, &c, CredentialMode::Full, t(9)));
+        wakes += usize::from(count(&tally, &a, CredentialMode::Full, t(12)));
+        assert_eq!(
+            wakes, 1,
+            "only the first issue of a window wakes the writer"
+        );
+
+        let (lines, total) = take(&tally);
         assert_eq!(total, 9);
         assert_eq!(lines.len(), 4);
-        // In order of first occurrence; the first keeps its own time and counts the others.
-        assert_eq!(lines[0].detail["mode"], "full");
+        // Oldest first; the first keeps its own time and counts the others.
+        assert_eq!(lines[0].connection_id, Some(a.id));
+        assert_eq!(lines[0].action, "credentials_issued");
+        assert_eq!(lines[0].actor, "internal");
+        assert_eq!(
+            lines[0].detail["mode"],
+            serde_json::json!(CredentialMode::Full)
+        );
         assert_eq!(lines[0].detail["count"], 6);
-        assert_eq!(
-            lines[0].created_at,
-            DateTime::from_timestamp_millis(1_800_000_000_000).unwrap()
-        );
+        assert_eq!(lines[0].created_at, t(0));
         let last: DateTime<Utc> = lines[0].detail["lastAt"].as_str().unwrap().parse().unwrap();
-        assert_eq!(
-            last,
-            DateTime::from_timestamp_millis(1_800_000_000_012).unwrap()
-        );
-        // A single event is written as it came, with no count.
+        assert_eq!(last, t(12));
+        // A single issue is written as it came, with no count.
         for l in &lines[1..] {
             assert!(l.detail.get("count").is_none(), "{}", l.detail);
         }
-        assert_eq!(lines[1].detail["mode"], "read-only");
-        assert_eq!(lines[2].connection_id, Some(b));
+        assert_eq!(
+            lines[1].detail["mode"],
+            serde_json::json!(CredentialMode::ReadOnly)
+        );
+        assert_eq!(lines[2].connection_id, Some(b.id));
         assert_eq!(lines[3].user_id.as_str(), "bob");
-        assert_eq!(batch.len(), 0, "taken");
+        assert!(tally.lock().is_empty(), "taken");
+        assert!(
+            count(&tally, &a, CredentialMode::Full, t(20)),
+            "the next window's first issue wakes the writer again"
+        );
     }
 }

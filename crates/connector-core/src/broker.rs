@@ -28,6 +28,7 @@
 //! so credentials of a secret replaced or deleted meanwhile are not cached behind the change's back.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,23 +119,38 @@ struct LocalTier {
     /// Whether this process currently hears invalidations; the tier is used only while it does.
     listening: AtomicBool,
     /// Rows may be kept without the channel: this process is the only writer (the embedded
-    /// default, where every write goes through this process's [`crate::row_cache::CachedStore`]).
+    /// default, where every write goes through this process's
+    /// [`crate::invalidating_store::InvalidatingStore`]).
     rows_without_channel: AtomicBool,
     /// Bumped by every eviction, so a read that started before an eviction does not put back
     /// what the eviction removed.
     generation: AtomicU64,
-    entries: Mutex<HashMap<(ConnectionId, CredentialMode), LocalEntry>>,
-    rows: Mutex<HashMap<ConnectionId, RowEntry>>,
+    entries: Mutex<HashMap<(ConnectionId, CredentialMode), Kept<Credentials>>>,
+    rows: Mutex<HashMap<ConnectionId, Kept<ConnectionRecord>>>,
 }
 
-struct LocalEntry {
-    creds: Arc<Credentials>,
+/// An entry of the in-process tier and the instant it lapses.
+struct Kept<T> {
+    value: Arc<T>,
     until: Instant,
 }
 
-struct RowEntry {
-    row: Arc<ConnectionRecord>,
-    until: Instant,
+/// The entry under `key` if it has not lapsed and `valid` holds; a stale one is removed.
+fn get_kept<K: Eq + Hash, T>(
+    map: &Mutex<HashMap<K, Kept<T>>>,
+    key: &K,
+    valid: impl Fn(&T) -> bool,
+) -> Option<Arc<T>> {
+    let now = Instant::now();
+    let mut map = map.lock();
+    match map.get(key) {
+        Some(e) if e.until > now && valid(&e.value) => Some(Arc::clone(&e.value)),
+        Some(_) => {
+            map.remove(key);
+            None
+        }
+        None => None,
+    }
 }
 
 /// The outcome of asking for the cross-replica refresh lock.
@@ -199,34 +215,14 @@ impl LocalTier {
         if !self.enabled() {
             return None;
         }
-        let now = Instant::now();
-        let mut entries = self.entries.lock();
-        match entries.get(&key) {
-            Some(e) if e.until > now && is_fresh(e.creds.expires_at, Utc::now()) => {
-                Some(Arc::clone(&e.creds))
-            }
-            Some(_) => {
-                entries.remove(&key);
-                None
-            }
-            None => None,
-        }
+        get_kept(&self.entries, &key, |c| is_fresh(c.expires_at, Utc::now()))
     }
 
     fn get_row(&self, id: ConnectionId) -> Option<Arc<ConnectionRecord>> {
         if !self.rows_enabled() {
             return None;
         }
-        let now = Instant::now();
-        let mut rows = self.rows.lock();
-        match rows.get(&id) {
-            Some(e) if e.until > now => Some(Arc::clone(&e.row)),
-            Some(_) => {
-                rows.remove(&id);
-                None
-            }
-            None => None,
-        }
+        get_kept(&self.rows, &id, |_| true)
     }
 
     /// Keep `row` unless an eviction happened since `generation` was read.
@@ -235,24 +231,7 @@ impl LocalTier {
             return;
         }
         let life = Duration::from_millis(self.row_ttl_ms.load(Ordering::Relaxed));
-        let now = Instant::now();
-        let mut rows = self.rows.lock();
-        if self.generation() != generation {
-            return;
-        }
-        if rows.len() >= LOCAL_MAX_ENTRIES && !rows.contains_key(&row.id) {
-            rows.retain(|_, e| e.until > now);
-            if rows.len() >= LOCAL_MAX_ENTRIES {
-                return;
-            }
-        }
-        rows.insert(
-            row.id,
-            RowEntry {
-                row: Arc::clone(row),
-                until: now + life,
-            },
-        );
+        self.keep(&self.rows, row.id, row, life, generation);
     }
 
     /// Keep `creds` unless an eviction happened since `generation` was read.
@@ -267,22 +246,35 @@ impl LocalTier {
                 _ => return,
             }
         }
+        self.keep(&self.entries, key, creds, life, generation);
+    }
+
+    /// Keep `value` under `key` for `life`, unless an eviction happened since `generation` was
+    /// read; a full map drops its expired entries first and, still full, keeps nothing new.
+    fn keep<K: Eq + Hash, T>(
+        &self,
+        map: &Mutex<HashMap<K, Kept<T>>>,
+        key: K,
+        value: &Arc<T>,
+        life: Duration,
+        generation: u64,
+    ) {
         let now = Instant::now();
-        let mut entries = self.entries.lock();
+        let mut map = map.lock();
         // Checked under the map's lock, which every eviction takes after bumping the generation.
         if self.generation() != generation {
             return;
         }
-        if entries.len() >= LOCAL_MAX_ENTRIES && !entries.contains_key(&key) {
-            entries.retain(|_, e| e.until > now);
-            if entries.len() >= LOCAL_MAX_ENTRIES {
+        if map.len() >= LOCAL_MAX_ENTRIES && !map.contains_key(&key) {
+            map.retain(|_, e| e.until > now);
+            if map.len() >= LOCAL_MAX_ENTRIES {
                 return;
             }
         }
-        entries.insert(
+        map.insert(
             key,
-            LocalEntry {
-                creds: Arc::clone(creds),
+            Kept {
+                value: Arc::clone(value),
                 until: now + life,
             },
         );
