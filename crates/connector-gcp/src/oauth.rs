@@ -145,7 +145,8 @@ struct IdTokenClaims {
 
 /// The `sub` and `email` claims of an id_token received straight from the token endpoint (over TLS
 /// from Google, which OpenID Connect Core §3.1.3.7 accepts in place of a signature check). Claims of
-/// a token issued to another client (`aud`) are ignored.
+/// a token issued to another client (`aud`), or naming no audience at all (`aud` is REQUIRED by
+/// OpenID Connect Core §2), are ignored.
 pub fn id_token_identity(id_token: &str, client_id: &str) -> Option<Identity> {
     let payload = id_token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD
@@ -154,7 +155,7 @@ pub fn id_token_identity(id_token: &str, client_id: &str) -> Option<Identity> {
         .ok()?;
     let claims: IdTokenClaims = serde_json::from_slice(&bytes).ok()?;
     let aud_ok = match &claims.aud {
-        None => true,
+        None => false,
         Some(serde_json::Value::String(a)) => a == client_id,
         Some(serde_json::Value::Array(list)) => list.iter().any(|a| a == client_id),
         Some(_) => false,
@@ -562,6 +563,21 @@ mod tests {
         let t = format!("h.{payload}.s");
         let i = id_token_identity(&t, "cid").unwrap();
         assert_eq!(i.account_id(), "johndoe", "falls back to sub");
+        // `aud` is required (OpenID Connect Core §2): without it, or empty, the token names nobody.
+        for claims in [
+            br#"{"sub":"123","email":"a@example.com"}"#.as_slice(),
+            br#"{"sub":"123","email":"a@example.com","aud":null}"#,
+            br#"{"sub":"123","email":"a@example.com","aud":[]}"#,
+            br#"{"sub":"123","email":"a@example.com","aud":""}"#,
+        ] {
+            let t = format!("h.{}.s", URL_SAFE_NO_PAD.encode(claims));
+            assert_eq!(
+                id_token_identity(&t, "cid"),
+                None,
+                "{}",
+                String::from_utf8_lossy(claims)
+            );
+        }
         assert_eq!(id_token_identity("garbage", "cid"), None);
         assert_eq!(id_token_identity("a.!!!.c", "cid"), None);
     }

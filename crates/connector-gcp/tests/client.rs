@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use base64::Engine;
 use connector_core::{ConnectorError, Metrics, Settings};
 use connector_gcp::api::{GcpApi, GoogleError};
 use connector_gcp::config::{GcpConfig, OAuthClientConfig};
@@ -206,6 +207,21 @@ async fn identity_from_userinfo_then_id_token_then_sub() {
         .await
         .unwrap();
     assert_eq!(i.account_id(), "j@example.com");
+    // The same claims without `aud` (required by OpenID Connect): the id_token names nobody.
+    let no_aud = SecretString::from(format!(
+        "h.{}.s",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"sub":"johndoe","email":"j@example.com"}"#)
+    ));
+    let i = oauth
+        .identity(&token(), Some(&no_aud), "cid.apps")
+        .await
+        .unwrap();
+    assert_eq!(
+        i.account_id(),
+        "johndoe",
+        "an id_token without aud is ignored"
+    );
     let i = oauth.identity(&token(), None, "cid.apps").await.unwrap();
     assert_eq!(i.account_id(), "johndoe", "falls back to the subject");
 
