@@ -33,6 +33,8 @@ pub struct AppState {
     pub open_paths: HashSet<String>,
     pub openapi_json: String,
     pub rate_limits: crate::ratelimit::RateLimiter,
+    /// A request body must have arrived within this (`AURORA_BODY_TIMEOUT_SECS`), else 408.
+    pub body_timeout: Duration,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
             open_paths,
             openapi_json,
             rate_limits,
+            body_timeout: cfg.body_timeout,
         }
     }
 }
@@ -104,35 +107,28 @@ fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     use actix_web::error::JsonPayloadError as E;
     match err {
         E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::payload_too_large(),
-        E::ContentType => ApiError::invalid_request("Content-Type must be application/json"),
+        E::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a request body must be JSON: send it with Content-Type: application/json",
+        ),
         E::Deserialize(e) => {
             // serde's message names the field and the expectation, never the value of a string.
-            ApiError::invalid_request(format!("the JSON body is invalid: {}", sanitize(&e)))
+            ApiError::invalid_request(format!(
+                "the JSON body is invalid: {}",
+                connector_core::http::sanitize_json_error(&e)
+            ))
         }
         _ => ApiError::invalid_request("the JSON body could not be read"),
     }
 }
 
-/// serde_json messages quote unexpected string values (`invalid type: string "…"`); drop the quote so
-/// a secret sent in the wrong field never comes back in an error.
-fn sanitize(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    match msg.find('"') {
-        Some(start) => {
-            let end = msg[start + 1..].find('"').map(|i| start + 1 + i + 1);
-            match end {
-                Some(end) => format!("{}<value>{}", &msg[..start], &msg[end..]),
-                None => msg[..start].to_owned(),
-            }
-        }
-        None => msg,
-    }
-}
-
 /// §1 for every non-open route, whatever plugin mounted it: a valid `X-User-ID` and, when configured,
-/// the internal secret. Handlers check again through the `Caller` extractor.
+/// the internal secret. Handlers check again through the `Caller` extractor. Then the body rules of
+/// every routed request: JSON only (415), and read in full within the body deadline (408), so a
+/// client that stops sending cannot hold a connection and a worker's attention for ever.
 async fn guard(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     // §1: a body announced above the limit is refused before any handler reads it, whatever the route.
@@ -157,7 +153,102 @@ async fn guard(
             return Ok(req.into_response(resp).map_into_right_body());
         }
     }
+    if routed && has_body(&req) {
+        if let Err(e) = body_media_type(&req, open) {
+            return Ok(refuse_body(req, e));
+        }
+        let deadline = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.body_timeout)
+            .unwrap_or(Duration::from_secs(10));
+        match read_body(&mut req, deadline).await {
+            Ok(bytes) => req.set_payload(actix_web::dev::Payload::from(bytes)),
+            Err(e) => return Ok(refuse_body(req, e)),
+        }
+    }
     next.call(req).await.map(|r| r.map_into_left_body())
+}
+
+/// Whether the request announces a body (a non-zero length, or chunks).
+fn has_body(req: &ServiceRequest) -> bool {
+    let h = req.headers();
+    let length = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match length {
+        Some(n) => n > 0,
+        None => h.contains_key(header::TRANSFER_ENCODING),
+    }
+}
+
+/// A body must be JSON (`application/json` or `application/<x>+json`); open routes (the OAuth
+/// callback, which a provider may post as a form) also take `application/x-www-form-urlencoded`.
+fn body_media_type(req: &ServiceRequest, open: bool) -> Result<(), ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let form = open && essence == "application/x-www-form-urlencoded";
+    if json || form {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a request body must be JSON: send it with Content-Type: application/json",
+        ))
+    }
+}
+
+/// The whole body, at most [`BODY_LIMIT`] bytes, within `deadline`: 408 when it does not arrive in
+/// time, 413 when it is larger, 400 when the transfer itself is malformed (bad chunking).
+async fn read_body(
+    req: &mut ServiceRequest,
+    deadline: Duration,
+) -> Result<actix_web::web::Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut payload = req.take_payload();
+    let read = async {
+        let mut body = actix_web::web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|_| ApiError::invalid_request("the request body could not be read"))?;
+            if body.len() + chunk.len() > BODY_LIMIT {
+                return Err(ApiError::payload_too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                deadline.as_secs()
+            ),
+        )),
+    }
+}
+
+/// Answer a body refusal and close the connection: what is left of the body is not read.
+fn refuse_body<B>(req: ServiceRequest, e: ApiError) -> ServiceResponse<EitherBody<B>> {
+    let mut resp = e.error_response();
+    resp.head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    req.into_response(resp).map_into_right_body()
 }
 
 /// The route pattern the request's path matches (`None`: no route), computed once by [`observe`].
@@ -276,6 +367,23 @@ pub fn server(
     listeners: Vec<TcpListener>,
     workers: usize,
 ) -> anyhow::Result<Server> {
+    server_with(state, listeners, workers, None)
+}
+
+/// [`server`], with client connections capped at `max_connections` (all workers together; see
+/// [`crate::limits`]). At the cap a worker stops accepting: new connections wait in the listen
+/// queue instead of failing for lack of file descriptors.
+pub fn server_with(
+    state: web::Data<AppState>,
+    listeners: Vec<TcpListener>,
+    workers: usize,
+    max_connections: Option<usize>,
+) -> anyhow::Result<Server> {
+    let worker_count = if workers > 0 {
+        workers
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::from_fn(crate::ratelimit::limit))
@@ -290,8 +398,9 @@ pub fn server(
     })
     .shutdown_timeout(30)
     .client_request_timeout(Duration::from_secs(10));
-    if workers > 0 {
-        server = server.workers(workers);
+    server = server.workers(worker_count);
+    if let Some(max) = max_connections {
+        server = server.max_connections((max / worker_count).max(1));
     }
     for l in listeners {
         server = server.listen(l)?;
@@ -307,17 +416,4 @@ pub fn state(
     cfg: &GatewayConfig,
 ) -> web::Data<AppState> {
     web::Data::new(AppState::new(platform, connectors, cfg))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitize_drops_quoted_values() {
-        let e = serde_json::from_str::<u32>("\"hunter2\"").unwrap_err();
-        let s = sanitize(&e);
-        assert!(!s.contains("hunter2"), "{s}");
-        assert!(s.contains("invalid type"), "{s}");
-    }
 }

@@ -22,6 +22,11 @@ pub struct GatewayConfig {
     pub public_url: String,
     pub frontend_url: String,
     pub workers: usize,
+    /// `AURORA_BODY_TIMEOUT_SECS` (10): a request body must arrive within this, else 408.
+    pub body_timeout: std::time::Duration,
+    /// `AURORA_MAX_CONNECTIONS`: open client connections at once, all workers together. Unset:
+    /// derived from the file-descriptor limit at start (see [`crate::limits`]).
+    pub max_connections: Option<usize>,
     pub settings: Settings,
 }
 
@@ -87,6 +92,24 @@ impl GatewayConfig {
             .get_parsed("AURORA_DATABASE_POOL_SIZE", 16usize)
             .map_err(anyhow::Error::msg)?;
         let redis_prefix = settings.get_or("AURORA_REDIS_PREFIX", "aurora:").to_owned();
+        let body_timeout = settings
+            .get_parsed("AURORA_BODY_TIMEOUT_SECS", 10u64)
+            .map_err(anyhow::Error::msg)?;
+        if body_timeout == 0 {
+            bail!("AURORA_BODY_TIMEOUT_SECS must be at least 1");
+        }
+        let max_connections = match settings.get("AURORA_MAX_CONNECTIONS") {
+            None => None,
+            Some(_) => {
+                let n = settings
+                    .get_parsed("AURORA_MAX_CONNECTIONS", 0usize)
+                    .map_err(anyhow::Error::msg)?;
+                if n == 0 {
+                    bail!("AURORA_MAX_CONNECTIONS must be at least 1");
+                }
+                Some(n)
+            }
+        };
         // Webhooks: URL and secret both or neither (a URL without a secret refuses to start).
         connector_webhooks::WebhookConfig::from_settings(&settings).map_err(anyhow::Error::msg)?;
         // Rate limits and the in-process credential tier: checked here, read where they are used.
@@ -104,6 +127,8 @@ impl GatewayConfig {
             public_url,
             frontend_url,
             workers,
+            body_timeout: std::time::Duration::from_secs(body_timeout),
+            max_connections,
             settings,
         };
         Ok(cfg)

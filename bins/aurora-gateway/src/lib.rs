@@ -5,6 +5,7 @@ pub mod app;
 pub mod backends;
 pub mod config;
 pub mod jobs;
+pub mod limits;
 pub mod openapi;
 pub mod ratelimit;
 pub mod registry;
@@ -33,7 +34,8 @@ pub async fn run(cfg: GatewayConfig) -> anyhow::Result<()> {
         let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
         listeners.push(l);
     }
-    let server = app::server(state, listeners, cfg.workers)?;
+    let budget = limits::apply(cfg.max_connections);
+    let server = app::server_with(state, listeners, cfg.workers, Some(budget.max_connections))?;
     tracing::info!(
         bind = %cfg.bind,
         ready_ms = started.elapsed().as_millis() as u64,

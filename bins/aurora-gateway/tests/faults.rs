@@ -80,6 +80,12 @@ impl Store for FailingWrites {
     async fn append_audit(&self, e: AuditEvent) -> Result<(), StoreError> {
         self.0.append_audit(e).await
     }
+    async fn referenced_secrets(
+        &self,
+        refs: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.0.referenced_secrets(refs).await
+    }
     async fn list_audit(
         &self,
         u: &UserId,

@@ -320,14 +320,22 @@ impl AuthRequest {
 /// Body of `POST /aws/disconnect` (optional; without an account or connection id every AWS
 /// connection of the caller is removed).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DisconnectRequest {
     /// Remove only the connection of this AWS account.
-    #[serde(default, alias = "account_id")]
+    #[serde(
+        default,
+        alias = "account_id",
+        deserialize_with = "connector_core::http::non_blank"
+    )]
     #[schema(example = "123456789012")]
     pub account_id: Option<String>,
     /// Remove only this connection.
-    #[serde(default, alias = "connection_id")]
+    #[serde(
+        default,
+        alias = "connection_id",
+        deserialize_with = "connector_core::http::non_blank"
+    )]
     #[schema(format = Uuid)]
     pub connection_id: Option<String>,
     /// When given, must equal the `X-User-ID` header.

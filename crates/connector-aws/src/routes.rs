@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use connector_core::error::ErrorBody;
-use connector_core::http::{parse_connection_id, read_optional_body};
+use connector_core::http::{parse_connection_id, query_value, read_optional_body};
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
     UserId,
@@ -112,18 +112,6 @@ fn external_id_mismatch() -> ApiError {
         "externalId is not this workspace's external ID: copy it from GET /aws/setup (it changes when \
          rotated), require it in the role's trust policy, and send the same value here",
     )
-}
-
-/// The `keys` parameter (or its snake_case spelling) from the query string, if present and not blank.
-fn query_value(req: &HttpRequest, keys: [&str; 2]) -> Result<Option<String>, ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?;
-    Ok(pairs
-        .into_inner()
-        .into_iter()
-        .filter(|(k, v)| keys.contains(&k.as_str()) && !v.trim().is_empty())
-        .map(|(_, v)| v.trim().to_owned())
-        .next_back())
 }
 
 fn parse_account_id(raw: &str) -> Result<String, ApiError> {
@@ -425,6 +413,10 @@ pub(crate) async fn disconnect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    connector_core::http::only_query_keys(
+        &req,
+        &["connectionId", "connection_id", "accountId", "account_id"],
+    )?;
     let body = read_optional_body::<DisconnectRequest>(payload).await?;
     if let Some(b) = &body {
         caller.bind_owner(b.user_id.as_deref())?;

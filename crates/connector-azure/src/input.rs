@@ -65,10 +65,14 @@ pub struct ReadOnlyCredentials {
 /// Body of `POST /azure/disconnect` (optional; without a connection or subscription id every Azure
 /// connection of the caller is removed).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DisconnectRequest {
     /// Remove only this connection.
-    #[serde(default, alias = "connection_id")]
+    #[serde(
+        default,
+        alias = "connection_id",
+        deserialize_with = "connector_core::http::non_blank"
+    )]
     #[schema(format = Uuid)]
     pub connection_id: Option<String>,
     /// Remove only the connection of this subscription.

@@ -126,6 +126,14 @@ pub trait Connector: Send + Sync + 'static {
     ) -> Result<(), ConnectorError> {
         Ok(())
     }
+
+    /// Repair what a crash can leave half-done in this provider's own state (for example a
+    /// connection left `pending` without the task that would finish it). Called by the reconciler
+    /// that one replica at a time runs under a lease; returns how many things it repaired (each one
+    /// logged by the plugin). Default: nothing to repair.
+    async fn reconcile(&self) -> Result<u64, ConnectorError> {
+        Ok(0)
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,23 @@ pub const USER_HEADER: &str = "X-User-ID";
 /// §1: request bodies above this answer 413 (also for routes that read their body themselves).
 pub const BODY_LIMIT: usize = 64 * 1024;
 pub const INTERNAL_SECRET_HEADER: &str = "X-Internal-Secret";
+/// The organisation a caller acts for (Aurora's org sharing).
+pub const ORG_HEADER: &str = "X-Org-ID";
+/// Headers that say who the caller is. Each may appear at most once: behind a proxy that appends
+/// instead of replacing, a second value would let a client choose its identity.
+pub const IDENTITY_HEADERS: [&str; 3] = [USER_HEADER, INTERNAL_SECRET_HEADER, ORG_HEADER];
+
+/// 401 when an identity header is sent more than once (whatever the values).
+pub fn single_identity_headers(req: &HttpRequest) -> Result<(), ApiError> {
+    for name in IDENTITY_HEADERS {
+        if req.headers().get_all(name).nth(1).is_some() {
+            return Err(ApiError::unauthenticated(format!(
+                "{name} was sent more than once; send it exactly once"
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// The gateway's caller-authentication settings, registered as `web::Data<AuthConfig>`.
 #[derive(Clone, Default)]
@@ -55,6 +72,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn from_request_parts(req: &HttpRequest) -> Result<Self, ApiError> {
+        single_identity_headers(req)?;
         let trusted = match auth_config(req).and_then(|c| c.check(req)) {
             Some(true) => true,
             Some(false) => {
@@ -180,16 +198,87 @@ pub fn parse_connection_id(raw: &str) -> Result<ConnectionId, ApiError> {
         .map_err(|_| ApiError::invalid_request("connectionId must be a UUID"))
 }
 
-/// `connectionId` (or `connection_id`) from the query string, if present and not blank; the last wins.
+/// `connectionId` (or `connection_id`) from the query string, if present; the last wins. A blank
+/// value is 400: a filter that names nothing must never widen an action to every connection.
 pub fn query_connection_id(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    query_value(req, ["connectionId", "connection_id"])
+}
+
+/// The parameter `keys` (a camelCase name and its snake_case spelling) from the query string, if
+/// present; the last wins. A blank value is 400 ("<name> must not be empty").
+pub fn query_value(req: &HttpRequest, keys: [&str; 2]) -> Result<Option<String>, ApiError> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map_err(|_| ApiError::invalid_request("the query string is malformed"))?;
-    Ok(pairs
-        .into_inner()
-        .into_iter()
-        .filter(|(k, v)| (k == "connectionId" || k == "connection_id") && !v.trim().is_empty())
-        .map(|(_, v)| v.trim().to_owned())
-        .next_back())
+    let mut found = None;
+    for (k, v) in pairs.into_inner() {
+        if keys.contains(&k.as_str()) {
+            if v.trim().is_empty() {
+                return Err(ApiError::invalid_request(format!(
+                    "{} must not be empty",
+                    keys[0]
+                )));
+            }
+            found = Some(v.trim().to_owned());
+        }
+    }
+    Ok(found)
+}
+
+/// 400 when the query string has a parameter not in `allowed` (a misspelled filter such as
+/// `connectionID` must not be ignored by a route that acts on everything without one).
+pub fn only_query_keys(req: &HttpRequest, allowed: &[&str]) -> Result<(), ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::invalid_request("the query string is malformed"))?;
+    match pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((k, _)) => Err(ApiError::invalid_request(format!(
+            "unknown query parameter `{}`; this route takes {}",
+            k.chars().take(64).collect::<String>(),
+            if allowed.is_empty() {
+                "none".to_owned()
+            } else {
+                allowed.join(", ")
+            }
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `deserialize_with` for an optional filter field of a body (`connectionId`, `accountId`): absent
+/// or `null` is `None`, a blank string is an error, so a blank filter never widens a disconnect to
+/// every connection.
+pub fn non_blank<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let v: Option<String> = serde::Deserialize::deserialize(d)?;
+    match v {
+        Some(s) if s.trim().is_empty() => {
+            Err(serde::de::Error::custom("a filter field must not be empty"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// A serde_json message without the string values it quotes (`invalid type: string "…"`), so a
+/// secret sent in the wrong field never comes back in an error.
+pub fn sanitize_json_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg.as_str();
+    while let Some(start) = rest.find('"') {
+        out.push_str(&rest[..start]);
+        match rest[start + 1..].find('"') {
+            Some(end) => {
+                out.push_str("<value>");
+                rest = &rest[start + 1 + end + 1..];
+            }
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// An optional JSON body: empty, whitespace or `null` is `None`; anything but a `T` is 400.
@@ -199,10 +288,15 @@ pub fn parse_optional_body<T: serde::de::DeserializeOwned>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice::<Option<T>>(bytes).map_err(|_| {
-        ApiError::invalid_request(
-            "the body must be empty or a JSON object such as {\"connectionId\": \"<uuid>\"}",
-        )
+    serde_json::from_slice::<Option<T>>(bytes).map_err(|e| {
+        let detail = match e.classify() {
+            // Unknown fields, blank filters, wrong types: say which.
+            serde_json::error::Category::Data => format!(" ({})", sanitize_json_error(&e)),
+            _ => String::new(),
+        };
+        ApiError::invalid_request(format!(
+            "the body must be empty or a JSON object such as {{\"connectionId\": \"<uuid>\"}}{detail}"
+        ))
     })
 }
 
@@ -254,10 +348,60 @@ mod tests {
         let req = TestRequest::with_uri("/x?connection_id=abc&connectionId=def").to_http_request();
         assert_eq!(query_connection_id(&req).unwrap().as_deref(), Some("def"));
         let req = TestRequest::with_uri("/x?connectionId=%20").to_http_request();
-        assert_eq!(query_connection_id(&req).unwrap(), None);
+        assert_eq!(
+            query_connection_id(&req).unwrap_err().message,
+            "connectionId must not be empty"
+        );
+        let req = TestRequest::with_uri("/x?connectionID=abc").to_http_request();
+        assert!(only_query_keys(&req, &["connectionId", "connection_id"]).is_err());
+        let req = TestRequest::with_uri("/x?connection_id=abc").to_http_request();
+        assert!(only_query_keys(&req, &["connectionId", "connection_id"]).is_ok());
         assert!(parse_connection_id("abc").is_err());
         let id = ConnectionId::new();
         assert_eq!(parse_connection_id(&format!(" {id} ")).unwrap(), id);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Filter {
+        #[serde(default, rename = "connectionId", deserialize_with = "non_blank")]
+        id: Option<String>,
+    }
+
+    #[test]
+    fn blank_and_unknown_body_filters_are_refused() {
+        assert!(parse_optional_body::<Filter>(br#"{"connectionId":null}"#)
+            .unwrap()
+            .unwrap()
+            .id
+            .is_none());
+        let e = parse_optional_body::<Filter>(br#"{"connectionId":" "}"#).unwrap_err();
+        assert!(e.message.contains("must not be empty"), "{}", e.message);
+        let e = parse_optional_body::<Filter>(br#"{"connectionID":"x"}"#).unwrap_err();
+        assert!(e.message.contains("unknown field"), "{}", e.message);
+        assert!(!e.message.contains("\"x\""), "{}", e.message);
+    }
+
+    #[test]
+    fn sanitized_json_errors_drop_every_quoted_value() {
+        let e = serde_json::from_str::<u32>("\"hunter2\"").unwrap_err();
+        let s = sanitize_json_error(&e);
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("invalid type"), "{s}");
+    }
+
+    #[test]
+    fn a_repeated_identity_header_is_refused() {
+        for name in IDENTITY_HEADERS {
+            let req = TestRequest::default()
+                .insert_header((USER_HEADER, "u1"))
+                .append_header((name, "a"))
+                .append_header((name, "b"))
+                .to_http_request();
+            let e = Caller::from_request_parts(&req).unwrap_err();
+            assert_eq!(e.code, "unauthenticated", "{name}");
+            assert!(e.message.contains(name), "{}", e.message);
+        }
     }
 
     #[test]

@@ -125,6 +125,13 @@ impl Store for InvalidatingStore {
         self.inner.append_audit(event).await
     }
 
+    async fn referenced_secrets(
+        &self,
+        refs: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.inner.referenced_secrets(refs).await
+    }
+
     async fn append_audit_batch(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
         self.inner.append_audit_batch(events).await
     }
@@ -153,6 +160,26 @@ impl Store for InvalidatingStore {
         now: DateTime<Utc>,
     ) -> Result<Option<OAuthStateRecord>, StoreError> {
         self.inner.take_oauth_state(state_hash, now).await
+    }
+
+    async fn peek_oauth_state(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OAuthStateRecord>, StoreError> {
+        self.inner.peek_oauth_state(state_hash, now).await
+    }
+
+    async fn pending_without_live_task(
+        &self,
+        provider: &ProviderId,
+        updated_before: DateTime<Utc>,
+        after: Option<ConnectionId>,
+        limit: i64,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.inner
+            .pending_without_live_task(provider, updated_before, after, limit)
+            .await
     }
 
     async fn get_or_create_external_id(

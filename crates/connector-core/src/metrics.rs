@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -16,6 +17,18 @@ pub struct Metrics {
     /// hottest path, so no label lookup per request).
     pub cache_hits_local: IntCounter,
     pub credential_refreshes: IntCounterVec,
+    /// `cache_undecryptable_total`: shared-cache entries that did not decrypt with this process's
+    /// cache key (replicas holding different keys, or damaged entries). No labels.
+    pub cache_undecryptable: IntCounter,
+    /// `reconciler_repairs_total{kind}`: what the reconciler repaired (`orphaned_secret`: a secret
+    /// no connection row references, deleted; `plugin`: a plugin's own repairs).
+    pub reconciler_repairs: IntCounterVec,
+    /// `cache_breaker_open`: 1 while the Redis circuit breaker is open (or probing), 0 while closed.
+    pub cache_breaker_open: IntGauge,
+    /// `cache_breaker_skipped_total`: Redis calls the open breaker answered at once, unsent.
+    pub cache_breaker_skipped: IntCounter,
+    /// `cache_breaker_probes_total`: calls let through to Redis to probe it after an open period.
+    pub cache_breaker_probes: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -65,12 +78,47 @@ impl Metrics {
             &["provider", "outcome"],
         )
         .expect("metric");
+        let reconciler_repairs = IntCounterVec::new(
+            Opts::new(
+                "reconciler_repairs_total",
+                "What the reconciler repaired, by kind (orphaned_secret, plugin)",
+            ),
+            &["kind"],
+        )
+        .expect("metric");
+        let cache_breaker_open = IntGauge::new(
+            "cache_breaker_open",
+            "1 while the Redis circuit breaker is open or probing (Redis calls answer unavailable at \
+             once), 0 while closed",
+        )
+        .expect("metric");
+        let cache_breaker_skipped = IntCounter::new(
+            "cache_breaker_skipped_total",
+            "Redis calls answered unavailable at once by the open circuit breaker, without being sent",
+        )
+        .expect("metric");
+        let cache_breaker_probes = IntCounter::new(
+            "cache_breaker_probes_total",
+            "Calls let through to Redis to probe it at the end of an open period of the circuit breaker",
+        )
+        .expect("metric");
+        let cache_undecryptable = IntCounter::new(
+            "cache_undecryptable_total",
+            "Credential cache entries that did not decrypt with this process's cache key (another \
+             replica's key, or a damaged entry)",
+        )
+        .expect("metric");
         for c in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reconciler_repairs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(provider_calls.clone()),
             Box::new(cache_lookups.clone()),
             Box::new(credential_refreshes.clone()),
+            Box::new(cache_undecryptable.clone()),
+            Box::new(cache_breaker_open.clone()),
+            Box::new(cache_breaker_skipped.clone()),
+            Box::new(cache_breaker_probes.clone()),
         ] {
             registry.register(c).expect("register metric");
         }
@@ -83,6 +131,11 @@ impl Metrics {
             provider_calls,
             cache_lookups,
             credential_refreshes,
+            cache_undecryptable,
+            reconciler_repairs,
+            cache_breaker_open,
+            cache_breaker_skipped,
+            cache_breaker_probes,
         }
     }
 
@@ -123,5 +176,15 @@ mod tests {
         assert!(text.contains("aurora_provider_call_duration_seconds_count{operation=\"get_api_key\",outcome=\"ok\",provider=\"scaleway\"} 1"));
         assert!(text.contains("aurora_cache_lookups_total{result=\"hit\"} 1"));
         assert!(text.contains("aurora_cache_lookups_total{result=\"local\"} 1"));
+        // Rendered from the start (0), so a dashboard sees a split as soon as it happens.
+        assert!(text.contains("aurora_cache_undecryptable_total 0"));
+        m.cache_undecryptable.inc();
+        assert!(m.render().contains("aurora_cache_undecryptable_total 1"));
+        m.cache_breaker_open.set(1);
+        m.cache_breaker_skipped.inc();
+        let text = m.render();
+        assert!(text.contains("aurora_cache_breaker_open 1"));
+        assert!(text.contains("aurora_cache_breaker_skipped_total 1"));
+        assert!(text.contains("aurora_cache_breaker_probes_total 0"));
     }
 }

@@ -232,6 +232,13 @@ impl Platform {
                 return Err(e.into());
             }
         };
+        if record.secret_ref != path.as_str() {
+            // Another connect of the same account won the race to insert the row (a double click, a
+            // client retry): the row keeps its own secret path, so this connect's secret moves
+            // there (its credentials are the latest) and the copy under its own path goes. A crash
+            // in between leaves a secret no row references, which the reconciler removes.
+            self.move_secret(&path, &record, &spec.secret).await?;
+        }
         self.broker.evict(record.id).await;
         self.audit(
             &record.user_id,
@@ -243,6 +250,24 @@ impl Platform {
         .await;
         tracing::info!(connection = %record.id, provider = %record.provider, created, "connection stored");
         Ok((record, created))
+    }
+
+    /// Put `secret` under the row's own secret path and delete the copy at `ours`.
+    async fn move_secret(
+        &self,
+        ours: &SecretPath,
+        record: &ConnectionRecord,
+        secret: &SecretValue,
+    ) -> Result<(), ApiError> {
+        let theirs = SecretPath::from_stored(&record.secret_ref)?;
+        tracing::info!(connection = %record.id, "a concurrent connect stored this account first; its secret path is kept");
+        let put = self.secrets.put(&theirs, secret).await;
+        // Ours goes whatever the put did: no row will ever point at it.
+        if let Err(e) = self.secrets.delete(ours).await {
+            tracing::warn!(error = %e, path = %ours, "could not delete the secret of a connect that lost the race; the reconciler will");
+        }
+        put?;
+        Ok(())
     }
 
     /// The connection's stored secret.
@@ -496,18 +521,20 @@ async fn load_or_create_cache_key(
     secrets: &dyn SecretStore,
 ) -> Result<SealingKey, SecretStoreError> {
     let path = SecretPath::system(CACHE_KEY_PATH);
-    if let Some(v) = secrets.get(&path).await? {
-        return SealingKey::from_slice(v.expose_bytes())
-            .map_err(|_| SecretStoreError::Corrupt("the cache key has the wrong length".into()));
-    }
-    let key = SealingKey::generate();
-    secrets
-        .put(&path, &SecretValue::from_bytes(key.expose_bytes().to_vec()))
+    // A create-only write: of replicas starting together, one key is stored and all read it.
+    let candidate = SealingKey::generate();
+    let stored = secrets
+        .get_or_create(
+            &path,
+            &SecretValue::from_bytes(candidate.expose_bytes().to_vec()),
+        )
         .await?;
-    // Read back: if another replica raced us, both end up with whichever write landed last.
-    match secrets.get(&path).await? {
-        Some(v) => SealingKey::from_slice(v.expose_bytes())
-            .map_err(|_| SecretStoreError::Corrupt("the cache key has the wrong length".into())),
-        None => Ok(key),
-    }
+    let key = SealingKey::from_slice(stored.expose_bytes())
+        .map_err(|_| SecretStoreError::Corrupt("the cache key has the wrong length".into()))?;
+    tracing::info!(
+        key_id = %crate::broker::key_id_hex(&key),
+        created = key.expose_bytes() == candidate.expose_bytes(),
+        "credential cache key loaded"
+    );
+    Ok(key)
 }

@@ -35,6 +35,27 @@ impl SecretPath {
         ))
     }
 
+    /// `users`: the folder of every user's secrets (the reconciler scans it).
+    pub fn users_root() -> Self {
+        Self("users".to_owned())
+    }
+
+    /// The connection id of a path built by [`SecretPath::connection`]
+    /// (`users/<user>/<provider>/<uuid>`); `None` for any other path (an AWS external ID, …).
+    pub fn connection_id(&self) -> Option<ConnectionId> {
+        let mut parts = self.0.split('/');
+        let (Some("users"), Some(_), Some(_), Some(id), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        uuid::Uuid::parse_str(id).ok().map(ConnectionId)
+    }
+
     /// `system/<name>`: the gateway's own secrets (for example the cache key).
     pub fn system(name: &'static str) -> Self {
         Self(format!("system/{name}"))
@@ -114,6 +135,26 @@ pub trait SecretStore: Send + Sync + 'static {
     /// Names of the secrets directly under `folder` (no nesting), sorted. Empty when none.
     async fn list(&self, folder: &SecretPath) -> Result<Vec<String>, SecretStoreError>;
 
+    /// Every secret under `folder`, at any depth, sorted: what the reconciler compares with the
+    /// connection rows. Both shipped backends implement it; the default refuses.
+    async fn scan(&self, folder: &SecretPath) -> Result<Vec<SecretPath>, SecretStoreError> {
+        let _ = folder;
+        Err(SecretStoreError::Refused(
+            "this secret store cannot list its secrets".into(),
+        ))
+    }
+
+    /// When the current version of the secret was written (`None` when absent): the reconciler
+    /// leaves secrets younger than its grace period alone, since a connect in flight writes its
+    /// secret before its row. Default: unknown (`None`), so nothing is ever taken for an orphan.
+    async fn written_at(
+        &self,
+        path: &SecretPath,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, SecretStoreError> {
+        let _ = path;
+        Ok(None)
+    }
+
     /// The current value and its version, or `None` when absent. Versions start at 1, grow by one
     /// with every write ([`SecretStore::put`] included), and start again at 1 after a delete.
     ///
@@ -145,6 +186,52 @@ pub trait SecretStore: Send + Sync + 'static {
         let _ = expected;
         self.put(path, value).await.map(|()| 0)
     }
+
+    /// The secret at `path`; when there is none, `candidate` is stored with a create-only write
+    /// and returned. When another writer created the secret first (another replica starting at
+    /// the same moment), the stored value is returned instead of `candidate`, so every caller ends
+    /// up with one and the same value: this is how shared keys (the cache key, …) are made.
+    ///
+    /// Default: read, then [`SecretStore::put_cas`] with version 0 (create only), and on
+    /// [`SecretStoreError::Conflict`] read again. That is atomic wherever `put_cas` is a real
+    /// check-and-set; for a store without versions (whose `put_cas` is a plain put and answers
+    /// version 0) the value is read back after the write, so the caller at least keeps what the
+    /// store holds. Both shipped backends override it (an exclusive file create on the embedded
+    /// store, KV v2 `cas=0` on Vault/OpenBao).
+    async fn get_or_create(
+        &self,
+        path: &SecretPath,
+        candidate: &SecretValue,
+    ) -> Result<SecretValue, SecretStoreError> {
+        // A secret deleted between the conflict and the read is created again; bounded.
+        for _ in 0..GET_OR_CREATE_ATTEMPTS {
+            if let Some(v) = self.get(path).await? {
+                return Ok(v);
+            }
+            match self.put_cas(path, candidate, 0).await {
+                Ok(0) => {
+                    // No versions: last writer wins; keep what the store holds.
+                    return Ok(self.get(path).await?.unwrap_or_else(|| candidate.clone()));
+                }
+                Ok(_) => return Ok(candidate.clone()),
+                Err(SecretStoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(get_or_create_gave_up(path))
+    }
+}
+
+/// How many times [`SecretStore::get_or_create`] reads and tries to create before it gives up
+/// (each lost race means the secret existed; only a secret deleted right after being created
+/// makes it try again).
+pub const GET_OR_CREATE_ATTEMPTS: usize = 5;
+
+/// The error of a [`SecretStore::get_or_create`] that kept finding the secret created and deleted.
+pub fn get_or_create_gave_up(path: &SecretPath) -> SecretStoreError {
+    SecretStoreError::Unavailable(format!(
+        "{path}: the secret keeps being created and deleted by another writer"
+    ))
 }
 
 #[cfg(test)]
@@ -172,5 +259,126 @@ mod tests {
         assert!(SecretPath::from_stored("users/../x").is_err());
         assert!(SecretPath::from_stored("users//x").is_err());
         assert!(SecretPath::from_stored("").is_err());
+    }
+
+    /// A store without versions: `put_cas` is the trait's default (a plain put answering 0).
+    /// `race` makes the first put land another writer's value first, as a replica starting at
+    /// the same moment would.
+    #[derive(Default)]
+    struct Plain {
+        map: parking_lot::Mutex<std::collections::HashMap<SecretPath, SecretValue>>,
+        race: parking_lot::Mutex<Option<SecretValue>>,
+    }
+
+    #[async_trait]
+    impl SecretStore for Plain {
+        fn backend_name(&self) -> &'static str {
+            "plain"
+        }
+        async fn ping(&self) -> Result<(), SecretStoreError> {
+            Ok(())
+        }
+        async fn put(
+            &self,
+            path: &SecretPath,
+            value: &SecretValue,
+        ) -> Result<(), SecretStoreError> {
+            let mut map = self.map.lock();
+            map.insert(path.clone(), value.clone());
+            if let Some(theirs) = self.race.lock().take() {
+                map.insert(path.clone(), theirs);
+            }
+            Ok(())
+        }
+        async fn get(&self, path: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError> {
+            Ok(self.map.lock().get(path).cloned())
+        }
+        async fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
+            self.map.lock().remove(path);
+            Ok(())
+        }
+        async fn list(&self, _: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A store with a real check-and-set whose create loses to another writer once.
+    struct Versioned {
+        inner: Plain,
+        /// Stored just before the first create-only write, which then conflicts.
+        first_writer: parking_lot::Mutex<Option<SecretValue>>,
+    }
+
+    #[async_trait]
+    impl SecretStore for Versioned {
+        fn backend_name(&self) -> &'static str {
+            "versioned"
+        }
+        async fn ping(&self) -> Result<(), SecretStoreError> {
+            Ok(())
+        }
+        async fn put(
+            &self,
+            path: &SecretPath,
+            value: &SecretValue,
+        ) -> Result<(), SecretStoreError> {
+            self.inner.put(path, value).await
+        }
+        async fn get(&self, path: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError> {
+            self.inner.get(path).await
+        }
+        async fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
+            self.inner.delete(path).await
+        }
+        async fn list(&self, _: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
+            Ok(Vec::new())
+        }
+        async fn put_cas(
+            &self,
+            path: &SecretPath,
+            value: &SecretValue,
+            expected: u64,
+        ) -> Result<u64, SecretStoreError> {
+            let first = self.first_writer.lock().take();
+            if let Some(theirs) = first {
+                self.inner.put(path, &theirs).await?;
+            }
+            let exists = self.inner.get(path).await?.is_some();
+            if expected != 0 || exists {
+                return Err(SecretStoreError::Conflict("taken".into()));
+            }
+            self.inner.put(path, value).await.map(|()| 1)
+        }
+    }
+
+    fn v(s: &str) -> SecretValue {
+        SecretValue::from_bytes(s.as_bytes().to_vec())
+    }
+
+    #[tokio::test]
+    async fn get_or_create_default_without_versions() {
+        let p = SecretPath::system("k");
+        let s = Plain::default();
+        assert_eq!(s.get_or_create(&p, &v("mine")).await.unwrap(), v("mine"));
+        // Stored: a later caller gets it, not its own candidate.
+        assert_eq!(s.get_or_create(&p, &v("other")).await.unwrap(), v("mine"));
+        // Another writer's put landing last: the stored value is returned, not the candidate.
+        let q = SecretPath::system("q");
+        *s.race.lock() = Some(v("theirs"));
+        assert_eq!(s.get_or_create(&q, &v("mine")).await.unwrap(), v("theirs"));
+    }
+
+    #[tokio::test]
+    async fn get_or_create_default_reads_the_winner_on_conflict() {
+        let p = SecretPath::system("k");
+        let s = Versioned {
+            inner: Plain::default(),
+            first_writer: parking_lot::Mutex::new(Some(v("winner"))),
+        };
+        assert_eq!(s.get_or_create(&p, &v("loser")).await.unwrap(), v("winner"));
+        assert_eq!(s.get(&p).await.unwrap(), Some(v("winner")));
+        let q = SecretPath::system("q");
+        assert_eq!(s.get_or_create(&q, &v("first")).await.unwrap(), v("first"));
+        assert_eq!(s.get_or_create(&q, &v("second")).await.unwrap(), v("first"));
     }
 }

@@ -271,7 +271,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Insert a connection, or update the one with the same `(user_id, provider, account_id)`.
-    /// Returns the stored row and `true` when it was inserted.
+    /// Returns the stored row and `true` when it was inserted. An update keeps the row's id and
+    /// its `secret_ref` (the caller moves its secret there when the two differ).
     async fn upsert_connection(
         &self,
         new: NewConnection,
@@ -318,6 +319,13 @@ pub trait Store: Send + Sync + 'static {
     /// `true` when a row was deleted.
     async fn delete_connection(&self, user: &UserId, id: ConnectionId) -> Result<bool, StoreError>;
 
+    /// Of these secret paths, the ones that a connection row (of any user) references as its
+    /// `secret_ref`. The reconciler deletes the secrets that no row references.
+    async fn referenced_secrets(
+        &self,
+        refs: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+
     async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError>;
 
     /// Append several events at once (one statement where the store can). Default: one by one.
@@ -351,6 +359,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<OAuthStateRecord>, StoreError>;
 
     /// The user's external ID (AWS): returns the stored one, or stores `candidate` if there is none.
+    /// Read, without taking it, the state with this hash if it exists and has not expired at `now`
+    /// (the GCP callback checks the browser binding before it uses the state up). Default: refuses.
+    async fn peek_oauth_state(
+        &self,
+        _state_hash: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<OAuthStateRecord>, StoreError> {
+        Err(StoreError::Other(
+            "reading an OAuth state without taking it is not supported by this store".into(),
+        ))
+    }
+
     async fn get_or_create_external_id(
         &self,
         user: &UserId,
@@ -445,6 +465,20 @@ pub trait Store: Send + Sync + 'static {
         _reason: &str,
     ) -> Result<u64, StoreError> {
         setup_tasks_unsupported()
+    }
+
+    /// Up to `limit` connections of `provider` in status `pending`, last updated before
+    /// `updated_before`, that no live setup task (`PENDING`, `STARTED`, `PROGRESS`) names: what a
+    /// crash between a connection's write and its task's can leave behind (the GCP reconciler).
+    /// Ordered by id, after `after` when given (a cursor to walk them all). Default: none.
+    async fn pending_without_live_task(
+        &self,
+        _provider: &ProviderId,
+        _updated_before: DateTime<Utc>,
+        _after: Option<ConnectionId>,
+        _limit: i64,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        Ok(Vec::new())
     }
 
     // ---- lifecycle (`connector-lifecycle`): scheduled status checks under a row lease, refresh of

@@ -41,6 +41,11 @@ pub struct LifecycleConfig {
     pub audit_retention: Duration,
     /// `AURORA_HOUSEKEEPING_INTERVAL_SECS` (3600): how often expiry warnings and retention run, ±10 %.
     pub housekeeping_interval: Duration,
+    /// `AURORA_RECONCILE_INTERVAL_SECS` (600): one reconciler sweep per this, across replicas.
+    pub reconcile_interval: Duration,
+    /// `AURORA_RECONCILE_GRACE_SECS` (600): a secret without a row is deleted only once it is this
+    /// old (a connect writes its secret, then its row).
+    pub reconcile_grace: Duration,
 }
 
 impl Default for LifecycleConfig {
@@ -57,6 +62,8 @@ impl Default for LifecycleConfig {
             expiry_warning: Duration::from_secs(14 * DAY),
             audit_retention: Duration::from_secs(90 * DAY),
             housekeeping_interval: Duration::from_secs(3600),
+            reconcile_interval: Duration::from_secs(600),
+            reconcile_grace: Duration::from_secs(600),
         }
     }
 }
@@ -140,6 +147,8 @@ impl LifecycleConfig {
                 d.housekeeping_interval,
                 1,
             ),
+            reconcile_interval: r.secs("AURORA_RECONCILE_INTERVAL_SECS", d.reconcile_interval, 1),
+            reconcile_grace: r.secs("AURORA_RECONCILE_GRACE_SECS", d.reconcile_grace, 0),
         };
         cfg.backoff_max = cfg.backoff_max.max(cfg.backoff_base);
         (cfg, r.errors)

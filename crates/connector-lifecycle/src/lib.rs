@@ -18,9 +18,13 @@
 //! - **Housekeeping**: an `expiry_warning` audit line once per connection and `expiresAt` value
 //!   within `AURORA_EXPIRY_WARNING_DAYS`; audit lines and finished setup tasks older than
 //!   `AURORA_AUDIT_RETENTION_DAYS`, and expired OAuth states, are deleted.
+//! - **Reconciler** (`reconcile.rs`): secrets that no connection row references (a crash between a
+//!   connect's two writes) are deleted after a grace period, and each plugin repairs its own
+//!   half-done state; one replica per `AURORA_RECONCILE_INTERVAL_SECS`, under a lease.
 
 mod config;
 mod housekeeping;
+mod reconcile;
 mod scheduler;
 
 use std::collections::BTreeMap;
@@ -31,6 +35,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{ConfigError, LifecycleConfig};
 pub use housekeeping::{Housekeeping, HousekeepingReport};
+pub use reconcile::{ReconcileReport, Reconciler};
 pub use scheduler::{refresh_due_at, RefreshReport, Scheduler, SweepReport};
 
 /// The connectors by provider id (the gateway's registry).
@@ -49,10 +54,12 @@ pub fn spawn(platform: &Platform, connectors: &Connectors) -> Vec<JoinHandle<()>
         return Vec::new();
     }
     let scheduler = Scheduler::new(platform.clone(), connectors.clone(), cfg.clone());
-    let housekeeping = Housekeeping::new(platform.clone(), cfg);
+    let housekeeping = Housekeeping::new(platform.clone(), cfg.clone());
+    let reconciler = Reconciler::new(platform.clone(), connectors.clone(), cfg);
     vec![
         tokio::spawn(scheduler.clone().run_checks()),
         tokio::spawn(scheduler.run_refreshes()),
         tokio::spawn(housekeeping.run()),
+        tokio::spawn(reconciler.run()),
     ]
 }

@@ -36,10 +36,14 @@ pub struct ConnectRequest {
 /// Body of `POST /scaleway_api/scaleway/disconnect` (optional; without a connection id every Scaleway
 /// connection of the caller is removed).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DisconnectRequest {
     /// Remove only this connection.
-    #[serde(default, alias = "connection_id")]
+    #[serde(
+        default,
+        alias = "connection_id",
+        deserialize_with = "connector_core::http::non_blank"
+    )]
     #[schema(format = Uuid)]
     pub connection_id: Option<String>,
     /// When given, must equal the `X-User-ID` header.

@@ -52,7 +52,6 @@ impl Store for MemStore {
             r.status = n.status;
             r.status_reason = n.status_reason;
             r.read_only = n.read_only;
-            r.secret_ref = n.secret_ref;
             r.metadata = n.metadata;
             r.last_validated_at = n.last_validated_at;
             r.expires_at = n.expires_at;
@@ -154,6 +153,17 @@ impl Store for MemStore {
         let before = rows.len();
         rows.retain(|r| !(&r.user_id == user && r.id == id));
         Ok(rows.len() != before)
+    }
+    async fn referenced_secrets(
+        &self,
+        refs: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows = self.rows.lock().unwrap();
+        Ok(refs
+            .iter()
+            .filter(|r| rows.iter().any(|row| &row.secret_ref == *r))
+            .cloned()
+            .collect())
     }
     async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
         self.audit.lock().unwrap().push(event);

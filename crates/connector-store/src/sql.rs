@@ -347,7 +347,9 @@ impl Store for SqlStore {
                     uc::status.eq(excluded(uc::status)),
                     uc::status_reason.eq(excluded(uc::status_reason)),
                     uc::read_only.eq(excluded(uc::read_only)),
-                    uc::secret_ref.eq(excluded(uc::secret_ref)),
+                    // The secret_ref is never moved by a conflicting insert: a connect that lost
+                    // the race moves its secret under the row's path (`Platform::connect`), so the
+                    // winner's secret is never left without its row.
                     uc::metadata.eq(excluded(uc::metadata)),
                     uc::updated_at.eq(excluded(uc::updated_at)),
                     uc::last_validated_at.eq(excluded(uc::last_validated_at)),
@@ -508,6 +510,27 @@ impl Store for SqlStore {
         Ok(n > 0)
     }
 
+    async fn referenced_secrets(
+        &self,
+        refs: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        use crate::schema::user_connections::dsl as uc;
+        let mut found = std::collections::HashSet::new();
+        // Bounded `IN` lists: SQLite caps bound parameters (32,766 in current builds).
+        for chunk in refs.chunks(500) {
+            let rows: Vec<String> = db_run!(self, |conn| {
+                uc::user_connections
+                    .filter(uc::secret_ref.eq_any(chunk))
+                    .select(uc::secret_ref)
+                    .load(conn)
+                    .await
+                    .db()
+            })?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
     async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
         let row = AuditRow::from_event(event);
         db_run!(self, |conn| {
@@ -629,6 +652,25 @@ impl Store for SqlStore {
             Some(r) if r.expires_at > to_db(now) => Ok(Some(r.into_record()?)),
             _ => Ok(None),
         }
+    }
+
+    async fn peek_oauth_state(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OAuthStateRecord>, StoreError> {
+        use crate::schema::oauth_states::dsl as os;
+        let row: Option<OAuthRow> = db_run!(self, |conn| {
+            os::oauth_states
+                .filter(os::state_hash.eq(state_hash))
+                .filter(os::expires_at.gt(to_db(now)))
+                .select(OAuthRow::as_select())
+                .first(conn)
+                .await
+                .optional()
+                .db()
+        })?;
+        row.map(OAuthRow::into_record).transpose()
     }
 
     async fn get_or_create_external_id(
@@ -753,6 +795,17 @@ impl Store for SqlStore {
         reason: &str,
     ) -> Result<u64, StoreError> {
         self.task_cancel(user, provider, connection, reason).await
+    }
+
+    async fn pending_without_live_task(
+        &self,
+        provider: &ProviderId,
+        updated_before: DateTime<Utc>,
+        after: Option<ConnectionId>,
+        limit: i64,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.pending_without_live_task_page(provider, updated_before, after, limit)
+            .await
     }
 
     async fn schedule_unscheduled_checks(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -311,6 +311,7 @@ pub(crate) async fn disconnect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    connector_core::http::only_query_keys(&req, &["connectionId", "connection_id"])?;
     let body = read_optional_body::<DisconnectRequest>(payload).await?;
     if let Some(b) = &body {
         caller.bind_owner(b.user_id.as_deref())?;

@@ -19,6 +19,8 @@
 //!
 //! Writes go to a temporary file (`secrets/.tmp-*`, mode 0600), are fsynced, renamed over the target
 //! and the folder is fsynced, so a crash leaves the old or the new secret, never a mix.
+//! [`SecretStore::get_or_create`] hard-links the temporary file to the target instead of renaming
+//! it: the link fails when the target exists, so a create is exclusive even between processes.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use connector_core::secrets::{get_or_create_gave_up, GET_OR_CREATE_ATTEMPTS};
 use connector_core::{
     SealingKey, SecretPath, SecretStore, SecretStoreError, SecretValue, VersionedSecret,
 };
@@ -360,6 +363,31 @@ impl Inner {
         Ok(expected + 1)
     }
 
+    /// The stored secret, or `candidate` written as version 1 with an exclusive create: the sealed
+    /// file is written under a temporary name, then hard-linked to its own name, which fails when
+    /// that name exists. So the secret appears whole or not at all, and of two writers (threads, or
+    /// two processes on one folder) exactly one creates it; the other reads the winner's value.
+    fn get_or_create(
+        &self,
+        path: &SecretPath,
+        candidate: &SecretValue,
+    ) -> Result<SecretValue, SecretStoreError> {
+        let _writing = self.writes.lock();
+        for _ in 0..GET_OR_CREATE_ATTEMPTS {
+            // A file that cannot be opened is an error here, never replaced: it may be a key that
+            // other secrets depend on.
+            if let Some(v) = self.get(path)? {
+                return Ok(v);
+            }
+            let (name, sealed) = self.seal_record(path, candidate, 1)?;
+            if self.create_atomically(&name, &sealed)? {
+                self.names.lock().insert(name, path.as_str().to_owned());
+                return Ok(candidate.clone());
+            }
+        }
+        Err(get_or_create_gave_up(path))
+    }
+
     /// Seal and write `value` as `version` of `path`. The caller holds `writes`.
     fn write(
         &self,
@@ -367,6 +395,19 @@ impl Inner {
         value: &SecretValue,
         version: u64,
     ) -> Result<(), SecretStoreError> {
+        let (name, sealed) = self.seal_record(path, value, version)?;
+        self.write_atomically(&name, &sealed)?;
+        self.names.lock().insert(name, path.as_str().to_owned());
+        Ok(())
+    }
+
+    /// The file name of `path` and its sealed record holding `value` as `version`.
+    fn seal_record(
+        &self,
+        path: &SecretPath,
+        value: &SecretValue,
+        version: u64,
+    ) -> Result<(String, Vec<u8>), SecretStoreError> {
         let name = file_name(path);
         let path_len = u32::try_from(path.as_str().len())
             .map_err(|_| SecretStoreError::Refused("embedded store: path too long".into()))?;
@@ -378,18 +419,16 @@ impl Inner {
         let sealed = self.key.seal(&record, &aad(&name)).map_err(|_| {
             SecretStoreError::Unavailable("embedded store: encryption failed".into())
         })?;
-        self.write_atomically(&name, &sealed)?;
-        self.names.lock().insert(name, path.as_str().to_owned());
-        Ok(())
+        Ok((name, sealed))
     }
 
-    fn write_atomically(&self, name: &str, content: &[u8]) -> Result<(), SecretStoreError> {
+    /// Write `content` to a new temporary file (mode 0600, fsynced); its path.
+    fn write_temporary(&self, content: &[u8]) -> io::Result<PathBuf> {
         let mut rnd = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut rnd);
         let tmp = self
             .secrets
             .join(format!("{TMP_PREFIX}{}", hex::encode(rnd)));
-        let target = self.secrets.join(name);
         let written = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -398,13 +437,45 @@ impl Inner {
             .and_then(|mut f| {
                 f.write_all(content)?;
                 f.sync_all()
-            })
-            .and_then(|()| fs::rename(&tmp, &target));
-        if let Err(e) = written {
+            });
+        match written {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    fn write_atomically(&self, name: &str, content: &[u8]) -> Result<(), SecretStoreError> {
+        let target = self.secrets.join(name);
+        let tmp = self
+            .write_temporary(content)
+            .map_err(|e| io_err("cannot write", &target, &e))?;
+        if let Err(e) = fs::rename(&tmp, &target) {
             let _ = fs::remove_file(&tmp);
             return Err(io_err("cannot write", &target, &e));
         }
         sync_dir(&self.secrets)
+    }
+
+    /// Like [`Inner::write_atomically`], but only if `name` does not exist (a hard link, unlike a
+    /// rename, never replaces its target): whether this call created it.
+    fn create_atomically(&self, name: &str, content: &[u8]) -> Result<bool, SecretStoreError> {
+        let target = self.secrets.join(name);
+        let tmp = self
+            .write_temporary(content)
+            .map_err(|e| io_err("cannot write", &target, &e))?;
+        let linked = fs::hard_link(&tmp, &target);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                sync_dir(&self.secrets)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(io_err("cannot create", &target, &e)),
+        }
     }
 
     fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
@@ -420,8 +491,8 @@ impl Inner {
         Ok(())
     }
 
-    fn list(&self, folder: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
-        let prefix = format!("{}/", folder.as_str());
+    /// The paths of every secret file, learnt by opening each file once.
+    fn all_paths(&self) -> Result<Vec<String>, SecretStoreError> {
         let entries =
             fs::read_dir(&self.secrets).map_err(|e| io_err("cannot list", &self.secrets, &e))?;
         let mut out = Vec::new();
@@ -449,15 +520,55 @@ impl Inner {
                     p
                 }
             };
-            if let Some(leaf) = path.strip_prefix(&prefix) {
-                if !leaf.is_empty() && !leaf.contains('/') {
-                    out.push(leaf.to_owned());
-                }
-            }
+            out.push(path);
         }
+        Ok(out)
+    }
+
+    fn list(&self, folder: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
+        let prefix = format!("{}/", folder.as_str());
+        let mut out: Vec<String> = self
+            .all_paths()?
+            .into_iter()
+            .filter_map(|path| {
+                let leaf = path.strip_prefix(&prefix)?;
+                (!leaf.is_empty() && !leaf.contains('/')).then(|| leaf.to_owned())
+            })
+            .collect();
         out.sort();
         out.dedup();
         Ok(out)
+    }
+
+    fn scan(&self, folder: &SecretPath) -> Result<Vec<SecretPath>, SecretStoreError> {
+        let prefix = format!("{}/", folder.as_str());
+        let mut out = self
+            .all_paths()?
+            .into_iter()
+            .filter(|p| p.starts_with(&prefix))
+            .map(|p| SecretPath::from_stored(&p))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The file's modification time: when the current version was written.
+    fn written_at(
+        &self,
+        path: &SecretPath,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, SecretStoreError> {
+        let file = self.secrets.join(file_name(path));
+        match fs::metadata(&file) {
+            Ok(m) => {
+                let t = m
+                    .modified()
+                    .map_err(|e| io_err("cannot read the time of", &file, &e))?;
+                Ok(Some(t.into()))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("cannot read the time of", &file, &e)),
+        }
     }
 }
 
@@ -487,6 +598,17 @@ impl SecretStore for EmbeddedSecretStore {
         self.blocking(move |inner| inner.get(&path)).await
     }
 
+    async fn get_or_create(
+        &self,
+        path: &SecretPath,
+        candidate: &SecretValue,
+    ) -> Result<SecretValue, SecretStoreError> {
+        let path = path.clone();
+        let candidate = candidate.clone();
+        self.blocking(move |inner| inner.get_or_create(&path, &candidate))
+            .await
+    }
+
     async fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
         let path = path.clone();
         self.blocking(move |inner| inner.delete(&path)).await
@@ -514,6 +636,19 @@ impl SecretStore for EmbeddedSecretStore {
     async fn list(&self, folder: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
         let folder = folder.clone();
         self.blocking(move |inner| inner.list(&folder)).await
+    }
+
+    async fn scan(&self, folder: &SecretPath) -> Result<Vec<SecretPath>, SecretStoreError> {
+        let folder = folder.clone();
+        self.blocking(move |inner| inner.scan(&folder)).await
+    }
+
+    async fn written_at(
+        &self,
+        path: &SecretPath,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, SecretStoreError> {
+        let path = path.clone();
+        self.blocking(move |inner| inner.written_at(&path)).await
     }
 }
 

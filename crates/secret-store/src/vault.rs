@@ -9,6 +9,12 @@
 //! (`options.cas`), which the server refuses with a 400 naming "check-and-set" when the current
 //! version is another: that answer becomes [`SecretStoreError::Conflict`]. A delete removes the
 //! metadata too, so a secret written again after a delete starts at version 1.
+//! [`SecretStore::get_or_create`] is a read, then a create-only write (`cas = 0`), then on a
+//! conflict a read of the winner's value.
+//!
+//! vaultrs (and rustify under it) log every error answer at ERROR level, a 404 for an absent
+//! secret and a check-and-set conflict included; this module maps every answer to a typed error,
+//! and the gateway's default log filter turns those two targets off.
 
 use std::fmt;
 use std::time::Duration;
@@ -16,6 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use connector_core::secrets::{get_or_create_gave_up, GET_OR_CREATE_ATTEMPTS};
 use connector_core::{SecretPath, SecretStore, SecretStoreError, SecretValue, VersionedSecret};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -373,6 +380,26 @@ impl SecretStore for VaultSecretStore {
         }
     }
 
+    /// Read; when absent, a create-only write (KV v2 `options.cas = 0`, which the server refuses
+    /// when any version exists); when another writer created it first, read its value.
+    async fn get_or_create(
+        &self,
+        path: &SecretPath,
+        candidate: &SecretValue,
+    ) -> Result<SecretValue, SecretStoreError> {
+        for _ in 0..GET_OR_CREATE_ATTEMPTS {
+            if let Some(v) = self.get(path).await? {
+                return Ok(v);
+            }
+            match self.put_cas(path, candidate, 0).await {
+                Ok(_) => return Ok(candidate.clone()),
+                Err(SecretStoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(get_or_create_gave_up(path))
+    }
+
     async fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
         match vaultrs::kv2::delete_metadata(&self.client, &self.mount, &self.kv_path(path)).await {
             Ok(()) => Ok(()),
@@ -389,6 +416,44 @@ impl SecretStore for VaultSecretStore {
                 Ok(names)
             }
             Err(e) => map_err("list", e).map(|()| Vec::new()),
+        }
+    }
+
+    async fn scan(&self, folder: &SecretPath) -> Result<Vec<SecretPath>, SecretStoreError> {
+        // KV v2 lists one level at a time; sub-folders end with `/`.
+        let mut out = Vec::new();
+        let mut pending = vec![folder.clone()];
+        while let Some(dir) = pending.pop() {
+            let keys =
+                match vaultrs::kv2::list(&self.client, &self.mount, &self.kv_path(&dir)).await {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        map_err("scan", e)?;
+                        Vec::new()
+                    }
+                };
+            for key in keys {
+                let child = dir.child(&key)?;
+                if key.ends_with('/') {
+                    pending.push(child);
+                } else {
+                    out.push(child);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn written_at(
+        &self,
+        path: &SecretPath,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, SecretStoreError> {
+        match vaultrs::kv2::read_metadata(&self.client, &self.mount, &self.kv_path(path)).await {
+            Ok(meta) => chrono::DateTime::parse_from_rfc3339(&meta.updated_time)
+                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map_err(|_| SecretStoreError::Corrupt("unreadable secret metadata time".into())),
+            Err(e) => map_err("read metadata", e).map(|()| None),
         }
     }
 }
