@@ -5,12 +5,13 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use actix_service::{IntoServiceFactory, ServiceFactoryExt};
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{middleware, web, App, HttpMessage, HttpResponse, HttpServer, ResponseError};
+use actix_web::{middleware, web, App, HttpMessage, HttpResponse, ResponseError};
 use connector_core::http::USER_HEADER;
 use connector_core::{ApiError, AuthConfig, Caller, Platform};
 use tracing::Instrument;
@@ -384,28 +385,45 @@ pub fn server_with(
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     };
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .wrap(middleware::from_fn(crate::ratelimit::limit))
-            .wrap(middleware::from_fn(guard))
-            .wrap(middleware::from_fn(observe))
-            .wrap(middleware::DefaultHeaders::new().add((
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            )))
-            .configure(configure(state.clone()))
-            .default_service(web::to(not_found))
-    })
-    .shutdown_timeout(30)
-    .client_request_timeout(Duration::from_secs(10));
-    server = server.workers(worker_count);
+    let mut builder = Server::build().workers(worker_count).shutdown_timeout(30);
     if let Some(max) = max_connections {
-        server = server.max_connections((max / worker_count).max(1));
+        // At the cap a worker stops accepting; new connections wait in the listen queue.
+        builder = builder.max_concurrent_connections((max / worker_count).max(1));
     }
     for l in listeners {
-        server = server.listen(l)?;
+        let addr = l.local_addr()?;
+        let state = state.clone();
+        // What `HttpServer::listen` builds, with each connection's stream wrapped so the HTTP
+        // parser's own error answers carry the JSON error body too (`wire.rs`).
+        builder = builder.listen(format!("aurora-{addr}"), l, move || {
+            let app = App::new()
+                .wrap(middleware::from_fn(crate::ratelimit::limit))
+                .wrap(middleware::from_fn(guard))
+                .wrap(middleware::from_fn(observe))
+                .wrap(middleware::DefaultHeaders::new().add((
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                )))
+                .configure(configure(state.clone()))
+                .default_service(web::to(not_found));
+            let factory = app
+                .into_factory()
+                .map_err(|e: actix_web::Error| e.error_response());
+            let h1 = actix_http::HttpService::build()
+                .client_request_timeout(Duration::from_secs(10))
+                .local_addr(addr)
+                .h1(actix_service::map_config(factory, |_| {
+                    actix_web::dev::AppConfig::default()
+                }));
+            actix_service::fn_service(|io: actix_web::rt::net::TcpStream| async move {
+                let _ = io.set_nodelay(true);
+                let peer = io.peer_addr().ok();
+                Ok::<_, actix_http::error::DispatchError>((crate::wire::JsonErrors::new(io), peer))
+            })
+            .and_then(h1)
+        })?;
     }
-    Ok(server.run())
+    Ok(builder.run())
 }
 
 /// Build the state from a platform: the registered connectors are built once, outside the per-worker

@@ -11,6 +11,7 @@ pub mod ratelimit;
 pub mod registry;
 pub mod routes;
 pub mod unlinked;
+pub mod wire;
 
 use std::net::TcpListener;
 

@@ -307,3 +307,31 @@ async fn malformed_chunking_answers_the_json_error_body() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(body["code"], "invalid_request");
 }
+
+#[tokio::test]
+async fn errors_of_the_http_parser_carry_the_json_error_body() {
+    let app = TestApp::spawn_with(Backend::Embedded, trusted()).await;
+    for (request, status) in [
+        (
+            &b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n"[..],
+            400u16,
+        ),
+        (&b"GARBAGE\x01 / HTTP/9\r\n\r\n"[..], 400),
+        (
+            &b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
+            400,
+        ),
+    ] {
+        let base = app.base.clone();
+        let answer = tokio::task::spawn_blocking(move || raw_exchange(&base, request, false))
+            .await
+            .unwrap();
+        let (got, body) = status_and_body(&answer);
+        assert_eq!(got, status, "{answer}");
+        assert_eq!(body["status"], "error", "{answer}");
+        assert_eq!(body["code"], "invalid_request", "{answer}");
+    }
+    // The server still serves afterwards.
+    let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}

@@ -162,6 +162,19 @@ impl ApiError {
             msg,
         )
     }
+    /// The error body as JSON text (for answers built outside actix-web's response types).
+    pub fn body_json(&self) -> String {
+        serde_json::to_string(&ErrorBody {
+            status: "error",
+            code: self.code.to_string(),
+            message: self.message.clone(),
+        })
+        .unwrap_or_else(|_| {
+            String::from(
+                r#"{"status":"error","code":"internal","message":"an internal error occurred"}"#,
+            )
+        })
+    }
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
