@@ -154,7 +154,6 @@ pub async fn openapi(state: State) -> HttpResponse {
 
 /// The registered connector plugins.
 #[utoipa::path(get, path = "/api/providers", tag = "connections",
-    params(("X-User-ID" = String, Header, description = "the caller")),
     responses((status = 200, body = Vec<ProviderInfo>)))]
 pub async fn providers(_caller: Caller, state: State) -> HttpResponse {
     let list: Vec<ProviderInfo> = state.connectors.values().map(|c| c.info()).collect();
@@ -162,14 +161,18 @@ pub async fn providers(_caller: Caller, state: State) -> HttpResponse {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only this provider's connections.
+    /// Only this provider's connections (a provider id: `[a-z][a-z0-9_]{0,31}`; another value answers
+    /// 400).
+    #[param(pattern = "^[a-z][a-z0-9_]{0,31}$")]
     provider: Option<String>,
 }
 
 /// The caller's connections, every provider, every account.
 #[utoipa::path(get, path = "/api/connections", tag = "connections", params(ListQuery),
-    responses((status = 200, body = Vec<ConnectionView>)))]
+    responses((status = 200, body = Vec<ConnectionView>),
+        (status = 400, body = connector_core::error::ErrorBody, description = "A malformed `provider`")))]
 pub async fn list_connections(
     caller: Caller,
     state: State,
@@ -192,6 +195,7 @@ pub async fn list_connections(
 
 /// One connection of the caller.
 #[utoipa::path(get, path = "/api/connections/{id}", tag = "connections",
+    params(("id" = uuid::Uuid, Path, description = "The connection's id (anything that is not a UUID answers 404 like an unknown id)")),
     responses((status = 200, body = ConnectionView), (status = 404, body = connector_core::error::ErrorBody)))]
 pub async fn get_connection(
     caller: Caller,
@@ -204,6 +208,7 @@ pub async fn get_connection(
 
 /// Disconnect one account: the same clean-up as the provider's disconnect.
 #[utoipa::path(delete, path = "/api/connections/{id}", tag = "connections",
+    params(("id" = uuid::Uuid, Path, description = "The connection's id (anything that is not a UUID answers 404 like an unknown id)")),
     responses((status = 200, body = DisconnectResponse), (status = 404, body = connector_core::error::ErrorBody)))]
 pub async fn delete_connection(
     caller: Caller,
@@ -235,6 +240,7 @@ pub async fn delete_connection(
 
 /// Check the connection live now; returns the updated connection.
 #[utoipa::path(post, path = "/api/connections/{id}/validate", tag = "connections",
+    params(("id" = uuid::Uuid, Path, description = "The connection's id (anything that is not a UUID answers 404 like an unknown id)")),
     responses((status = 200, body = ConnectionView), (status = 404, body = connector_core::error::ErrorBody)))]
 pub async fn validate_connection(
     caller: Caller,
@@ -251,8 +257,10 @@ pub async fn validate_connection(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CredentialsQuery {
-    /// `read_only` (default) or `full`.
+    /// `read_only` (default; also when empty) or `full`; another value answers 400.
+    #[param(pattern = "^(read_only|full)?$")]
     mode: Option<String>,
 }
 
@@ -269,7 +277,8 @@ struct CredentialsBody<'a> {
 
 /// Short-lived usable credentials for an internal service. Needs `X-Internal-Secret`.
 #[utoipa::path(get, path = "/api/connections/{id}/credentials", tag = "connections",
-    params(CredentialsQuery, ("X-Internal-Secret" = String, Header, description = "the trusted-caller secret")),
+    security(("userId" = [], "internalSecret" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The connection's id (anything that is not a UUID answers 404 like an unknown id)"), CredentialsQuery),
     responses((status = 200, body = Object, description = "{connectionId, provider, accountId, mode, expiresAt, credentials}"),
         (status = 401, body = connector_core::error::ErrorBody), (status = 404, body = connector_core::error::ErrorBody),
         (status = 409, body = connector_core::error::ErrorBody, description = "`needs_reconnect` (the provider refused the stored credentials) or `conflict` (setup not finished)"),
@@ -319,20 +328,46 @@ pub async fn connection_credentials(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Only this connection's events.
+    /// Only this connection's events (a UUID; another value answers 404, like an unknown id).
+    #[param(value_type = Option<uuid::Uuid>)]
     #[serde(alias = "connection_id")]
     connection_id: Option<String>,
     /// Only events at or after this instant (RFC 3339).
     since: Option<DateTime<Utc>>,
-    /// At most this many (default 100, at most 1000).
+    /// At most this many (default 100; a value outside 1 to 1000 is taken as the nearest bound).
     limit: Option<i64>,
+}
+
+/// One line of the audit trail as `GET /api/audit` answers it (`connector_core::AuditEvent` serialized;
+/// this type only describes it, and a test keeps the two alike).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = AuditEvent)]
+#[allow(dead_code)]
+pub struct AuditEventDoc {
+    id: uuid::Uuid,
+    /// The owner (the caller).
+    user_id: String,
+    connection_id: Option<uuid::Uuid>,
+    provider: Option<String>,
+    /// `connect`, `reconnect`, `disconnect`, `credentials_issued`, `status_changed`, `rotate`, …
+    action: String,
+    /// `user`, `internal` or `system`.
+    actor: String,
+    /// What happened, by action; never a secret.
+    #[schema(value_type = Object)]
+    detail: serde_json::Value,
+    created_at: DateTime<Utc>,
 }
 
 /// The caller's audit trail, newest first. Identical credential issues of one connection within about
 /// 50 ms are one line: `detail.count` says how many (absent: one), `detail.lastAt` when the last was.
 #[utoipa::path(get, path = "/api/audit", tag = "connections", params(AuditQuery),
-    responses((status = 200, body = Object, description = "[{id, connectionId, provider, action, actor, detail, createdAt}]")))]
+    responses((status = 200, body = Vec<AuditEventDoc>, description = "The caller's audit lines, newest first"),
+        (status = 400, body = connector_core::error::ErrorBody, description = "A malformed `since` or `limit`"),
+        (status = 404, body = connector_core::error::ErrorBody, description = "A `connectionId` that is not a UUID")))]
 pub async fn audit(
     caller: Caller,
     state: State,
