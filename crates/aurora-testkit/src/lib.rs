@@ -1,5 +1,5 @@
 //! Test support for Aurora Connectors: real OpenBao, moto and oauth2-mock-server peers, fresh PostgreSQL schemas, the Redis
-//! URL, unique key prefixes and free loopback ports.
+//! URL, unique key prefixes, free loopback ports, and a TCP relay that can black-hole (fault tests).
 //!
 //! Everything here is for tests: failures are reported as `anyhow` errors with a sentence saying what
 //! is missing and how to get it, or as panics in the `&'static` helpers.
@@ -7,10 +7,12 @@
 mod openbao;
 mod peers;
 mod postgres;
+mod relay;
 
 pub use openbao::{shared_openbao, OpenBao};
 pub use peers::{moto, oauth2_mock, Peer};
 pub use postgres::{postgres_schema_url, PgSchema};
+pub use relay::{Relay, RelayCounts, RelayMode};
 
 /// The Redis URL of the tests: `AURORA_TEST_REDIS_URL`, or `redis://127.0.0.1:6379`.
 pub fn redis_url() -> String {

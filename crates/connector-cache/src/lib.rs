@@ -3,10 +3,13 @@
 //!
 //! Both implement [`connector_core::Cache`]. Values are opaque bytes (the credential broker seals
 //! what it caches); every failure is a [`connector_core::CacheError::Unavailable`], which callers
-//! treat as a miss.
+//! treat as a miss. Redis calls go through a circuit breaker ([`BreakerConfig`]), so a Redis that
+//! stops answering is skipped at once instead of costing each caller a timeout.
 
+pub mod breaker;
 mod memory;
 mod redis;
 
+pub use breaker::BreakerConfig;
 pub use memory::MemoryCache;
 pub use redis::RedisCache;

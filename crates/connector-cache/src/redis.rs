@@ -5,23 +5,34 @@
 //! about a second instead of holding requests. The pool is lazy: [`RedisCache::connect`] opens no
 //! connection and succeeds while Redis is down (readiness then reports the cache as down).
 //!
+//! Every call goes through a circuit breaker ([`crate::breaker`]): after a few timeouts or
+//! connection errors in a row, calls answer `Unavailable` at once, without touching Redis, until a
+//! probe at the end of a back-off period gets an answer. A Redis that accepts connections but never
+//! answers so costs three calls a second each, then nothing. Opening the breaker also ends every
+//! subscription (their subscribers must assume they miss messages from then on).
+//!
 //! Coordination between replicas, all under the same key prefix:
 //! - locks: `SET`-if-absent with a lease at `‹prefix›lock:‹key›`, holding a fencing token taken from
 //!   the counter `‹prefix›lock-fence` (`INCR`), in one Lua script; unlock is a Lua compare-and-delete
 //!   on the token;
 //! - window counters: `INCR` + `PEXPIRE` on the first event at `‹prefix›window:‹key›`, in one script;
 //! - pub/sub: `PUBLISH` on `‹prefix›‹channel›`; each subscription holds its own connection (not a
-//!   pooled one), pings it every [`PUBSUB_PING`] and closes the subscription when it fails.
+//!   pooled one), pings it every [`PUBSUB_PING`] and closes the subscription when a pong does not
+//!   come within [`PUBSUB_PING_DEADLINE`] (so a silent Redis ends it within a second), or when the
+//!   circuit breaker opens.
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connector_core::{Cache, CacheError, LockToken, Subscription};
+use connector_core::{Cache, CacheError, LockToken, Metrics, Subscription};
 use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use futures::StreamExt;
+
+use crate::breaker::{Breaker, BreakerConfig, Outcome};
 
 /// Bound of every pool operation and every command.
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -29,7 +40,10 @@ const POOL_SIZE: usize = 16;
 /// Keys asked for per SCAN round.
 const SCAN_COUNT: usize = 500;
 /// How often a subscription checks that its connection still answers.
-pub const PUBSUB_PING: Duration = Duration::from_secs(10);
+pub const PUBSUB_PING: Duration = Duration::from_millis(500);
+/// How long a subscription waits for the pong before it closes: with [`PUBSUB_PING`], a Redis that
+/// stops answering ends every subscription within a second.
+pub const PUBSUB_PING_DEADLINE: Duration = Duration::from_millis(500);
 /// Messages a subscriber may fall behind by before its subscription is closed.
 const SUBSCRIPTION_BUFFER: usize = 1024;
 
@@ -65,6 +79,8 @@ pub struct RedisCache {
     /// For subscriptions, which need a connection of their own. Holds the URL: never printed.
     client: redis::Client,
     key_prefix: String,
+    /// Shared by the clones, like the pool.
+    breaker: Arc<Breaker>,
 }
 
 impl fmt::Debug for RedisCache {
@@ -72,6 +88,7 @@ impl fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisCache")
             .field("key_prefix", &self.key_prefix)
+            .field("breaker", &self.breaker.config())
             .finish_non_exhaustive()
     }
 }
@@ -107,7 +124,27 @@ impl RedisCache {
             pool,
             client,
             key_prefix: key_prefix.to_owned(),
+            breaker: Arc::new(Breaker::new(BreakerConfig::default())),
         })
+    }
+
+    /// Use this circuit breaker configuration instead of the default (call before cloning: clones
+    /// share one breaker).
+    #[must_use]
+    pub fn with_breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = Arc::new(Breaker::new(config));
+        self
+    }
+
+    /// Report the circuit breaker's state to `metrics` (`aurora_cache_breaker_open`,
+    /// `aurora_cache_breaker_skipped_total`, `aurora_cache_breaker_probes_total`).
+    pub fn report_to(&self, metrics: Arc<Metrics>) {
+        self.breaker.report_to(metrics);
+    }
+
+    /// Whether the circuit breaker is open (or probing): calls answer `Unavailable` at once.
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.is_open()
     }
 
     /// The prefix added to every key.
@@ -131,7 +168,7 @@ impl RedisCache {
                 .await
                 .map_err(Failure::Redis)
         };
-        bounded(what, run).await
+        self.bounded(what, run).await
     }
 
     /// Run a Lua script (`EVAL`; the scripts are a few lines, so no script cache is needed).
@@ -146,18 +183,54 @@ impl RedisCache {
         cmd.arg(body).arg(keys.len()).arg(keys).arg(args);
         self.query(what, &cmd).await
     }
+
+    /// Run `fut` if the circuit breaker lets it (else `Unavailable` at once), bounded by
+    /// [`TIMEOUT`]; tell the breaker how it ended and map its failure.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, CacheError> {
+        let Some(permit) = self.breaker.admit() else {
+            return Err(CacheError::Unavailable(format!(
+                "redis {what}: skipped, the circuit breaker is open after timeouts or connection \
+                 errors"
+            )));
+        };
+        let failure = match tokio::time::timeout(TIMEOUT, fut).await {
+            Ok(Ok(v)) => {
+                permit.finish(Outcome::Answered);
+                return Ok(v);
+            }
+            Ok(Err(f)) => f,
+            Err(_) => Failure::Timeout,
+        };
+        permit.finish(failure.outcome());
+        Err(failure_error(what, failure))
+    }
 }
 
-/// Bound `fut` by [`TIMEOUT`] and map its failure.
-async fn bounded<T>(
-    what: &str,
-    fut: impl Future<Output = Result<T, Failure>>,
-) -> Result<T, CacheError> {
-    let failure = match tokio::time::timeout(TIMEOUT, fut).await {
-        Ok(Ok(v)) => return Ok(v),
-        Ok(Err(f)) => f,
-        Err(_) => Failure::Timeout,
-    };
+impl Failure {
+    /// Whether Redis answered (an error reply) or could not be reached in time.
+    fn outcome(&self) -> Outcome {
+        let unreachable = |e: &RedisError| {
+            e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+        };
+        match self {
+            Failure::Redis(e) | Failure::Pool(deadpool_redis::PoolError::Backend(e)) => {
+                if unreachable(e) {
+                    Outcome::Failed
+                } else {
+                    Outcome::Answered
+                }
+            }
+            Failure::Timeout | Failure::Pool(_) => Outcome::Failed,
+        }
+    }
+}
+
+/// The `Unavailable` error of a failed call.
+fn failure_error(what: &str, failure: Failure) -> CacheError {
     let detail = match failure {
         Failure::Timeout => format!("no answer within {} ms", TIMEOUT.as_millis()),
         Failure::Pool(deadpool_redis::PoolError::Timeout(t)) => {
@@ -168,7 +241,7 @@ async fn bounded<T>(
         }
         Failure::Pool(e) => e.to_string(),
     };
-    Err(CacheError::Unavailable(format!("redis {what}: {detail}")))
+    CacheError::Unavailable(format!("redis {what}: {detail}"))
 }
 
 /// Redis error words: the kind and the server's message (which never echoes a value).
@@ -315,15 +388,22 @@ impl Cache for RedisCache {
             pubsub.subscribe(&name).await.map_err(Failure::Redis)?;
             Ok(pubsub)
         };
-        let pubsub = bounded("subscribe", connect).await?;
+        // Taken before connecting, so an opening during the connect is seen too.
+        let mut trips = self.breaker.trips();
+        let pubsub = self.bounded("subscribe", connect).await?;
         let (mut sink, mut stream) = pubsub.split();
         let (tx, rx) = tokio::sync::mpsc::channel(SUBSCRIPTION_BUFFER);
         tokio::spawn(async move {
             let mut ping = tokio::time::interval(PUBSUB_PING);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ping.tick().await;
             loop {
                 tokio::select! {
                     () = tx.closed() => break,
+                    _ = trips.changed() => {
+                        tracing::warn!("redis circuit breaker opened; closing the subscription");
+                        break;
+                    }
                     msg = stream.next() => {
                         let Some(msg) = msg else {
                             tracing::warn!("redis subscription closed by the server or the network");
@@ -336,7 +416,13 @@ impl Cache for RedisCache {
                         }
                     }
                     _ = ping.tick() => {
-                        let alive = tokio::time::timeout(TIMEOUT, sink.ping::<redis::Value>()).await;
+                        let alive = tokio::select! {
+                            a = tokio::time::timeout(PUBSUB_PING_DEADLINE, sink.ping::<redis::Value>()) => a,
+                            _ = trips.changed() => {
+                                tracing::warn!("redis circuit breaker opened; closing the subscription");
+                                break;
+                            }
+                        };
                         if !matches!(alive, Ok(Ok(_))) {
                             tracing::warn!("redis subscription stopped answering pings");
                             break;

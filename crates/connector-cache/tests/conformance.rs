@@ -573,4 +573,127 @@ mod redis_only {
         );
         holder.abort();
     }
+
+    /// `host:port` of the test Redis.
+    fn redis_upstream() -> String {
+        let url = url::Url::parse(&aurora_testkit::redis_url()).unwrap();
+        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(6379))
+    }
+
+    fn assert_unavailable<T: std::fmt::Debug>(r: Result<T, CacheError>) {
+        assert!(matches!(r, Err(CacheError::Unavailable(_))), "{r:?}");
+    }
+
+    /// A Redis that accepts but never answers opens the breaker after three timeouts; while it is
+    /// open calls are answered at once and nothing reaches Redis; once Redis answers again a probe
+    /// closes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn black_hole_opens_the_breaker_and_an_answer_closes_it() {
+        use aurora_testkit::{Relay, RelayMode};
+        use connector_cache::BreakerConfig;
+        let relay = Relay::start(&redis_upstream(), RelayMode::Forward)
+            .await
+            .unwrap();
+        let metrics = Arc::new(connector_core::Metrics::new());
+        let c = RedisCache::connect(&relay.redis_url(), &aurora_testkit::unique_prefix("bh"))
+            .unwrap()
+            .with_breaker(BreakerConfig {
+                failures: 3,
+                open_for: Duration::from_millis(500),
+                open_max: Duration::from_secs(1),
+            });
+        c.report_to(metrics.clone());
+        bodies::ping(&c).await;
+        c.set("k", b"v", MINUTE).await.unwrap();
+        assert_eq!(metrics.cache_breaker_open.get(), 0);
+
+        relay.set(RelayMode::HoldAll);
+        let (a, b, d) = tokio::join!(c.get("k"), c.get("k"), c.get("k"));
+        for r in [a, b, d] {
+            assert_unavailable(r);
+        }
+        assert!(c.breaker_open());
+        assert_eq!(metrics.cache_breaker_open.get(), 1);
+
+        // Between two probes nothing reaches the relay. A window during which a probe went out
+        // proves nothing and is tried again.
+        let mut clean = 0;
+        for _ in 0..20 {
+            let before = (relay.counts(), metrics.cache_breaker_probes.get());
+            let skipped = metrics.cache_breaker_skipped.get();
+            for _ in 0..50 {
+                assert_unavailable(c.get("k").await);
+            }
+            if metrics.cache_breaker_probes.get() == before.1 {
+                assert_eq!(
+                    relay.counts(),
+                    before.0,
+                    "a call reached Redis while the breaker was open"
+                );
+                assert_eq!(metrics.cache_breaker_skipped.get() - skipped, 50);
+                clean += 1;
+                break;
+            }
+        }
+        assert_eq!(clean, 1, "no window without a probe");
+
+        relay.set(RelayMode::Forward);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while c.ping().await.is_err() {
+            assert!(Instant::now() < deadline, "the breaker never closed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!c.breaker_open());
+        assert_eq!(metrics.cache_breaker_open.get(), 0);
+        assert!(metrics.cache_breaker_probes.get() >= 1);
+        assert_eq!(c.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    }
+
+    /// Opening the breaker ends subscriptions, even one whose own connection still answers: its
+    /// subscriber must stop trusting that it hears everything. While open, subscribing is refused
+    /// at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn opening_the_breaker_ends_subscriptions() {
+        use aurora_testkit::{Relay, RelayMode};
+        use connector_cache::BreakerConfig;
+        let relay = Relay::start(&redis_upstream(), RelayMode::Forward)
+            .await
+            .unwrap();
+        let prefix = aurora_testkit::unique_prefix("trip");
+        let c = RedisCache::connect(&relay.redis_url(), &prefix)
+            .unwrap()
+            .with_breaker(BreakerConfig {
+                failures: 3,
+                open_for: Duration::from_secs(600),
+                open_max: Duration::from_secs(600),
+            });
+        let direct = redis_with_prefix(&prefix);
+        // The subscription has its own connection; the pool has none yet.
+        let mut sub = c.subscribe("ch").await.unwrap();
+        // New connections are held from now on; the subscription's is still relayed.
+        relay.set(RelayMode::HoldNew);
+        direct.publish("ch", b"still heard").await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), sub.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, b"still heard");
+
+        let (a, b, d) = tokio::join!(c.get("k"), c.get("k"), c.get("k"));
+        for r in [a, b, d] {
+            assert_unavailable(r);
+        }
+        assert!(c.breaker_open());
+        let end = tokio::time::timeout(Duration::from_secs(5), async {
+            while sub.recv().await.is_some() {}
+        })
+        .await;
+        assert!(
+            end.is_ok(),
+            "the subscription outlived the breaker's opening"
+        );
+        let before = relay.counts();
+        assert_unavailable(c.subscribe("ch").await.map(drop));
+        assert_eq!(relay.counts(), before);
+    }
 }

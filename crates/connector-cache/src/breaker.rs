@@ -1,0 +1,497 @@
+//! The circuit breaker of the Redis cache: after a run of timeouts or connection errors, Redis calls
+//! answer `Unavailable` at once for a back-off period instead of each waiting for its timeout.
+//!
+//! - **Closed**: calls go through. Timeouts and connection errors in a row are counted; any answer
+//!   from Redis (an error reply included) resets the count. [`BreakerConfig::failures`] of them in a
+//!   row open the breaker.
+//! - **Open** for [`BreakerConfig::open_for`]: every call is skipped (answered at once, nothing sent).
+//! - **Half-open** when the period is over: the next call is the one probe, the others are still
+//!   skipped. An answer closes the breaker; a failure opens it again for twice the last period, at
+//!   most [`BreakerConfig::open_max`]. A probe that is dropped before it ends (its caller went away)
+//!   lets the next call probe instead.
+//!
+//! Calls admitted while closed that end after the breaker opened do not change it. The state machine
+//! takes the time as an argument ([`Breaker::admit_at`], [`Breaker::finish_at`]), so its tests run
+//! on a made-up clock.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use connector_core::{Metrics, Settings};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+/// Consecutive timeouts or connection errors that open the breaker (`0`: it never opens).
+pub const FAILURES_SETTING: &str = "AURORA_REDIS_BREAKER_FAILURES";
+/// The first open period, in milliseconds.
+pub const OPEN_MS_SETTING: &str = "AURORA_REDIS_BREAKER_OPEN_MS";
+/// The longest open period, in milliseconds (each failed probe doubles the period up to this).
+pub const OPEN_MAX_MS_SETTING: &str = "AURORA_REDIS_BREAKER_OPEN_MAX_MS";
+
+/// When the breaker opens and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Timeouts or connection errors in a row that open the breaker; `0` = it never opens.
+    pub failures: u32,
+    /// The first open period.
+    pub open_for: Duration,
+    /// The longest open period: each failed probe doubles the period, up to this.
+    pub open_max: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures: 3,
+            open_for: Duration::from_secs(5),
+            open_max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl BreakerConfig {
+    /// Read [`FAILURES_SETTING`], [`OPEN_MS_SETTING`] and [`OPEN_MAX_MS_SETTING`] (defaults: 3,
+    /// 5000, 30000).
+    pub fn from_settings(settings: &Settings) -> Result<Self, String> {
+        let d = Self::default();
+        let failures = settings.get_parsed(FAILURES_SETTING, d.failures)?;
+        let open_ms: u64 = settings.get_parsed(OPEN_MS_SETTING, millis(d.open_for))?;
+        let max_ms: u64 = settings.get_parsed(OPEN_MAX_MS_SETTING, millis(d.open_max))?;
+        if open_ms == 0 {
+            return Err(format!("{OPEN_MS_SETTING} must be at least 1"));
+        }
+        if max_ms < open_ms {
+            return Err(format!(
+                "{OPEN_MAX_MS_SETTING} must be at least {OPEN_MS_SETTING}"
+            ));
+        }
+        Ok(Self {
+            failures,
+            open_for: Duration::from_millis(open_ms),
+            open_max: Duration::from_millis(max_ms),
+        })
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// `failures`: timeouts or connection errors in a row so far.
+    Closed { failures: u32 },
+    /// Calls are skipped until `until`; `period` is how long this open period is.
+    Open { until: Instant, period: Duration },
+    /// The open period is over and one probe is under way.
+    Probing { period: Duration },
+}
+
+/// What the breaker lets a caller do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Closed: go ahead.
+    Call,
+    /// Half-open: go ahead; this call decides whether the breaker closes.
+    Probe,
+    /// Open: do not call Redis.
+    Skip,
+}
+
+/// How an admitted call ended, as far as the breaker is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Redis answered (an error reply counts: the server is there).
+    Answered,
+    /// A timeout or a connection error.
+    Failed,
+}
+
+/// A change of state that the caller reports (log, metrics, subscriptions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Closed → open, for this long.
+    Opened(Duration),
+    /// A probe failed: open again, for this long.
+    Reopened(Duration),
+    /// A probe was answered.
+    Closed,
+}
+
+/// The breaker of one Redis client (shared by its clones).
+pub struct Breaker {
+    config: BreakerConfig,
+    state: Mutex<State>,
+    /// Counts the times the breaker opened; subscriptions watch it and end when it moves.
+    trips: watch::Sender<u64>,
+    metrics: OnceLock<Arc<Metrics>>,
+}
+
+/// Leave to make one admitted call; hand it back with [`Permit::finish`]. A probe permit dropped
+/// unfinished (the caller was cancelled) lets the next call probe.
+#[must_use]
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
+    admission: Admission,
+    finished: bool,
+}
+
+impl Permit<'_> {
+    pub fn finish(mut self, outcome: Outcome) {
+        self.finished = true;
+        self.breaker.finish(self.admission, outcome);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.finished && self.admission == Admission::Probe {
+            self.breaker.abandon_probe_at(Instant::now());
+        }
+    }
+}
+
+impl Breaker {
+    pub fn new(config: BreakerConfig) -> Self {
+        Self {
+            config,
+            state: Mutex::new(State::Closed { failures: 0 }),
+            trips: watch::Sender::new(0),
+            metrics: OnceLock::new(),
+        }
+    }
+
+    pub fn config(&self) -> BreakerConfig {
+        self.config
+    }
+
+    /// Report to these metrics from now on (the gauge is set to the current state at once).
+    /// Only the first call counts.
+    pub fn report_to(&self, metrics: Arc<Metrics>) {
+        let open = self.is_open();
+        let m = self.metrics.get_or_init(|| metrics);
+        m.cache_breaker_open.set(i64::from(open));
+    }
+
+    /// Whether calls are being skipped or probed (open or half-open).
+    pub fn is_open(&self) -> bool {
+        !matches!(*self.state.lock(), State::Closed { .. })
+    }
+
+    /// A receiver that sees a change each time the breaker opens.
+    pub fn trips(&self) -> watch::Receiver<u64> {
+        self.trips.subscribe()
+    }
+
+    /// Ask to make one call now: a permit, or `None` when the call must be skipped.
+    pub fn admit(&self) -> Option<Permit<'_>> {
+        match self.admit_at(Instant::now()) {
+            Admission::Skip => {
+                if let Some(m) = self.metrics.get() {
+                    m.cache_breaker_skipped.inc();
+                }
+                None
+            }
+            admission => {
+                if admission == Admission::Probe {
+                    tracing::debug!("redis circuit breaker half-open: probing");
+                    if let Some(m) = self.metrics.get() {
+                        m.cache_breaker_probes.inc();
+                    }
+                }
+                Some(Permit {
+                    breaker: self,
+                    admission,
+                    finished: false,
+                })
+            }
+        }
+    }
+
+    fn finish(&self, admission: Admission, outcome: Outcome) {
+        if let Some(change) = self.finish_at(admission, outcome, Instant::now()) {
+            self.report(change);
+        }
+    }
+
+    /// The state machine's admission at `now`.
+    pub fn admit_at(&self, now: Instant) -> Admission {
+        let mut state = self.state.lock();
+        match *state {
+            State::Closed { .. } => Admission::Call,
+            State::Open { until, period } if now >= until => {
+                *state = State::Probing { period };
+                Admission::Probe
+            }
+            State::Open { .. } | State::Probing { .. } => Admission::Skip,
+        }
+    }
+
+    /// The state machine's step when a call admitted as `admission` ended with `outcome` at `now`.
+    pub fn finish_at(
+        &self,
+        admission: Admission,
+        outcome: Outcome,
+        now: Instant,
+    ) -> Option<Change> {
+        let mut state = self.state.lock();
+        match (*state, admission, outcome) {
+            (State::Closed { .. }, Admission::Call, Outcome::Answered) => {
+                *state = State::Closed { failures: 0 };
+                None
+            }
+            (State::Closed { failures }, Admission::Call, Outcome::Failed) => {
+                let failures = failures.saturating_add(1);
+                if self.config.failures > 0 && failures >= self.config.failures {
+                    let period = self.config.open_for;
+                    *state = State::Open {
+                        until: now + period,
+                        period,
+                    };
+                    Some(Change::Opened(period))
+                } else {
+                    *state = State::Closed { failures };
+                    None
+                }
+            }
+            (State::Probing { .. }, Admission::Probe, Outcome::Answered) => {
+                *state = State::Closed { failures: 0 };
+                Some(Change::Closed)
+            }
+            (State::Probing { period }, Admission::Probe, Outcome::Failed) => {
+                let period = period.saturating_mul(2).min(self.config.open_max);
+                *state = State::Open {
+                    until: now + period,
+                    period,
+                };
+                Some(Change::Reopened(period))
+            }
+            // A call admitted before the breaker opened, ending late: the open period stands.
+            _ => None,
+        }
+    }
+
+    /// The probe under way at `now` was dropped unfinished: the next call probes.
+    pub fn abandon_probe_at(&self, now: Instant) {
+        let mut state = self.state.lock();
+        if let State::Probing { period } = *state {
+            *state = State::Open { until: now, period };
+        }
+    }
+
+    fn report(&self, change: Change) {
+        let metrics = self.metrics.get();
+        match change {
+            Change::Opened(period) => {
+                tracing::warn!(
+                    failures = self.config.failures,
+                    open_ms = millis(period),
+                    "redis circuit breaker open: Redis calls answer unavailable at once until a \
+                     probe gets an answer"
+                );
+            }
+            Change::Reopened(period) => {
+                tracing::info!(
+                    open_ms = millis(period),
+                    "redis still not answering; circuit breaker open again"
+                );
+            }
+            Change::Closed => {
+                tracing::info!("redis answers again; circuit breaker closed");
+            }
+        }
+        // Read back rather than taken from `change`, so reports that cross leave the current state.
+        if let Some(m) = metrics {
+            m.cache_breaker_open.set(i64::from(self.is_open()));
+        }
+        if !matches!(change, Change::Closed) {
+            self.trips.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    fn breaker() -> Breaker {
+        Breaker::new(BreakerConfig::default())
+    }
+
+    /// `n` admitted calls that fail at `now`; the last change.
+    fn fail(b: &Breaker, n: u32, now: Instant) -> Option<Change> {
+        let mut last = None;
+        for _ in 0..n {
+            let a = b.admit_at(now);
+            assert_ne!(a, Admission::Skip);
+            last = b.finish_at(a, Outcome::Failed, now);
+        }
+        last
+    }
+
+    #[test]
+    fn opens_after_consecutive_failures_only() {
+        let b = breaker();
+        let t0 = Instant::now();
+        assert_eq!(fail(&b, 2, t0), None);
+        // An answer resets the run.
+        let a = b.admit_at(t0);
+        assert_eq!(b.finish_at(a, Outcome::Answered, t0), None);
+        assert_eq!(fail(&b, 2, t0), None);
+        assert!(!b.is_open());
+        assert_eq!(fail(&b, 1, t0), Some(Change::Opened(5 * SEC)));
+        assert!(b.is_open());
+    }
+
+    #[test]
+    fn open_skips_until_the_period_ends_then_one_probe() {
+        let b = breaker();
+        let t0 = Instant::now();
+        fail(&b, 3, t0);
+        assert_eq!(b.admit_at(t0), Admission::Skip);
+        assert_eq!(b.admit_at(t0 + 4 * SEC), Admission::Skip);
+        assert_eq!(b.admit_at(t0 + 5 * SEC), Admission::Probe);
+        // Only one probe at a time; the others are still skipped.
+        assert_eq!(b.admit_at(t0 + 5 * SEC), Admission::Skip);
+        assert_eq!(b.admit_at(t0 + 60 * SEC), Admission::Skip);
+        assert!(b.is_open());
+        assert_eq!(
+            b.finish_at(Admission::Probe, Outcome::Answered, t0 + 6 * SEC),
+            Some(Change::Closed)
+        );
+        assert!(!b.is_open());
+        assert_eq!(b.admit_at(t0 + 6 * SEC), Admission::Call);
+        // Closed again from zero: it takes the full run to open it again.
+        assert_eq!(fail(&b, 2, t0 + 7 * SEC), None);
+    }
+
+    #[test]
+    fn failed_probes_double_the_period_up_to_the_max() {
+        let b = breaker();
+        let mut now = Instant::now();
+        fail(&b, 3, now);
+        let mut periods = Vec::new();
+        let mut period = 5 * SEC;
+        for _ in 0..5 {
+            now += period;
+            assert_eq!(b.admit_at(now - Duration::from_millis(1)), Admission::Skip);
+            assert_eq!(b.admit_at(now), Admission::Probe);
+            match b.finish_at(Admission::Probe, Outcome::Failed, now) {
+                Some(Change::Reopened(p)) => period = p,
+                other => panic!("{other:?}"),
+            }
+            periods.push(period.as_secs());
+        }
+        assert_eq!(periods, [10, 20, 30, 30, 30]);
+        // A success closes it and the next opening starts from the first period again.
+        now += period;
+        assert_eq!(b.admit_at(now), Admission::Probe);
+        b.finish_at(Admission::Probe, Outcome::Answered, now);
+        assert_eq!(fail(&b, 3, now), Some(Change::Opened(5 * SEC)));
+    }
+
+    #[test]
+    fn late_calls_do_not_move_an_open_breaker() {
+        let b = breaker();
+        let t0 = Instant::now();
+        // Five calls admitted while closed; three fail and open it; the two others end later.
+        let admitted: Vec<_> = (0..5).map(|_| b.admit_at(t0)).collect();
+        for a in &admitted[..3] {
+            b.finish_at(*a, Outcome::Failed, t0 + SEC);
+        }
+        assert!(b.is_open());
+        assert_eq!(b.finish_at(admitted[3], Outcome::Answered, t0 + SEC), None);
+        assert_eq!(b.finish_at(admitted[4], Outcome::Failed, t0 + SEC), None);
+        // Still open until the period (from the opening) ends.
+        assert_eq!(b.admit_at(t0 + 5 * SEC), Admission::Skip);
+        assert_eq!(b.admit_at(t0 + 6 * SEC), Admission::Probe);
+    }
+
+    #[test]
+    fn an_abandoned_probe_lets_the_next_call_probe() {
+        let b = breaker();
+        let t0 = Instant::now();
+        fail(&b, 3, t0);
+        assert_eq!(b.admit_at(t0 + 5 * SEC), Admission::Probe);
+        b.abandon_probe_at(t0 + 5 * SEC);
+        assert_eq!(b.admit_at(t0 + 5 * SEC), Admission::Probe);
+        // Through the permit: dropped unfinished.
+        b.abandon_probe_at(t0);
+        {
+            let permit = b.admit().expect("the period is over: a probe");
+            assert_eq!(permit.admission, Admission::Probe);
+        }
+        let permit = b
+            .admit()
+            .expect("the dropped probe left the place to the next call");
+        permit.finish(Outcome::Answered);
+        assert!(!b.is_open());
+    }
+
+    #[test]
+    fn zero_failures_never_opens() {
+        let b = Breaker::new(BreakerConfig {
+            failures: 0,
+            ..BreakerConfig::default()
+        });
+        assert_eq!(fail(&b, 100, Instant::now()), None);
+        assert!(!b.is_open());
+    }
+
+    #[test]
+    fn metrics_and_trips_follow_the_state() {
+        let b = breaker();
+        let m = Arc::new(Metrics::new());
+        b.report_to(m.clone());
+        let mut trips = b.trips();
+        for _ in 0..3 {
+            b.admit().unwrap().finish(Outcome::Failed);
+        }
+        assert_eq!(m.cache_breaker_open.get(), 1);
+        assert!(
+            trips.has_changed().unwrap(),
+            "opening is signalled to subscriptions"
+        );
+        trips.mark_unchanged();
+        assert!(b.admit().is_none());
+        assert!(b.admit().is_none());
+        assert_eq!(m.cache_breaker_skipped.get(), 2);
+        assert_eq!(m.cache_breaker_probes.get(), 0);
+        // End the open period early (as the clock would) and probe.
+        *b.state.lock() = State::Open {
+            until: Instant::now(),
+            period: 5 * SEC,
+        };
+        b.admit().unwrap().finish(Outcome::Answered);
+        assert_eq!(m.cache_breaker_probes.get(), 1);
+        assert_eq!(m.cache_breaker_open.get(), 0);
+        assert!(!trips.has_changed().unwrap(), "closing is not a trip");
+    }
+
+    #[test]
+    fn settings_are_read_and_checked() {
+        let d = BreakerConfig::from_settings(&Settings::new()).unwrap();
+        assert_eq!(d, BreakerConfig::default());
+        let s = Settings::new()
+            .with(FAILURES_SETTING, "5")
+            .with(OPEN_MS_SETTING, "200")
+            .with(OPEN_MAX_MS_SETTING, "1000");
+        assert_eq!(
+            BreakerConfig::from_settings(&s).unwrap(),
+            BreakerConfig {
+                failures: 5,
+                open_for: Duration::from_millis(200),
+                open_max: SEC,
+            }
+        );
+        for (k, v) in [
+            (OPEN_MS_SETTING, "0"),
+            (OPEN_MAX_MS_SETTING, "10"),
+            (FAILURES_SETTING, "many"),
+        ] {
+            assert!(BreakerConfig::from_settings(&Settings::new().with(k, v)).is_err());
+        }
+    }
+}
