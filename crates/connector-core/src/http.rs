@@ -288,6 +288,13 @@ pub fn parse_optional_body<T: serde::de::DeserializeOwned>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
+    // serde reads a struct from an array too (`[]`, `["<uuid>"]` by field position): only an object
+    // (or `null`) is a body.
+    if !matches!(bytes.trim_ascii_start().first(), Some(b'{' | b'n')) {
+        return Err(ApiError::invalid_request(
+            "the body must be empty or a JSON object such as {\"connectionId\": \"<uuid>\"}",
+        ));
+    }
     serde_json::from_slice::<Option<T>>(bytes).map_err(|e| {
         let detail = match e.classify() {
             // Unknown fields, blank filters, wrong types: say which.
@@ -359,6 +366,26 @@ mod tests {
         assert!(parse_connection_id("abc").is_err());
         let id = ConnectionId::new();
         assert_eq!(parse_connection_id(&format!(" {id} ")).unwrap(), id);
+    }
+
+    #[test]
+    fn an_array_is_not_an_optional_body() {
+        // Found by schemathesis: `[]` was read as an empty object, and `["<id>"]` as a filter.
+        for body in [&b"[]"[..], b" [\"x\"]", b"\"x\"", b"1", b"true"] {
+            let e = parse_optional_body::<Filter>(body).unwrap_err();
+            assert_eq!(
+                e.code,
+                "invalid_request",
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let f = parse_optional_body::<Filter>(br#" {"connectionId":"x"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.id.as_deref(), Some("x"));
+        assert!(parse_optional_body::<Filter>(b"null").unwrap().is_none());
+        assert!(parse_optional_body::<Filter>(b"nul").is_err());
     }
 
     #[derive(Debug, serde::Deserialize)]
