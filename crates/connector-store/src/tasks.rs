@@ -12,15 +12,15 @@
 
 use chrono::{DateTime, Utc};
 use connector_core::error::StoreError;
-use connector_core::ids::{ConnectionId, ProviderId, UserId};
+use connector_core::ids::{ConnectionId, ConnectionStatus, ProviderId, UserId};
 use connector_core::store::{
-    NewSetupTask, SetupOutcome, SetupProgress, SetupState, SetupTaskRecord,
+    ConnectionRecord, NewSetupTask, SetupOutcome, SetupProgress, SetupState, SetupTaskRecord,
 };
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::error::{pool_error, DbResultExt};
-use crate::models::{now_db, to_db, to_json, SetupTaskRow};
+use crate::models::{now_db, to_db, to_json, ConnectionRow, SetupTaskRow};
 use crate::schema::setup_tasks::dsl as st;
 use crate::sql::{db_run, Pools, SqlStore, SqliteConn};
 
@@ -378,5 +378,38 @@ impl SqlStore {
             .db()
         })?;
         Ok(n as u64)
+    }
+
+    /// `Store::pending_without_live_task`: one statement, the live-task test a correlated
+    /// `NOT EXISTS`, so a page is never filled with connections that are only waiting for a task.
+    pub(crate) async fn pending_without_live_task_page(
+        &self,
+        provider: &ProviderId,
+        updated_before: DateTime<Utc>,
+        after: Option<ConnectionId>,
+        limit: i64,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        use crate::schema::user_connections::dsl as uc;
+        let before = to_db(updated_before);
+        let after = after.map(|c| c.0.to_string());
+        let rows: Vec<ConnectionRow> = db_run!(self, |conn| {
+            let live = st::setup_tasks
+                .filter(st::connection_id.eq(uc::id.nullable()))
+                .filter(st::state.eq_any(LIVE));
+            let mut q = uc::user_connections
+                .filter(uc::provider.eq(provider.as_str()))
+                .filter(uc::status.eq(ConnectionStatus::Pending.as_str()))
+                .filter(uc::updated_at.lt(before))
+                .filter(diesel::dsl::not(diesel::dsl::exists(live)))
+                .select(ConnectionRow::as_select())
+                .order(uc::id.asc())
+                .limit(limit.max(0))
+                .into_boxed();
+            if let Some(a) = &after {
+                q = q.filter(uc::id.gt(a));
+            }
+            q.load(conn).await.db()
+        })?;
+        rows.into_iter().map(ConnectionRow::into_record).collect()
     }
 }
