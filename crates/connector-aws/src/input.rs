@@ -328,7 +328,7 @@ pub struct DisconnectRequest {
         alias = "account_id",
         deserialize_with = "connector_core::http::non_blank"
     )]
-    #[schema(example = "123456789012")]
+    #[schema(example = "123456789012", pattern = r"^\s*[0-9]{12}\s*$")]
     pub account_id: Option<String>,
     /// Remove only this connection.
     #[serde(

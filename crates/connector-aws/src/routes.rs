@@ -350,7 +350,7 @@ fn account_view(c: &ConnectionRecord) -> AccountView {
     tag = "aws",
     params(
         ("X-User-ID" = String, Header, description = "The caller's user id"),
-        ("accountId" = Option<String>, Query, description = "Only this account (12 digits)"),
+        ("accountId" = Option<String>, Query, description = "Only this account (12 digits; blanks around them are ignored)", pattern = r"^\s*[0-9]{12}\s*$"),
     ),
     responses(
         (status = 200, description = "The caller's AWS accounts", body = AccountsResponse),
@@ -394,7 +394,7 @@ pub(crate) async fn get_credentials(
     params(
         ("X-User-ID" = String, Header, description = "The caller's user id"),
         ("connectionId" = Option<uuid::Uuid>, Query, description = "Remove only this connection (also accepted in the body)"),
-        ("accountId" = Option<String>, Query, description = "Remove only this account's connection (also accepted in the body)"),
+        ("accountId" = Option<String>, Query, description = "Remove only this account's connection (12 digits; also accepted in the body)", pattern = r"^\s*[0-9]{12}\s*$"),
     ),
     request_body(content = Option<DisconnectRequest>, description = "Optional; without an id every AWS connection of the caller is removed", content_type = "application/json"),
     responses(
