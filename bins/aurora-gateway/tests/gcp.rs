@@ -295,6 +295,10 @@ fn browser() -> reqwest::Client {
 struct Login {
     url: Url,
     state: String,
+    /// `name=value` of the browser-binding cookie the login answer set (none with the setting off).
+    cookie: Option<String>,
+    /// The whole `Set-Cookie` value, attributes included.
+    set_cookie: Option<String>,
 }
 
 async fn login(app: &TestApp, u: &str) -> Login {
@@ -306,6 +310,15 @@ async fn login(app: &TestApp, u: &str) -> Login {
         .await
         .unwrap();
     let status = resp.status();
+    let set_cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("aurora_gcp_state_"));
+    let cookie = set_cookie
+        .as_deref()
+        .map(|c| c.split(';').next().unwrap().to_owned());
     let body: Value = resp.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "success");
@@ -317,7 +330,12 @@ async fn login(app: &TestApp, u: &str) -> Login {
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned())
         .unwrap();
-    Login { url, state }
+    Login {
+        url,
+        state,
+        cookie,
+        set_cookie,
+    }
 }
 
 /// The browser at the consent screen: the authorization server redirects back with code and state.
@@ -338,20 +356,45 @@ async fn authorize(l: &Login) -> String {
     loc.query().unwrap().to_owned()
 }
 
-/// `GET /gcp/callback?{query}` as the browser (no X-User-ID); returns status and Location.
-async fn callback(app: &TestApp, query: &str) -> (u16, String) {
-    let resp = browser()
-        .get(app.url(&format!("/gcp/callback?{query}")))
-        .send()
-        .await
-        .unwrap();
+/// `GET /gcp/callback?{query}` as the browser that started login `l` (no X-User-ID, the login's
+/// cookie); returns status and Location.
+async fn callback(app: &TestApp, l: &Login, query: &str) -> (u16, String) {
+    callback_with(app, l.cookie.as_deref(), query).await
+}
+
+/// `GET /gcp/callback?{query}` as a browser holding `cookie` (`name=value`), if any.
+async fn callback_with(app: &TestApp, cookie: Option<&str>, query: &str) -> (u16, String) {
+    let (status, loc, _) = callback_full(app, cookie, query).await;
+    (status, loc)
+}
+
+/// As `callback_with`, plus the answer's `Set-Cookie` values, or its error body for a 4xx.
+async fn callback_full(
+    app: &TestApp,
+    cookie: Option<&str>,
+    query: &str,
+) -> (u16, String, Vec<String>) {
+    let mut req = browser().get(app.url(&format!("/gcp/callback?{query}")));
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let loc = resp
         .headers()
         .get("location")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    (status, loc)
+    let mut extra: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    if status >= 400 {
+        extra.push(resp.text().await.unwrap());
+    }
+    (status, loc, extra)
 }
 
 /// The task id of a successful callback's redirect.
@@ -493,6 +536,27 @@ async fn browser_flow_against_oauth2_mock_server(b: Backend) {
 
     // The authorization URL (§2).
     let l = login(&app, &u).await;
+    // The state is bound to this browser: a short-lived cookie for the callback only.
+    let set_cookie = l
+        .set_cookie
+        .as_deref()
+        .expect("the login answer sets the browser cookie");
+    for attr in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Path=/gcp/callback",
+        "Max-Age=600",
+    ] {
+        assert!(
+            set_cookie.split("; ").any(|a| a == attr),
+            "{attr} missing: {set_cookie}"
+        );
+    }
+    assert!(
+        !set_cookie.contains(&l.state),
+        "the cookie is not the state"
+    );
     let raw = l.url.as_str();
     assert!(raw.starts_with(&format!("{}/authorize?", oauth.url)));
     assert!(
@@ -528,7 +592,7 @@ async fn browser_flow_against_oauth2_mock_server(b: Backend) {
 
     // The callback needs no X-User-ID (open) and redirects to the frontend with the task.
     let started = Instant::now();
-    let (st, loc) = callback(&app, &query).await;
+    let (st, loc) = callback(&app, &l, &query).await;
     assert_eq!(st, 302, "{loc}");
     let task = pending_task(&loc);
     let list_now = connections(&app, &u).await;
@@ -787,6 +851,7 @@ async fn token_contract_and_invalid_grant(b: Backend) {
     let l = login(&app, &u).await;
     let (st, loc) = callback(
         &app,
+        &l,
         &format!("code=4%2F0Ab-test-code&state={}&scope=email", l.state),
     )
     .await;
@@ -937,8 +1002,9 @@ async fn state_forged_expired_replayed(b: Backend) {
     };
 
     // Forged.
-    let (st, _) = callback(
+    let (st, _) = callback_with(
         &app,
+        None,
         "code=abc&state=AAAAforgedAAAAforgedAAAAforgedAAAAforgedAAA",
     )
     .await;
@@ -981,10 +1047,10 @@ async fn state_forged_expired_replayed(b: Backend) {
 
     // Replayed: the first callback succeeds, the same one again is refused.
     let query = authorize(&l).await;
-    let (st, loc) = callback(&app, &query).await;
+    let (st, loc) = callback(&app, &l, &query).await;
     assert_eq!(st, 302, "{loc}");
     let task = pending_task(&loc);
-    expect_400(callback(&app, &query).await, "replayed");
+    expect_400(callback(&app, &l, &query).await, "replayed");
     // Also as a form post.
     let resp = browser()
         .post(app.url("/gcp/callback"))
@@ -1027,7 +1093,7 @@ async fn state_forged_expired_replayed(b: Backend) {
     rec.expires_at = now - chrono::Duration::minutes(10);
     app.platform.store.put_oauth_state(rec).await.unwrap();
     let query = authorize(&l).await;
-    expect_400(callback(&app, &query).await, "expired");
+    expect_400(callback(&app, &l, &query).await, "expired");
     assert!(
         app.platform
             .store
@@ -1065,18 +1131,23 @@ async fn refused_exchange_and_declined_consent(b: Backend) {
         .find(|(k, _)| k == "code")
         .unwrap()
         .1;
-    let (st, loc) = callback(&app, &format!("code={code_a}&state={}", b_login.state)).await;
+    let (st, loc) = callback(
+        &app,
+        &b_login,
+        &format!("code={code_a}&state={}", b_login.state),
+    )
+    .await;
     assert_eq!(st, 302);
     assert_eq!(loc, format!("{FRONTEND}/chat?login=gcp_failed"));
     assert!(connections(&app, &u).await.is_empty());
 
     // The user declines at the consent screen.
     let c = login(&app, &u).await;
-    let (st, loc) = callback(&app, &format!("error=access_denied&state={}", c.state)).await;
+    let (st, loc) = callback(&app, &c, &format!("error=access_denied&state={}", c.state)).await;
     assert_eq!(st, 302);
     assert_eq!(loc, format!("{FRONTEND}/chat?login=gcp_failed"));
     // Its state is used up.
-    let (st, _) = callback(&app, &format!("code=x&state={}", c.state)).await;
+    let (st, _) = callback(&app, &c, &format!("code=x&state={}", c.state)).await;
     assert_eq!(st, 400);
     assert!(connections(&app, &u).await.is_empty());
     assert!(app
@@ -1086,6 +1157,135 @@ async fn refused_exchange_and_declined_consent(b: Backend) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Login CSRF (RFC 9700 §4.7): user A obtains a login link and someone else's browser completes the
+/// consent. That browser lacks A's cookie (or holds another login's): the callback is refused, stores
+/// nothing and leaves A's state usable; A's own browser then completes it, and the cookie is cleared.
+async fn state_cookie_binds_the_login_to_its_browser(b: Backend) {
+    let oauth = oauth_peer().await;
+    let api = MockServer::start().await;
+    mount_google(&api, &projects(1, true), 10).await;
+    let app = TestApp::spawn_with(b, options(gcp_settings(&oauth.url, &api.uri()))).await;
+    let a = user();
+    let la = login(&app, &a).await;
+    let cookie_a = la
+        .cookie
+        .clone()
+        .expect("the login sets the browser cookie");
+    let (name_a, value_a) = cookie_a.split_once('=').unwrap();
+    // Another browser (another user's login) has its own cookie.
+    let v = user();
+    let lv = login(&app, &v).await;
+    let cookie_v = lv.cookie.clone().unwrap();
+    let (name_v, value_v) = cookie_v.split_once('=').unwrap();
+    assert_ne!(name_a, name_v, "one cookie name per login");
+    assert_ne!(value_a, value_v);
+
+    // The victim's browser completes the consent on A's link.
+    let query = authorize(&la).await;
+    let refused = |(st, _, extra): (u16, String, Vec<String>), needle: &str, what: &str| {
+        assert_eq!(st, 400, "{what}: {extra:?}");
+        let body: Value = serde_json::from_str(extra.last().unwrap()).unwrap();
+        assert_eq!(body["code"], "invalid_state", "{what}: {body}");
+        let msg = body["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{what}: {msg}");
+        assert!(
+            !extra.iter().any(|c| c.starts_with("aurora_gcp_state_")),
+            "{what}: a refusal does not touch the cookie"
+        );
+    };
+    // No cookie at all.
+    refused(
+        callback_full(&app, None, &query).await,
+        "did not bring the sign-in cookie",
+        "no cookie",
+    );
+    // Only the cookie of its own login (another name).
+    refused(
+        callback_full(&app, Some(&cookie_v), &query).await,
+        "did not bring the sign-in cookie",
+        "another login's cookie",
+    );
+    // A cookie of A's name holding another browser's value, among unrelated cookies.
+    let forged = format!("theme=dark; {name_a}={value_v}; other=1");
+    refused(
+        callback_full(&app, Some(&forged), &query).await,
+        "started in another browser",
+        "another browser's value",
+    );
+    // A declined consent without the cookie cannot use A's state up either.
+    refused(
+        callback_full(
+            &app,
+            None,
+            &format!("error=access_denied&state={}", la.state),
+        )
+        .await,
+        "did not bring the sign-in cookie",
+        "declined without the cookie",
+    );
+    assert!(
+        connections(&app, &a).await.is_empty(),
+        "nothing was connected"
+    );
+    assert!(app
+        .platform
+        .secrets
+        .list(&gcp_folder(&a))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A's own browser (its cookie among others) completes the same consent: the state was kept.
+    let (st, loc, cookies) = callback_full(
+        &app,
+        Some(&format!("theme=dark; {cookie_v}; {cookie_a}")),
+        &query,
+    )
+    .await;
+    assert_eq!(st, 302, "{loc} {cookies:?}");
+    let task = pending_task(&loc);
+    let cleared = cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name_a}=;")))
+        .expect("the used cookie is cleared");
+    assert!(cleared.contains("Max-Age=0") && cleared.contains("Path=/gcp/callback"));
+    let done = poll(&app, &a, &task, complete).await;
+    assert_eq!(done["state"], "SUCCESS", "{done}");
+    assert_eq!(connections(&app, &a).await.len(), 1);
+    // The cookie is single use with its state.
+    let (st, _) = callback(&app, &la, &query).await;
+    assert_eq!(st, 400);
+    assert_not_leaked(&app, &[value_a, value_v, &la.state]).await;
+}
+
+/// `AURORA_GCP_STATE_COOKIE=off` (a proxy that drops the cookie): no cookie is set, none is
+/// required, and the gateway warns about it at start.
+async fn state_cookie_off_accepts_a_callback_without_it(b: Backend) {
+    let oauth = oauth_peer().await;
+    let api = MockServer::start().await;
+    mount_google(&api, &projects(1, true), 10).await;
+    let app = TestApp::spawn_with(
+        b,
+        options(with(
+            gcp_settings(&oauth.url, &api.uri()),
+            &[("AURORA_GCP_STATE_COOKIE", "off")],
+        )),
+    )
+    .await;
+    assert!(
+        common::captured_logs().contains("AURORA_GCP_STATE_COOKIE=off"),
+        "the gateway warns at start"
+    );
+    let u = user();
+    let l = login(&app, &u).await;
+    assert!(l.set_cookie.is_none(), "no cookie with the setting off");
+    let (st, loc, cookies) = callback_full(&app, None, &authorize(&l).await).await;
+    assert_eq!(st, 302, "{loc}");
+    assert!(cookies.is_empty(), "{cookies:?}");
+    let done = poll(&app, &u, &pending_task(&loc), complete).await;
+    assert_eq!(done["state"], "SUCCESS", "{done}");
 }
 
 /// The gateway is stopped in the middle of step 3; a second gateway on the same database and secret
@@ -1109,7 +1309,7 @@ async fn setup_killed_half_way_finishes_after_restart(b: Backend) {
     .await;
     let u = user();
     let l = login(&first, &u).await;
-    let (st, loc) = callback(&first, &authorize(&l).await).await;
+    let (st, loc) = callback(&first, &l, &authorize(&l).await).await;
     assert_eq!(st, 302);
     let task = pending_task(&loc);
     let mid = poll(&first, &u, &task, |s| {
@@ -1182,7 +1382,7 @@ async fn needs_selection_then_post_auth_retry(b: Backend) {
     let app = TestApp::spawn_with(b, options(gcp_settings(&oauth.url, &api.uri()))).await;
     let u = user();
     let l = login(&app, &u).await;
-    let (_, loc) = callback(&app, &authorize(&l).await).await;
+    let (_, loc) = callback(&app, &l, &authorize(&l).await).await;
     let task = pending_task(&loc);
     let s = poll(&app, &u, &task, complete).await;
     assert_eq!(s["state"], "SUCCESS", "{s}");
@@ -1288,7 +1488,7 @@ async fn setup_failure_is_reported_as_failure(b: Backend) {
     let app = TestApp::spawn_with(b, options(gcp_settings(&oauth.url, &api.uri()))).await;
     let u = user();
     let l = login(&app, &u).await;
-    let (_, loc) = callback(&app, &authorize(&l).await).await;
+    let (_, loc) = callback(&app, &l, &authorize(&l).await).await;
     let task = pending_task(&loc);
     let s = poll(&app, &u, &task, complete).await;
     assert_eq!(s["state"], "FAILURE", "{s}");
@@ -1322,7 +1522,7 @@ async fn setup_failure_is_reported_as_failure(b: Backend) {
     .await;
     let u = user();
     let l = login(&app, &u).await;
-    let (_, loc) = callback(&app, &authorize(&l).await).await;
+    let (_, loc) = callback(&app, &l, &authorize(&l).await).await;
     let task = pending_task(&loc);
     let s = poll(&app, &u, &task, complete).await;
     assert_eq!(s["state"], "FAILURE", "{s}");
@@ -1345,7 +1545,7 @@ async fn isolation_other_users_task_is_404(b: Backend) {
     let app = TestApp::spawn_with(b, options(gcp_settings(&oauth.url, &api.uri()))).await;
     let (alice, bob) = (user(), user());
     let l = login(&app, &alice).await;
-    let (_, loc) = callback(&app, &authorize(&l).await).await;
+    let (_, loc) = callback(&app, &l, &authorize(&l).await).await;
     let task = pending_task(&loc);
     poll(&app, &alice, &task, complete).await;
 
@@ -1395,7 +1595,7 @@ async fn force_disconnect_cancels_a_running_setup(b: Backend) {
     let app = TestApp::spawn_with(b, options(gcp_settings(&oauth.uri(), &api.uri()))).await;
     let u = user();
     let l = login(&app, &u).await;
-    let (_, loc) = callback(&app, &format!("code=c0de&state={}", l.state)).await;
+    let (_, loc) = callback(&app, &l, &format!("code=c0de&state={}", l.state)).await;
     let task = pending_task(&loc);
     poll(&app, &u, &task, |s| s["step"] == 3).await;
     let orphan = gcp_folder(&u)
@@ -1509,6 +1709,8 @@ both_backends!(
     token_contract_and_invalid_grant,
     state_forged_expired_replayed,
     refused_exchange_and_declined_consent,
+    state_cookie_binds_the_login_to_its_browser,
+    state_cookie_off_accepts_a_callback_without_it,
     setup_killed_half_way_finishes_after_restart,
     needs_selection_then_post_auth_retry,
     setup_failure_is_reported_as_failure,

@@ -26,6 +26,8 @@ pub const IAM_RETRIES: &str = "AURORA_GCP_IAM_RETRIES";
 pub const IAM_RETRY_DELAY_MS: &str = "AURORA_GCP_IAM_RETRY_DELAY_MS";
 pub const OPERATION_POLL_MS: &str = "AURORA_GCP_OPERATION_POLL_MS";
 pub const OPERATION_MAX_POLLS: &str = "AURORA_GCP_OPERATION_MAX_POLLS";
+pub const STATE_COOKIE: &str = "AURORA_GCP_STATE_COOKIE";
+pub const STATE_COOKIE_DOMAIN: &str = "AURORA_GCP_STATE_COOKIE_DOMAIN";
 
 pub const DEFAULT_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
@@ -84,6 +86,99 @@ pub struct WorkerConfig {
     pub operation_max_polls: u32,
 }
 
+/// The cookie that binds a login's `state` to the browser that asked for it (login CSRF, RFC 9700
+/// §4.7): set on the login answer, required by the callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCookie {
+    /// `AURORA_GCP_STATE_COOKIE=required` (the default); `off` neither sets nor checks it.
+    pub required: bool,
+    /// `Secure`, unless the redirect URI is plain `http` on a loopback host (local development).
+    pub secure: bool,
+    /// `Path`: the redirect URI's path (the callback as the browser reaches it).
+    pub path: String,
+    /// `Domain` (`AURORA_GCP_STATE_COOKIE_DOMAIN`); without it the cookie is host-only.
+    pub domain: Option<String>,
+}
+
+impl StateCookie {
+    fn from_settings(s: &Settings, redirect_uri: &str) -> Result<Self, String> {
+        let required = match s.get(STATE_COOKIE).map(|v| v.trim().to_ascii_lowercase()) {
+            None => true,
+            Some(v) if v == "required" => true,
+            Some(v) if v == "off" => false,
+            Some(_) => return Err(format!("{STATE_COOKIE} must be `required` or `off`")),
+        };
+        let url =
+            Url::parse(redirect_uri).map_err(|e| format!("the redirect URI is invalid ({e})"))?;
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        let path = url.path().to_owned();
+        if !path.starts_with('/')
+            || !path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        {
+            return Err(format!(
+                "the redirect URI's path cannot be a cookie path ({STATE_COOKIE}=off to go without the cookie)"
+            ));
+        }
+        let domain = match s.get(STATE_COOKIE_DOMAIN).map(str::trim) {
+            None | Some("") => None,
+            Some(d) => {
+                let d = d.trim_start_matches('.').to_ascii_lowercase();
+                let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+                let syntax = !d.is_empty()
+                    && d.len() <= 253
+                    && d.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+                if !syntax {
+                    return Err(format!("{STATE_COOKIE_DOMAIN} must be a domain name"));
+                }
+                if host != d && !host.ends_with(&format!(".{d}")) {
+                    return Err(format!(
+                        "{STATE_COOKIE_DOMAIN} must be the redirect URI's host ({host}) or a parent \
+                         domain of it, else the browser never sends the cookie to the callback"
+                    ));
+                }
+                Some(d)
+            }
+        };
+        Ok(Self {
+            required,
+            secure: !(url.scheme() == "http" && loopback),
+            path,
+            domain,
+        })
+    }
+
+    fn attributes(&self, max_age_secs: u64) -> String {
+        let mut out = format!("Max-Age={max_age_secs}; Path={}", self.path);
+        if let Some(d) = &self.domain {
+            out.push_str("; Domain=");
+            out.push_str(d);
+        }
+        out.push_str("; HttpOnly; SameSite=Lax");
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        out
+    }
+
+    /// The `Set-Cookie` value that hands `value` to the browser for `max_age`.
+    pub fn set_cookie(&self, name: &str, value: &str, max_age: Duration) -> String {
+        format!("{name}={value}; {}", self.attributes(max_age.as_secs()))
+    }
+
+    /// The `Set-Cookie` value that removes the cookie `name`.
+    pub fn clear_cookie(&self, name: &str) -> String {
+        format!("{name}=; {}", self.attributes(0))
+    }
+}
+
 /// Every setting of the plugin, checked.
 #[derive(Debug, Clone)]
 pub struct GcpConfig {
@@ -104,6 +199,7 @@ pub struct GcpConfig {
     pub required_apis: Vec<String>,
     pub timeout: Duration,
     pub worker: WorkerConfig,
+    pub state_cookie: StateCookie,
 }
 
 /// Check an endpoint URL: `http` or `https`, a host, no fragment, no credentials. A query is allowed
@@ -236,6 +332,8 @@ impl GcpConfig {
             )?),
             operation_max_polls: ranged(s, OPERATION_MAX_POLLS, 30u32, 1, 1000)?,
         };
+        let redirect_uri = format!("{public}/gcp/callback");
+        let state_cookie = StateCookie::from_settings(s, &redirect_uri)?;
         Ok(Self {
             client,
             auth_url: endpoint(s, AUTH_URL, DEFAULT_AUTH_URL)?,
@@ -243,12 +341,13 @@ impl GcpConfig {
             revoke_url: endpoint(s, REVOKE_URL, DEFAULT_REVOKE_URL)?,
             userinfo_url: endpoint(s, USERINFO_URL, DEFAULT_USERINFO_URL)?,
             api_base,
-            redirect_uri: format!("{public}/gcp/callback"),
+            redirect_uri,
             frontend_url: frontend,
             max_auto_projects: ranged(s, MAX_AUTO_PROJECTS, 5usize, 1, 1000)?,
             required_apis,
             timeout: Duration::from_secs(ranged(s, TIMEOUT_SECS, 20u64, 1, 300)?),
             worker,
+            state_cookie,
         })
     }
 
@@ -299,6 +398,69 @@ mod tests {
         assert_eq!(c.required_apis.len(), DEFAULT_REQUIRED_APIS.len());
         assert_eq!(c.worker.lease, Duration::from_secs(60));
         assert_eq!(c.worker.poll, Duration::from_millis(500));
+        // http on loopback: no Secure (a local browser would not keep it otherwise).
+        assert_eq!(
+            c.state_cookie,
+            StateCookie {
+                required: true,
+                secure: false,
+                path: "/gcp/callback".into(),
+                domain: None
+            }
+        );
+    }
+
+    #[test]
+    fn state_cookie_settings() {
+        let cookie = |pairs: &[(&str, &str)]| {
+            let mut s = Settings::new();
+            for (k, v) in pairs {
+                s.set(*k, *v);
+            }
+            GcpConfig::from_settings(&s).map(|c| c.state_cookie)
+        };
+        let c = cookie(&[("AURORA_PUBLIC_URL", "https://api.aurora.example/base")]).unwrap();
+        assert!(c.required && c.secure);
+        assert_eq!(c.path, "/base/gcp/callback");
+        assert_eq!(
+            c.set_cookie("n", "v", Duration::from_secs(600)),
+            "n=v; Max-Age=600; Path=/base/gcp/callback; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert_eq!(
+            c.clear_cookie("n"),
+            "n=; Max-Age=0; Path=/base/gcp/callback; HttpOnly; SameSite=Lax; Secure"
+        );
+        // Plain http elsewhere than loopback still gets Secure (browsers then drop it: use https).
+        for public in ["http://aurora.internal:8080", "http://10.0.0.5"] {
+            assert!(cookie(&[("AURORA_PUBLIC_URL", public)]).unwrap().secure);
+        }
+        for public in [
+            "http://localhost:3000",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+        ] {
+            assert!(!cookie(&[("AURORA_PUBLIC_URL", public)]).unwrap().secure);
+        }
+        let c = cookie(&[
+            ("AURORA_PUBLIC_URL", "https://api.aurora.example"),
+            (STATE_COOKIE, " OFF "),
+            (STATE_COOKIE_DOMAIN, ".Aurora.Example"),
+        ])
+        .unwrap();
+        assert!(!c.required);
+        assert_eq!(c.domain.as_deref(), Some("aurora.example"));
+        assert!(c
+            .set_cookie("n", "v", Duration::from_secs(1))
+            .contains("; Domain=aurora.example;"));
+        for (k, v) in [
+            (STATE_COOKIE, "maybe"),
+            (STATE_COOKIE_DOMAIN, "other.example"),
+            (STATE_COOKIE_DOMAIN, "bad domain"),
+        ] {
+            let e =
+                cookie(&[("AURORA_PUBLIC_URL", "https://api.aurora.example"), (k, v)]).unwrap_err();
+            assert!(e.contains(k), "{e}");
+        }
     }
 
     #[test]

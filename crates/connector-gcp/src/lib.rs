@@ -160,6 +160,12 @@ impl GcpConnector {
             tracing::info!(
                 "AURORA_GCP_CLIENT_ID / AURORA_GCP_CLIENT_SECRET unset: the GCP routes answer 503"
             );
+        } else if !cfg.state_cookie.required {
+            tracing::warn!(
+                "AURORA_GCP_STATE_COOKIE=off: a Google sign-in is not bound to the browser that \
+                 started it, so whoever completes the consent on a login link that a user obtained \
+                 connects their Google account to that user's (login CSRF, RFC 9700 §4.7)"
+            );
         }
         Ok(Self {
             platform: p.clone(),

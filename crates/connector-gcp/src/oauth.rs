@@ -44,6 +44,72 @@ pub fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
 
+/// The name of the cookie that binds the login of `state` to its browser: one name per login (a
+/// prefix of the state's hash, which is not secret), so two sign-ins started in one browser do not
+/// overwrite each other's cookie.
+pub fn browser_cookie_name(state: &str) -> String {
+    format!("aurora_gcp_state_{}", &state_hash(state)[..16])
+}
+
+/// Equality of two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(u8::from(a.len() != b.len()), |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// What a login's state row keeps sealed (the store sees only ciphertext): the PKCE verifier and,
+/// when the login is bound to its browser, the SHA-256 (hex) of the browser cookie's value.
+pub struct SealedLogin {
+    pub verifier: Zeroizing<String>,
+    pub browser_hash: Option<String>,
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct SealedDoc<'a> {
+    #[serde(borrow)]
+    v: std::borrow::Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    b: Option<String>,
+}
+
+impl SealedLogin {
+    /// The plaintext to seal: `{"v":verifier,"b":hash}`.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let doc = SealedDoc {
+            v: std::borrow::Cow::Borrowed(self.verifier.as_str()),
+            b: self.browser_hash.clone(),
+        };
+        Zeroizing::new(serde_json::to_vec(&doc).unwrap_or_default())
+    }
+
+    /// The opened plaintext. A login stored before the browser binding existed holds the bare
+    /// verifier (never starting with `{`): it is bound to no browser.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.first() != Some(&b'{') {
+            let v = std::str::from_utf8(bytes).ok()?;
+            return (!v.is_empty()).then(|| Self {
+                verifier: Zeroizing::new(v.to_owned()),
+                browser_hash: None,
+            });
+        }
+        let doc: SealedDoc<'_> = serde_json::from_slice(bytes).ok()?;
+        Some(Self {
+            verifier: Zeroizing::new(doc.v.into_owned()),
+            browser_hash: doc.b,
+        })
+    }
+
+    /// Whether `cookie` (a value the request carried) is the one this login's browser was given.
+    pub fn browser_matches(&self, cookie: &str) -> bool {
+        self.browser_hash
+            .as_deref()
+            .is_some_and(|h| constant_time_eq(state_hash(cookie).as_bytes(), h.as_bytes()))
+    }
+}
+
 /// The authorization URL of §2. Every query value is form-urlencoded (so `redirect_uri`'s `:` and
 /// `/` are encoded); a query already in `AURORA_GCP_AUTH_URL` is kept.
 pub fn authorization_url(cfg: &GcpConfig, client_id: &str, state: &str, challenge: &str) -> String {
@@ -540,6 +606,49 @@ mod tests {
         assert!(url.contains("prompt=consent"));
         assert!(url.contains("code_challenge=chal&code_challenge_method=S256"));
         assert!(url.ends_with("state=st-ate"));
+    }
+
+    #[test]
+    fn sealed_login_round_trip_and_browser_binding() {
+        let cookie = random_token();
+        let l = SealedLogin {
+            verifier: random_token(),
+            browser_hash: Some(state_hash(&cookie)),
+        };
+        let back = SealedLogin::from_bytes(&l.to_bytes()).unwrap();
+        assert_eq!(*back.verifier, *l.verifier);
+        assert!(back.browser_matches(&cookie));
+        assert!(
+            !back.browser_matches(&random_token()),
+            "another browser's cookie"
+        );
+        assert!(!back.browser_matches(""));
+        // Unbound (the setting off) and the older format (the bare verifier): no cookie matches.
+        let unbound = SealedLogin {
+            verifier: random_token(),
+            browser_hash: None,
+        };
+        let back = SealedLogin::from_bytes(&unbound.to_bytes()).unwrap();
+        assert!(back.browser_hash.is_none() && !back.browser_matches(&cookie));
+        let legacy =
+            SealedLogin::from_bytes(b"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
+        assert_eq!(
+            *legacy.verifier,
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        );
+        assert!(legacy.browser_hash.is_none());
+        assert!(SealedLogin::from_bytes(b"").is_none());
+        assert!(SealedLogin::from_bytes(b"{not json").is_none());
+        // One cookie name per login, not revealing the state.
+        let st = random_token();
+        let name = browser_cookie_name(&st);
+        assert!(name.starts_with("aurora_gcp_state_") && name.len() == 33);
+        assert_ne!(name, browser_cookie_name(&random_token()));
+        assert!(!name.contains(st.as_str()));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
     }
 
     #[test]

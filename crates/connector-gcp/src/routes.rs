@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use actix_web::http::header::{CACHE_CONTROL, LOCATION};
+use actix_web::http::header::{HeaderValue, CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use connector_core::error::ErrorBody;
@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use zeroize::Zeroizing;
 
-use crate::oauth::{authorization_url, pkce_challenge, random_token, state_hash, STATE_TTL};
+use crate::oauth::{
+    authorization_url, browser_cookie_name, pkce_challenge, random_token, state_hash, SealedLogin,
+    STATE_TTL,
+};
 use crate::setup::{self, Checkpoint};
 use crate::{GcpConnector, StoredSecret};
 
@@ -188,7 +191,8 @@ fn redirect(to: &str) -> HttpResponse {
     params(("X-User-ID" = String, Header, description = "The caller's user id")),
     request_body(content = Option<LoginRequest>, content_type = "application/json"),
     responses(
-        (status = 200, description = "The authorization URL (PKCE S256, single-use state valid 10 minutes)", body = LoginResponse),
+        (status = 200, description = "The authorization URL (PKCE S256, single-use state valid 10 minutes)", body = LoginResponse,
+            headers(("Set-Cookie" = String, description = "With `AURORA_GCP_STATE_COOKIE=required` (the default): `aurora_gcp_state_…`, HttpOnly, SameSite=Lax, Path = the callback's, Max-Age = the state's lifetime. The browser must bring it to the callback (a frontend that proxies this call must pass it on)"))),
         (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
         (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
         (status = 503, description = "Google Cloud is not configured (`not_configured`), or the database or secret store is down", body = ErrorBody),
@@ -206,16 +210,22 @@ pub(crate) async fn login(
     let verifier = random_token();
     let challenge = pkce_challenge(&verifier);
     let hash = state_hash(&state);
+    let cfg = connector.config();
+    // The browser binding (login CSRF): a random value for this browser's cookie; only its hash is
+    // kept, sealed with the verifier.
+    let browser = cfg.state_cookie.required.then(random_token);
+    let plaintext = SealedLogin {
+        verifier: verifier.clone(),
+        browser_hash: browser.as_ref().map(|b| state_hash(b)),
+    }
+    .to_bytes();
     let key = connector.state_key(false).await?;
-    let sealed = key
-        .seal(verifier.as_bytes(), hash.as_bytes())
-        .map_err(|_| {
-            tracing::error!("could not seal a PKCE verifier");
-            ApiError::internal()
-        })?;
+    let sealed = key.seal(&plaintext, hash.as_bytes()).map_err(|_| {
+        tracing::error!("could not seal a PKCE verifier");
+        ApiError::internal()
+    })?;
     let now = Utc::now();
     let expires_at = now + chrono::Duration::from_std(STATE_TTL).unwrap_or_default();
-    let cfg = connector.config();
     connector
         .platform
         .store
@@ -230,13 +240,20 @@ pub(crate) async fn login(
         })
         .await?;
     let login_url = authorization_url(cfg, &client.client_id, &state, &challenge);
-    Ok(HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .json(LoginResponse {
-            status: "success",
-            login_url,
-            expires_at,
-        }))
+    let mut answer = HttpResponse::Ok();
+    answer.insert_header((CACHE_CONTROL, "no-store"));
+    if let Some(b) = &browser {
+        answer.append_header((
+            SET_COOKIE,
+            cfg.state_cookie
+                .set_cookie(&browser_cookie_name(&state), b, STATE_TTL),
+        ));
+    }
+    Ok(answer.json(LoginResponse {
+        status: "success",
+        login_url,
+        expires_at,
+    }))
 }
 
 /// Google's redirect after the consent screen (open: no `X-User-ID`; the state names the user).
@@ -247,7 +264,7 @@ pub(crate) async fn login(
     params(CallbackParams),
     responses(
         (status = 302, description = "To `{AURORA_FRONTEND_URL}/chat?login=gcp_setup_pending&task_id=…` on success, or `?login=gcp_failed` when Google refused the exchange or the user declined"),
-        (status = 400, description = "Unknown, expired or already used state (`invalid_state`), or no code (`invalid_request`); nothing is stored", body = ErrorBody),
+        (status = 400, description = "Unknown, expired or already used state, or (with `AURORA_GCP_STATE_COOKIE=required`) a request without the login's browser cookie or with another browser's (`invalid_state`; the state is not used up), or no code (`invalid_request`); nothing is stored", body = ErrorBody),
         (status = 503, description = "Google Cloud is not configured, or a backend is down", body = ErrorBody),
     )
 )]
@@ -258,7 +275,7 @@ pub(crate) async fn callback_get(
     let params = web::Query::<CallbackParams>::from_query(req.query_string())
         .map_err(|_| ApiError::invalid_request("the query string is malformed"))?
         .into_inner();
-    complete_login(&connector, params).await
+    complete_login(&connector, params, &req).await
 }
 
 /// The callback as a form post (`response_mode=form_post`); the form's fields win over the query's.
@@ -290,7 +307,7 @@ pub(crate) async fn callback_post(
             _ => {}
         }
     }
-    complete_login(&connector, params).await
+    complete_login(&connector, params, &req).await
 }
 
 fn non_empty(v: Option<String>) -> Option<Zeroizing<String>> {
@@ -298,9 +315,39 @@ fn non_empty(v: Option<String>) -> Option<Zeroizing<String>> {
         .filter(|s| !s.is_empty())
 }
 
+/// Every value of the cookie `name` in the request (all `Cookie` headers).
+fn cookie_values<'a>(req: &'a HttpRequest, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    req.headers()
+        .get_all(COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(move |pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        })
+}
+
+/// Open a state row's sealed login with the shared key (reloaded once: another replica may have
+/// created it).
+async fn open_login(
+    connector: &GcpConnector,
+    record: &OAuthStateRecord,
+) -> Result<Option<SealedLogin>, ApiError> {
+    for reload in [false, true] {
+        let key = connector.state_key(reload).await?;
+        if let Ok(v) = key.open(&record.sealed_verifier, record.state_hash.as_bytes()) {
+            let v = Zeroizing::new(v);
+            return Ok(SealedLogin::from_bytes(&v));
+        }
+    }
+    tracing::error!("a PKCE verifier could not be opened (the state key changed?)");
+    Ok(None)
+}
+
 async fn complete_login(
     connector: &GcpConnector,
     params: CallbackParams,
+    req: &HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let client = connector.client()?;
     let cfg = connector.config();
@@ -316,42 +363,80 @@ async fn complete_login(
         .ok_or_else(|| ApiError::invalid_state("the state parameter is missing"))?;
     let hash = state_hash(&state);
     let now = Utc::now();
-    if let Some(err) = params.error {
+    let declined = params.error;
+    let code = match declined {
+        Some(_) => None,
+        None => Some(
+            non_empty(params.code)
+                .filter(|c| c.len() <= MAX_PARAM_LEN)
+                .ok_or_else(|| ApiError::invalid_request("the code parameter is missing"))?,
+        ),
+    };
+
+    // Read the state without using it up, and check that this browser is the one that started the
+    // login (login CSRF, RFC 9700 §4.7): a request without the login's cookie, or with another
+    // browser's, is refused and leaves the state for the browser that holds the cookie.
+    let Some(peeked) = store
+        .peek_oauth_state(&hash, now)
+        .await?
+        .filter(|r| r.provider == connector.provider)
+    else {
+        // Unknown, expired or used: an expired row is removed on the way.
+        store.take_oauth_state(&hash, now).await?;
+        return Err(bad_state());
+    };
+    let sealed = open_login(connector, &peeked)
+        .await?
+        .ok_or_else(bad_state)?;
+    let cookie_name = browser_cookie_name(&state);
+    if cfg.state_cookie.required {
+        let mut values = cookie_values(req, &cookie_name).peekable();
+        if values.peek().is_none() {
+            tracing::warn!("GCP callback refused: the request carries no sign-in cookie (another browser, or a proxy that drops it)");
+            return Err(ApiError::invalid_state(
+                "this browser did not bring the sign-in cookie of this Google sign-in: finish the \
+                 sign-in in the browser that started it, or start it again from Aurora (if it keeps \
+                 failing, the gateway's frontend or proxy drops the cookie: see AURORA_GCP_STATE_COOKIE)",
+            ));
+        }
+        if !values.any(|v| sealed.browser_matches(v)) {
+            tracing::warn!("GCP callback refused: the sign-in cookie is not the one of the browser that started the login");
+            return Err(ApiError::invalid_state(
+                "this Google sign-in was started in another browser: start the sign-in again from \
+                 Aurora in this browser",
+            ));
+        }
+    }
+    // Now use the state up (single use: of concurrent callbacks exactly one gets it).
+    let record = store
+        .take_oauth_state(&hash, now)
+        .await?
+        .filter(|r| r.provider == connector.provider)
+        .ok_or_else(bad_state)?;
+    // Every redirect from here on also removes the (used) cookie.
+    let clear = cfg
+        .state_cookie
+        .required
+        .then(|| cfg.state_cookie.clear_cookie(&cookie_name));
+    let finish = |to: &str| {
+        let mut r = redirect(to);
+        if let Some(c) = clear.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+            r.headers_mut().append(SET_COOKIE, c);
+        }
+        r
+    };
+    let Some(code) = code else {
         // The user declined, or Google refused before issuing a code: the state is used up.
-        store
-            .take_oauth_state(&hash, now)
-            .await?
-            .filter(|r| r.provider == connector.provider)
-            .ok_or_else(bad_state)?;
+        let err = declined.unwrap_or_default();
         let code = if err.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && err.len() <= 40 {
             err
         } else {
             "other".into()
         };
         tracing::info!(error_code = %code, "Google sign-in ended without a code");
-        return Ok(redirect(&failed));
-    }
-    let code = non_empty(params.code)
-        .filter(|c| c.len() <= MAX_PARAM_LEN)
-        .ok_or_else(|| ApiError::invalid_request("the code parameter is missing"))?;
-    let record = store
-        .take_oauth_state(&hash, now)
-        .await?
-        .filter(|r| r.provider == connector.provider)
-        .ok_or_else(bad_state)?;
-    let mut verifier = None;
-    for reload in [false, true] {
-        let key = connector.state_key(reload).await?;
-        if let Ok(v) = key.open(&record.sealed_verifier, record.state_hash.as_bytes()) {
-            verifier = Some(v);
-            break;
-        }
-    }
-    let verifier = verifier.ok_or_else(|| {
-        tracing::error!("a PKCE verifier could not be opened (the state key changed?)");
-        bad_state()
-    })?;
-    let verifier = Zeroizing::new(String::from_utf8_lossy(&verifier).into_owned());
+        return Ok(finish(&failed));
+    };
+    let verifier = sealed.verifier;
     let user = record.user_id;
 
     let tokens = match connector
@@ -362,12 +447,12 @@ async fn complete_login(
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "the Google code exchange failed");
-            return Ok(redirect(&failed));
+            return Ok(finish(&failed));
         }
     };
     let Some(refresh_token) = tokens.refresh_token.clone() else {
         tracing::warn!("Google answered the code exchange without a refresh token");
-        return Ok(redirect(&failed));
+        return Ok(finish(&failed));
     };
     let identity = match connector
         .oauth
@@ -381,7 +466,7 @@ async fn complete_login(
         Ok(i) => i,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the Google account's identity");
-            return Ok(redirect(&failed));
+            return Ok(finish(&failed));
         }
     };
     if identity.email.is_none() {
@@ -449,7 +534,7 @@ async fn complete_login(
         )
         .await;
     tracing::info!(connection = %conn.id, task = %task_id, "Google account connected; setup queued");
-    Ok(redirect(
+    Ok(finish(
         &cfg.frontend_redirect("gcp_setup_pending", Some(task_id)),
     ))
 }
