@@ -103,6 +103,11 @@ pub struct CredentialBroker {
     cache: Arc<dyn Cache>,
     secrets: Arc<dyn SecretStore>,
     key: SealingKey,
+    /// [`key_id`] of `key`, written in front of every entry this process seals.
+    key_id: KeyId,
+    /// The key ids of the entries found undecryptable, so each is logged once
+    /// ([`CredentialBroker::note_undecryptable`]).
+    undecryptable_seen: Mutex<std::collections::HashSet<Option<KeyId>>>,
     metrics: Arc<Metrics>,
     inflight: Mutex<HashMap<String, Flight>>,
     local: LocalTier,
@@ -161,6 +166,50 @@ enum Acquired {
     Result(Arc<Credentials>),
     /// No lock (the cache has none, or the wait ran out): refresh without it.
     Without,
+}
+
+/// The id of a cache key: [`KEY_ID_LEN`] bytes of SHA-256 over a label and the key. It names a key
+/// (in the cache entries and the logs) without revealing anything of it.
+pub type KeyId = [u8; KEY_ID_LEN];
+pub const KEY_ID_LEN: usize = 8;
+/// The first byte of a cache entry that names the key that sealed it: `ENTRY_WITH_KEY_ID ‖ key id
+/// ‖ sealed`. Entries of the first format are the bare sealed blob, whose first byte is the
+/// crypto module's format byte (1).
+const ENTRY_WITH_KEY_ID: u8 = b'K';
+/// At most this many distinct key ids are remembered (and logged) as undecryptable.
+const UNDECRYPTABLE_LOGGED_MAX: usize = 64;
+
+/// The [`KeyId`] of `key`.
+pub fn key_id(key: &SealingKey) -> KeyId {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"aurora-cache-key-id/v1\0");
+    h.update(key.expose_bytes());
+    let digest = h.finalize();
+    let mut id = [0u8; KEY_ID_LEN];
+    id.copy_from_slice(&digest[..KEY_ID_LEN]);
+    id
+}
+
+/// [`key_id`] in hex, for logs.
+pub fn key_id_hex(key: &SealingKey) -> String {
+    hex_id(&key_id(key))
+}
+
+fn hex_id(id: &KeyId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Split a stored entry into the id of the key that sealed it (`None` for the first format) and
+/// the sealed blob.
+fn split_entry(raw: &[u8]) -> (Option<KeyId>, &[u8]) {
+    match raw.split_first() {
+        Some((&ENTRY_WITH_KEY_ID, rest)) if rest.len() >= KEY_ID_LEN => {
+            let (id, sealed) = rest.split_at(KEY_ID_LEN);
+            (id.try_into().ok(), sealed)
+        }
+        _ => (None, raw),
+    }
 }
 
 /// The cache key of one connection's credentials for one mode.
@@ -308,6 +357,8 @@ impl CredentialBroker {
         Self {
             cache,
             secrets,
+            key_id: key_id(&key),
+            undecryptable_seen: Mutex::new(std::collections::HashSet::new()),
             key,
             metrics,
             inflight: Mutex::new(HashMap::new()),
@@ -379,11 +430,14 @@ impl CredentialBroker {
         let Some(raw) = self.cache.get(key).await? else {
             return Ok(None);
         };
-        let entry = self
-            .key
-            .open(&raw, key.as_bytes())
-            .ok()
-            .and_then(|plain| serde_json::from_slice::<CachedEntry>(&plain).ok());
+        let (writer, sealed) = split_entry(&raw);
+        let entry = match self.key.open(sealed, key.as_bytes()) {
+            Ok(plain) => serde_json::from_slice::<CachedEntry>(&plain).ok(),
+            Err(_) => {
+                self.note_undecryptable(writer);
+                None
+            }
+        };
         Ok(entry.map(|e| {
             let c = Zeroizing::new(e.c);
             let creds = Credentials {
@@ -392,6 +446,30 @@ impl CredentialBroker {
             };
             (creds, e.w)
         }))
+    }
+
+    /// An entry that does not decrypt with this process's key: counted
+    /// (`aurora_cache_undecryptable_total`) and logged once per key id that sealed it, so replicas
+    /// holding different cache keys (each then misses the others' entries and calls the provider
+    /// again) show. Whether this call logged.
+    fn note_undecryptable(&self, writer: Option<KeyId>) -> bool {
+        self.metrics.cache_undecryptable.inc();
+        let first = {
+            let mut seen = self.undecryptable_seen.lock();
+            seen.len() < UNDECRYPTABLE_LOGGED_MAX && seen.insert(writer)
+        };
+        if first {
+            let sealed_with = writer.as_ref().map_or_else(|| "unknown".to_owned(), hex_id);
+            tracing::warn!(
+                entry_key_id = %sealed_with,
+                own_key_id = %hex_id(&self.key_id),
+                "a credential cache entry does not decrypt with this process's cache key: another \
+                 replica seals with another key (then each misses the other's entries and calls the \
+                 provider again), or the entry is damaged; counted in \
+                 aurora_cache_undecryptable_total, logged once per key id"
+            );
+        }
+        first
     }
 
     async fn lookup(&self, key: &str) -> Option<Credentials> {
@@ -642,7 +720,7 @@ impl CredentialBroker {
         };
         let _wipe = Zeroizing::new(entry.c);
         match self.key.seal(&plain, key.as_bytes()) {
-            Ok(sealed) => match self.cache.set(key, &sealed, ttl).await {
+            Ok(sealed) => match self.cache.set(key, &self.frame(sealed), ttl).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not write the credential cache");
@@ -654,6 +732,15 @@ impl CredentialBroker {
                 false
             }
         }
+    }
+
+    /// A sealed entry as stored: prefixed with the id of the key that sealed it.
+    fn frame(&self, sealed: Vec<u8>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + KEY_ID_LEN + sealed.len());
+        out.push(ENTRY_WITH_KEY_ID);
+        out.extend_from_slice(&self.key_id);
+        out.extend_from_slice(&sealed);
+        out
     }
 
     /// Drop every cached credential of a connection (disconnect, reconnect, refusal): in this
@@ -816,5 +903,186 @@ impl CredentialBroker {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(RESUBSCRIBE_MAX);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use async_trait::async_trait;
+
+    use crate::error::CacheError;
+    use crate::secrets::SecretPath;
+
+    /// A shared cache in a map (ttl ignored).
+    #[derive(Default)]
+    struct MapCache(Mutex<HashMap<String, Vec<u8>>>);
+
+    #[async_trait]
+    impl Cache for MapCache {
+        fn backend_name(&self) -> &'static str {
+            "map"
+        }
+        async fn ping(&self) -> Result<(), CacheError> {
+            Ok(())
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+            Ok(self.0.lock().get(key).cloned())
+        }
+        async fn set(&self, key: &str, value: &[u8], _: Duration) -> Result<(), CacheError> {
+            self.0.lock().insert(key.to_owned(), value.to_vec());
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<(), CacheError> {
+            self.0.lock().remove(key);
+            Ok(())
+        }
+        async fn delete_prefix(&self, _: &str) -> Result<u64, CacheError> {
+            Ok(0)
+        }
+    }
+
+    /// The broker under test never reaches the secret store here.
+    struct NoSecrets;
+
+    #[async_trait]
+    impl SecretStore for NoSecrets {
+        fn backend_name(&self) -> &'static str {
+            "none"
+        }
+        async fn ping(&self) -> Result<(), SecretStoreError> {
+            Ok(())
+        }
+        async fn put(&self, _: &SecretPath, _: &SecretValue) -> Result<(), SecretStoreError> {
+            Ok(())
+        }
+        async fn get(&self, _: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError> {
+            Ok(None)
+        }
+        async fn delete(&self, _: &SecretPath) -> Result<(), SecretStoreError> {
+            Ok(())
+        }
+        async fn list(&self, _: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn broker(cache: &Arc<MapCache>, key: SealingKey) -> (CredentialBroker, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let b = CredentialBroker::new(
+            cache.clone() as Arc<dyn Cache>,
+            Arc::new(NoSecrets),
+            key,
+            metrics.clone(),
+        );
+        (b, metrics)
+    }
+
+    fn creds(token: &str) -> Credentials {
+        Credentials {
+            credentials: SecretValue::from_bytes(format!("{{\"token\":\"{token}\"}}").into_bytes()),
+            expires_at: Some(Utc::now() + chrono::Duration::hours(1)),
+        }
+    }
+
+    fn undecryptable(m: &Metrics) -> u64 {
+        m.cache_undecryptable.get()
+    }
+
+    /// Two replicas holding different cache keys: each entry of the one is counted as
+    /// undecryptable by the other (a miss, not a wrong value), and logged once per key id.
+    #[tokio::test]
+    async fn entries_of_another_key_are_counted_and_logged_once_per_key_id() {
+        let cache = Arc::new(MapCache::default());
+        let (a, ma) = broker(&cache, SealingKey::generate());
+        let (b, mb) = broker(&cache, SealingKey::generate());
+        let (c, _) = broker(&cache, SealingKey::generate());
+        assert_ne!(a.key_id, b.key_id);
+        let k1 = cache_key(ConnectionId::new(), CredentialMode::Full);
+        let k2 = cache_key(ConnectionId::new(), CredentialMode::Full);
+        assert!(a.store(&k1, &creds("from-a")).await);
+        assert!(a.store(&k2, &creds("from-a-2")).await);
+        // The writer reads its own entries; nothing counted.
+        let own = a.lookup(&k1).await.expect("hit");
+        assert_eq!(own.credentials, creds("from-a").credentials);
+        assert_eq!(undecryptable(&ma), 0);
+        // The entry names the key that sealed it (by id only; no key material).
+        let raw = cache.0.lock().get(&k1).cloned().unwrap();
+        assert_eq!(split_entry(&raw).0, Some(a.key_id));
+        assert!(!raw
+            .windows(32)
+            .any(|w| w == a.key.expose_bytes().as_slice()));
+        // Another key: misses, every one counted.
+        assert!(b.lookup(&k1).await.is_none());
+        assert!(b.lookup(&k2).await.is_none());
+        assert!(b.lookup(&k1).await.is_none());
+        assert_eq!(undecryptable(&mb), 3);
+        assert_eq!(
+            mb.cache_lookups.with_label_values(&["miss"]).get(),
+            3,
+            "an undecryptable entry is a miss"
+        );
+        // Logged once per key id: a's id was seen, so a further entry of a's is not logged again;
+        // the first entry of c's is.
+        assert!(!b.note_undecryptable(Some(a.key_id)));
+        let k3 = cache_key(ConnectionId::new(), CredentialMode::ReadOnly);
+        assert!(c.store(&k3, &creds("from-c")).await);
+        assert!(b.undecryptable_seen.lock().contains(&Some(a.key_id)));
+        assert!(!b.undecryptable_seen.lock().contains(&Some(c.key_id)));
+        assert!(b.lookup(&k3).await.is_none());
+        assert!(b.undecryptable_seen.lock().contains(&Some(c.key_id)));
+        assert_eq!(b.undecryptable_seen.lock().len(), 2);
+        assert_eq!(undecryptable(&mb), 5);
+        assert!(b
+            .metrics
+            .render()
+            .contains("aurora_cache_undecryptable_total 5"));
+    }
+
+    /// Entries of the first format (the bare sealed blob) are still read, and one that another
+    /// key sealed is counted under an unknown key id.
+    #[tokio::test]
+    async fn entries_without_a_key_id_are_read_and_counted() {
+        let cache = Arc::new(MapCache::default());
+        let key = SealingKey::generate();
+        let (a, ma) = broker(&cache, key.clone());
+        let k = cache_key(ConnectionId::new(), CredentialMode::Full);
+        let entry = serde_json::to_vec(&CachedEntry {
+            c: "{\"token\":\"old\"}".into(),
+            e: None,
+            w: None,
+        })
+        .unwrap();
+        cache
+            .0
+            .lock()
+            .insert(k.clone(), key.seal(&entry, k.as_bytes()).unwrap());
+        let hit = a.lookup(&k).await.expect("first-format entry read");
+        assert_eq!(hit.credentials.expose_bytes(), b"{\"token\":\"old\"}");
+        assert_eq!(undecryptable(&ma), 0);
+        let other = SealingKey::generate();
+        cache
+            .0
+            .lock()
+            .insert(k.clone(), other.seal(&entry, k.as_bytes()).unwrap());
+        assert!(a.lookup(&k).await.is_none());
+        assert_eq!(undecryptable(&ma), 1);
+        assert!(a.undecryptable_seen.lock().contains(&None));
+        // Damaged entries of our own key id are counted too.
+        let mut damaged = a.frame(key.seal(&entry, k.as_bytes()).unwrap());
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        cache.0.lock().insert(k.clone(), damaged);
+        assert!(a.lookup(&k).await.is_none());
+        assert_eq!(undecryptable(&ma), 2);
+    }
+
+    #[test]
+    fn key_ids_are_stable_and_distinct() {
+        let k = SealingKey::from_slice(&[7u8; 32]).unwrap();
+        assert_eq!(key_id(&k), key_id(&k.clone()));
+        assert_eq!(key_id_hex(&k).len(), 2 * KEY_ID_LEN);
+        assert_ne!(key_id(&k), key_id(&SealingKey::generate()));
     }
 }

@@ -517,6 +517,9 @@ impl Platform {
     }
 }
 
+/// The cache key every replica shares: read, or created once with a create-only write
+/// ([`SecretStore::get_or_create`]), so replicas starting together all keep the one stored. Its
+/// id (never the key) is logged, so a split shows in the logs as well.
 async fn load_or_create_cache_key(
     secrets: &dyn SecretStore,
 ) -> Result<SealingKey, SecretStoreError> {
