@@ -191,8 +191,10 @@ impl GcpConnector {
         self.cfg.client.as_ref().ok_or_else(not_configured)
     }
 
-    /// The key sealing PKCE verifiers: read from (or created in) the secret store once, or again
-    /// with `reload` (another replica may have created it first).
+    /// The key sealing PKCE verifiers: read from the secret store once, or again with `reload`
+    /// (the stored key was replaced, e.g. restored from a backup). Created with a create-only write
+    /// ([`connector_core::SecretStore::get_or_create`]), so replicas racing to create it all keep
+    /// the one that was stored.
     pub(crate) async fn state_key(&self, reload: bool) -> Result<SealingKey, ApiError> {
         if !reload {
             if let Some(k) = self.state_key.read().await.as_ref() {
@@ -201,25 +203,19 @@ impl GcpConnector {
         }
         let mut slot = self.state_key.write().await;
         let path = SecretPath::system(STATE_KEY_PATH);
-        let corrupt = || {
+        let candidate = SealingKey::generate();
+        let stored = self
+            .platform
+            .secrets
+            .get_or_create(
+                &path,
+                &SecretValue::from_bytes(candidate.expose_bytes().to_vec()),
+            )
+            .await?;
+        let key = SealingKey::from_slice(stored.expose_bytes()).map_err(|_| {
             tracing::error!("the GCP state key in the secret store has the wrong length");
             ApiError::internal()
-        };
-        let key = match self.platform.secrets.get(&path).await? {
-            Some(v) => SealingKey::from_slice(v.expose_bytes()).map_err(|_| corrupt())?,
-            None => {
-                let k = SealingKey::generate();
-                self.platform
-                    .secrets
-                    .put(&path, &SecretValue::from_bytes(k.expose_bytes().to_vec()))
-                    .await?;
-                // Read back: of replicas racing to create it, all keep the write that landed last.
-                match self.platform.secrets.get(&path).await? {
-                    Some(v) => SealingKey::from_slice(v.expose_bytes()).map_err(|_| corrupt())?,
-                    None => k,
-                }
-            }
-        };
+        })?;
         *slot = Some(key.clone());
         Ok(key)
     }
