@@ -311,6 +311,61 @@ mod bodies {
         );
     }
 
+    pub async fn get_or_create(s: &dyn SecretStore) {
+        let p = path("system/cache-key");
+        // Absent: the candidate is stored and returned, as version 1.
+        assert_eq!(
+            s.get_or_create(&p, &value(b"first")).await.unwrap(),
+            value(b"first")
+        );
+        let v = s.get_versioned(&p).await.unwrap().unwrap();
+        assert_eq!((v.value, v.version), (value(b"first"), 1));
+        // Present: the stored value, whatever the candidate; nothing is written.
+        assert_eq!(
+            s.get_or_create(&p, &value(b"second")).await.unwrap(),
+            value(b"first")
+        );
+        assert_eq!(s.get_versioned(&p).await.unwrap().unwrap().version, 1);
+        // After a delete it is created afresh.
+        s.delete(&p).await.unwrap();
+        assert_eq!(
+            s.get_or_create(&p, &value(b"third")).await.unwrap(),
+            value(b"third")
+        );
+        assert_eq!(s.get(&p).await.unwrap(), Some(value(b"third")));
+    }
+
+    /// Replicas starting at once: every caller gets the one stored value, whichever candidate won.
+    pub async fn concurrent_get_or_create(s: Arc<dyn SecretStore>) {
+        for round in 0..3 {
+            let p = path(&format!("system/shared-key-{round}"));
+            let mut tasks = Vec::new();
+            for i in 0..16 {
+                let s = Arc::clone(&s);
+                let p = p.clone();
+                tasks.push(tokio::spawn(async move {
+                    s.get_or_create(&p, &value(format!("candidate {i}").as_bytes()))
+                        .await
+                        .unwrap()
+                }));
+            }
+            let mut got = Vec::new();
+            for t in tasks {
+                got.push(t.await.unwrap());
+            }
+            let stored = s.get(&p).await.unwrap().unwrap();
+            assert!(
+                got.iter().all(|v| *v == stored),
+                "round {round}: the callers got different values"
+            );
+            assert!(std::str::from_utf8(stored.expose_bytes())
+                .unwrap()
+                .starts_with("candidate "));
+            // One write only: the losers wrote nothing.
+            assert_eq!(s.get_versioned(&p).await.unwrap().unwrap().version, 1);
+        }
+    }
+
     pub async fn debug_and_errors_hide_values(s: &dyn SecretStore) {
         let p = path("users/eve/scaleway/c1");
         let v = value(b"hunter2-very-secret");
@@ -394,6 +449,16 @@ macro_rules! conformance {
             async fn concurrent_check_and_set() {
                 let f = $make();
                 bodies::concurrent_check_and_set(Arc::clone(&f.store)).await;
+            }
+            #[tokio::test]
+            async fn get_or_create() {
+                let f = $make();
+                bodies::get_or_create(&*f.store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_get_or_create() {
+                let f = $make();
+                bodies::concurrent_get_or_create(Arc::clone(&f.store)).await;
             }
             #[tokio::test]
             async fn debug_and_errors_hide_values() {
@@ -642,6 +707,58 @@ mod embedded_only {
         }
         // the key file and two secrets, no temporary file left over
         assert_eq!(files, 3);
+    }
+
+    /// Two stores on one folder (as two processes would be; each has its own write lock): the
+    /// exclusive create still lets exactly one candidate in, and nothing temporary is left over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn get_or_create_is_exclusive_across_instances() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores: Vec<EmbeddedSecretStore> = (0..4)
+            .map(|_| EmbeddedSecretStore::open(dir.path()).unwrap())
+            .collect();
+        for round in 0..20 {
+            let p = path(&format!("system/key-{round}"));
+            let mut tasks = Vec::new();
+            for (i, s) in stores.iter().enumerate() {
+                for j in 0..4 {
+                    let s = s.clone();
+                    let p = p.clone();
+                    tasks.push(tokio::spawn(async move {
+                        s.get_or_create(&p, &value(format!("c{i}-{j}").as_bytes()))
+                            .await
+                            .unwrap()
+                    }));
+                }
+            }
+            let mut got = Vec::new();
+            for t in tasks {
+                got.push(t.await.unwrap());
+            }
+            let stored = stores[0].get(&p).await.unwrap().unwrap();
+            assert!(got.iter().all(|v| *v == stored), "round {round}");
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("secrets"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    /// A file that cannot be opened is an error, never replaced by a new candidate.
+    #[tokio::test]
+    async fn get_or_create_keeps_an_unreadable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedSecretStore::open(dir.path()).unwrap();
+        let p = path("system/cache-key");
+        s.put(&p, &value(b"kept")).await.unwrap();
+        drop(s);
+        let key = dir.path().join("secret-store.key");
+        std::fs::write(&key, [42u8; 32]).unwrap();
+        let s = EmbeddedSecretStore::open(dir.path()).unwrap();
+        let e = s.get_or_create(&p, &value(b"new")).await.unwrap_err();
+        assert!(matches!(e, SecretStoreError::Corrupt(_)), "{e}");
     }
 
     #[tokio::test]
