@@ -335,3 +335,131 @@ async fn errors_of_the_http_parser_carry_the_json_error_body() {
     let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// Kills the child process on every exit path.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real binary with `ulimit -n 256`: 300 connections that send a head and never finish their
+/// body cannot take the descriptors the gateway needs for itself. A connection accepted before
+/// them still gets credentials, which opens a secret file; the log names the limits and the cap.
+#[tokio::test]
+async fn held_connections_leave_descriptors_for_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = aurora_testkit::free_port();
+    let scaleway = wiremock::MockServer::start().await;
+    let acct = ScwAccount::new(1);
+    acct.mount(&scaleway).await;
+    let log = dir.path().join("gateway.log");
+    let bin = env!("CARGO_BIN_EXE_aurora-gateway");
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec '{bin}' > '{}' 2>&1",
+            log.display()
+        ))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AURORA_DATA_DIR", dir.path().join("data"))
+        .env("AURORA_BIND", format!("127.0.0.1:{port}"))
+        .env("AURORA_INTERNAL_SECRET", INTERNAL_SECRET)
+        .env("AURORA_SCALEWAY_API_URL", scaleway.uri())
+        .env("AURORA_WORKERS", "2")
+        .env("AURORA_BODY_TIMEOUT_SECS", "120")
+        .env("AURORA_LOG", "info")
+        .env("AURORA_LOG_FORMAT", "json")
+        .spawn()
+        .unwrap();
+    let _child = Child(child);
+    let base = format!("http://127.0.0.1:{port}");
+    // One client, one kept-alive connection: opened before the flood.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = http
+        .post(format!("{base}/scaleway_api/scaleway/connect"))
+        .header("X-User-ID", "u1")
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .json(&acct.connect_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.json::<Value>().await.unwrap()["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The flood: 300 connections, each with a head and the start of a body, held open.
+    let addr = format!("127.0.0.1:{port}");
+    // Connected in parallel, each with a bound: past the listen queue a connect waits.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let head = format!(
+        "POST /scaleway_api/scaleway/disconnect HTTP/1.1\r\nHost: x\r\nX-User-ID: u2\r\n\
+         X-Internal-Secret: {INTERNAL_SECRET}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{"
+    );
+    let held: Vec<TcpStream> = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..300)
+            .map(|_| {
+                let head = head.as_bytes();
+                scope.spawn(move || {
+                    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+                    s.write_all(head).ok()?;
+                    Some(s)
+                })
+            })
+            .collect();
+        tries
+            .into_iter()
+            .filter_map(|t| t.join().unwrap())
+            .collect()
+    });
+    assert!(held.len() >= 200, "the flood connected: {}", held.len());
+    // Let the server accept what it will.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The earlier connection still gets credentials (a secret file is opened to read them).
+    let resp = http
+        .get(format!("{base}/api/connections/{id}/credentials?mode=full"))
+        .header("X-User-ID", "u1")
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains(&acct.access_key));
+    drop(held);
+
+    let logs = std::fs::read_to_string(&log).unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("client connections capped"))
+        .unwrap_or_else(|| panic!("no limits line in: {logs}"));
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["fields"]["nofile_soft"], 256, "{line}");
+    assert_eq!(v["fields"]["nofile_hard"], 256, "{line}");
+    let cap = v["fields"]["max_connections"].as_u64().unwrap();
+    assert!(cap < 256, "{line}");
+}
