@@ -4,10 +4,29 @@ use anyhow::Context;
 use aurora_gateway::GatewayConfig;
 use tracing_subscriber::EnvFilter;
 
+/// Targets off unless the log filter names them: vaultrs and rustify (under it) log every error
+/// answer of Vault/OpenBao at ERROR level, a 404 for a secret that does not exist yet (every first
+/// start) and a lost check-and-set race included. The secret store maps each answer to a typed
+/// error, which the gateway logs where it matters.
+const QUIET_TARGETS: &[&str] = &["vaultrs", "rustify"];
+
+/// `AURORA_LOG`, else `RUST_LOG`, else `info`; plus `<target>=off` for each quiet target the filter
+/// does not name.
+fn log_filter() -> EnvFilter {
+    let (filter, spec) = ["AURORA_LOG", "RUST_LOG"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find_map(|spec| EnvFilter::try_new(&spec).ok().map(|f| (f, spec)))
+        .unwrap_or_else(|| (EnvFilter::new("info"), String::new()));
+    QUIET_TARGETS
+        .iter()
+        .filter(|t| !spec.contains(*t))
+        .filter_map(|t| format!("{t}=off").parse().ok())
+        .fold(filter, EnvFilter::add_directive)
+}
+
 fn init_tracing() {
-    let filter = EnvFilter::try_from_env("AURORA_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter();
     let json = std::env::var("AURORA_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
