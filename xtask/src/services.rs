@@ -256,7 +256,7 @@ fn ensure_openbao(root: &Path) -> Result<()> {
 }
 
 /// The virtualenv's pip, creating the virtualenv when missing.
-fn venv_pip(root: &Path) -> Result<PathBuf> {
+pub fn venv_pip(root: &Path) -> Result<PathBuf> {
     let venv = root.join(".tools/venv");
     let pip = venv.join("bin/pip");
     if !pip.is_file() {
