@@ -19,9 +19,11 @@ path "secret/data/aurora/*" {
   capabilities = ["create", "read", "update"]
 }
 
-# Metadata. `list`: the readiness ping (LIST secret/metadata/aurora) and a user's folders;
-# `delete`: disconnect removes a secret with all its versions (kv2 `delete_metadata`), so nothing of
-# it is left behind. No `read`: the gateway takes versions from the data path.
+# Metadata. `list`: the readiness ping (LIST secret/metadata/aurora), a user's folders and the
+# reconciler's scan of `users/`; `read`: the reconciler reads when a secret without a connection row
+# was written (it deletes only those older than its grace period); `delete`: disconnect (and the
+# reconciler) remove a secret with all its versions (kv2 `delete_metadata`), so nothing of it is left
+# behind.
 path "secret/metadata/aurora/*" {
-  capabilities = ["list", "delete"]
+  capabilities = ["list", "read", "delete"]
 }

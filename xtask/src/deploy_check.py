@@ -258,7 +258,7 @@ def check_compose(root):
 
 POLICY_PATHS = {
     "secret/data/aurora/*": {"create", "read", "update"},
-    "secret/metadata/aurora/*": {"list", "delete"},
+    "secret/metadata/aurora/*": {"list", "read", "delete"},
 }
 
 
@@ -334,8 +334,10 @@ def check_policy(root, bao, log_path):
             ("POST", "secret/data/aurora/users/u1/gcp/c1", {"options": {"cas": 1}, **doc}, True),  # later CAS write
             ("GET", "secret/data/aurora/users/u1/gcp/c1", None, True),  # kv2 read
             ("LIST", "secret/metadata/aurora/users/u1/gcp", None, True),  # kv2 list
+            ("LIST", "secret/metadata/aurora/users", None, True),  # the reconciler's scan
+            ("GET", "secret/metadata/aurora/users/u1/gcp/c1", None, True),  # its written_at
             ("DELETE", "secret/metadata/aurora/users/u1/gcp/c1", None, True),  # kv2 delete_metadata
-            ("GET", "secret/metadata/aurora/system/cache-key", None, False),  # versions come from data/
+            ("GET", "secret/metadata/other/x", None, False),
             ("GET", "secret/data/other/x", None, False),
             ("POST", "secret/data/other/x", doc, False),
             ("LIST", "secret/metadata", None, False),
