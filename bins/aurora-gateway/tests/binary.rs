@@ -102,3 +102,38 @@ async fn serves_on_the_embedded_default_and_stops_gracefully() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Logs written to a file (not a terminal) are plain text: no ANSI colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gateway(dir.path())
+        .env("AURORA_LOG", "info")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let port = aurora_testkit::free_port();
+    let mut child = gateway(dir.path())
+        .env("AURORA_LOG", "info")
+        .env("AURORA_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the listening line, then stop.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "gateway did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("aurora-gateway listening"), "{text}");
+    assert!(!text.contains('\u{1b}'), "ANSI escape in: {text:?}");
+}

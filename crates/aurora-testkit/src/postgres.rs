@@ -53,7 +53,7 @@ async fn execute(url: &str, sql: &str) -> anyhow::Result<()> {
     cfg.connect_timeout(TIMEOUT);
     let unreachable = |e: &dyn std::fmt::Display| {
         anyhow!(
-            "PostgreSQL is unreachable at {} ({e}): start it (see shared/peers.md: \
+            "PostgreSQL is unreachable at {} ({e}): start it (`cargo xtask services` does; by hand: \
              `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) \
              or set AURORA_TEST_DATABASE_URL",
             redact(url)

@@ -29,7 +29,7 @@ mod bodies {
     pub async fn ping(c: &dyn Cache) {
         if let Err(e) = c.ping().await {
             panic!(
-                "{} cache is unreachable at {}: {e}; start Redis (see shared/peers.md) or set \
+                "{} cache is unreachable at {}: {e}; start Redis (`cargo xtask services` does) or set \
                  AURORA_TEST_REDIS_URL",
                 c.backend_name(),
                 aurora_testkit::redis_url()
