@@ -13,7 +13,15 @@
 //!    [`CredentialBroker::row_changed`], so a status change, a reconnect or a disconnect through
 //!    any replica drops the row (and the credentials) on every replica. On the embedded default,
 //!    the only writer, rows are kept without a channel and credentials are not copied.
-//! 2. **The shared cache** (Redis, or in process): entries sealed with the cache key.
+//! 2. **The shared cache** (Redis, or in process): entries sealed with the cache key. While it is
+//!    unavailable (Redis down, or its circuit breaker open, which answers at once), tier 1 is off
+//!    (the invalidation channel goes with Redis) and a warm request is served from the copy this
+//!    process *pinned* when it issued the credentials and could not cache them, once a read of the
+//!    secret store shows the secret is still the version they were issued from
+//!    ([`CredentialBroker::pinned`]); the row itself is read from the store on every request then.
+//!    So a disconnect, reconnect or rotation on any replica is seen by the next request, and the
+//!    provider is called only when no copy is pinned (once per connection and mode and process),
+//!    the secret changed, or the credentials near expiry.
 //! 3. **A refresh**: the connector is called with the stored secret. Concurrent refreshes of one
 //!    connection and mode share one provider call: in one process through a shared future; across
 //!    replicas through a lock with a fencing token in the shared cache ([`Cache::try_lock`]). A
@@ -111,7 +119,12 @@ pub struct CredentialBroker {
     metrics: Arc<Metrics>,
     inflight: Mutex<HashMap<String, Flight>>,
     local: LocalTier,
+    /// Whether the last look at the shared cache failed: its failures are logged once per outage.
+    shared_down: AtomicBool,
 }
+
+/// The shared cache did not answer (down, or its circuit breaker open).
+struct CacheDown;
 
 /// What this process keeps of other replicas' state (tier 1 of the module docs): decrypted
 /// credentials, and the connection rows the credentials route reads.
@@ -132,6 +145,17 @@ struct LocalTier {
     generation: AtomicU64,
     entries: Mutex<HashMap<(ConnectionId, CredentialMode), Kept<Credentials>>>,
     rows: Mutex<HashMap<ConnectionId, Kept<ConnectionRecord>>>,
+    /// Credentials this process issued while the shared cache could not keep them, served only
+    /// while it is unavailable and each time after the secret store confirms their version
+    /// ([`CredentialBroker::pinned`]). Not tied to the invalidation channel: the version check is
+    /// what keeps them correct.
+    pinned: Mutex<HashMap<(ConnectionId, CredentialMode), Kept<Pinned>>>,
+}
+
+/// Credentials and the version of the stored secret they were issued from.
+struct Pinned {
+    version: u64,
+    creds: Arc<Credentials>,
 }
 
 /// An entry of the in-process tier and the instant it lapses.
@@ -338,12 +362,43 @@ impl LocalTier {
             }
         }
         self.rows.lock().remove(&id);
+        let mut pinned = self.pinned.lock();
+        for mode in [CredentialMode::ReadOnly, CredentialMode::Full] {
+            pinned.remove(&(id, mode));
+        }
     }
 
     fn clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.entries.lock().clear();
         self.rows.lock().clear();
+        self.pinned.lock().clear();
+    }
+
+    /// Pin `creds`, issued from version `version` of the secret, for while the shared cache is
+    /// unavailable (at most [`NON_EXPIRING_TTL`], and never inside the refresh margin).
+    fn pin(&self, key: (ConnectionId, CredentialMode), creds: &Arc<Credentials>, version: u64) {
+        let pinned = Arc::new(Pinned {
+            version,
+            creds: Arc::clone(creds),
+        });
+        self.keep(
+            &self.pinned,
+            key,
+            &pinned,
+            NON_EXPIRING_TTL,
+            self.generation(),
+        );
+    }
+
+    fn get_pinned(&self, key: (ConnectionId, CredentialMode)) -> Option<Arc<Pinned>> {
+        get_kept(&self.pinned, &key, |p| {
+            is_fresh(p.creds.expires_at, Utc::now())
+        })
+    }
+
+    fn unpin(&self, key: (ConnectionId, CredentialMode)) {
+        self.pinned.lock().remove(&key);
     }
 }
 
@@ -363,6 +418,7 @@ impl CredentialBroker {
             metrics,
             inflight: Mutex::new(HashMap::new()),
             local: LocalTier::default(),
+            shared_down: AtomicBool::new(false),
         }
     }
 
@@ -380,10 +436,18 @@ impl CredentialBroker {
             return Ok(hit);
         }
         let key = cache_key(connection.id, mode);
-        if let Some(hit) = self.lookup(&key).await {
-            let hit = Arc::new(hit);
-            self.local.put(local_key, &hit, generation);
-            return Ok(hit);
+        match self.lookup_shared(&key).await {
+            Ok(Some(hit)) => {
+                let hit = Arc::new(hit);
+                self.local.put(local_key, &hit, generation);
+                return Ok(hit);
+            }
+            Ok(None) => {}
+            Err(CacheDown) => {
+                if let Some(hit) = self.pinned(connection, mode).await? {
+                    return Ok(hit);
+                }
+            }
         }
         let flight = {
             let mut inflight = self.inflight.lock();
@@ -473,19 +537,67 @@ impl CredentialBroker {
     }
 
     async fn lookup(&self, key: &str) -> Option<Credentials> {
+        self.lookup_shared(key).await.ok().flatten()
+    }
+
+    /// The shared cache's fresh entry under `key`, or [`CacheDown`].
+    async fn lookup_shared(&self, key: &str) -> Result<Option<Credentials>, CacheDown> {
         let (result, found) = match self.read_entry(key).await {
-            Ok(Some((c, _))) if is_fresh(c.expires_at, Utc::now()) => ("hit", Some(c)),
-            Ok(_) => ("miss", None),
+            Ok(Some((c, _))) if is_fresh(c.expires_at, Utc::now()) => ("hit", Ok(Some(c))),
+            Ok(_) => ("miss", Ok(None)),
             Err(e) => {
-                tracing::warn!(error = %e, "credential cache unavailable; reading through");
-                ("error", None)
+                if self.shared_down.swap(true, Ordering::AcqRel) {
+                    tracing::debug!(error = %e, "credential cache unavailable");
+                } else {
+                    tracing::warn!(
+                        error = %e,
+                        "credential cache unavailable: serving credentials this process issued, \
+                         each checked against the secret store, and issuing the others, until it \
+                         answers again"
+                    );
+                }
+                ("error", Err(CacheDown))
             }
         };
+        if found.is_ok()
+            && self.shared_down.load(Ordering::Relaxed)
+            && self.shared_down.swap(false, Ordering::AcqRel)
+        {
+            tracing::info!("credential cache answers again");
+            self.local.pinned.lock().clear();
+        }
         self.metrics
             .cache_lookups
             .with_label_values(&[result])
             .inc();
         found
+    }
+
+    /// While the shared cache is unavailable: the credentials this process pinned for the
+    /// connection and mode, if the stored secret is still the version they were issued from (one
+    /// secret-store read). A secret replaced or deleted meanwhile (a reconnect, a rotation, a
+    /// disconnect, on any replica) drops the copy; the refresh that follows issues from the new
+    /// secret or answers that it is gone.
+    async fn pinned(
+        &self,
+        conn: &ConnectionRecord,
+        mode: CredentialMode,
+    ) -> Result<Option<Arc<Credentials>>, ApiError> {
+        let key = (conn.id, mode);
+        let Some(pinned) = self.local.get_pinned(key) else {
+            return Ok(None);
+        };
+        let path = SecretPath::from_stored(&conn.secret_ref)?;
+        let stored = self.secrets.get_versioned(&path).await?;
+        if stored.is_some_and(|s| s.version == pinned.version) {
+            self.metrics
+                .cache_lookups
+                .with_label_values(&["pinned"])
+                .inc();
+            return Ok(Some(Arc::clone(&pinned.creds)));
+        }
+        self.local.unpin(key);
+        Ok(None)
     }
 
     /// What another replica's refresh, finished since `waiting_since`, left for the replicas that
@@ -604,7 +716,8 @@ impl CredentialBroker {
             .ok_or_else(|| missing_secret(conn))?;
         let provider = conn.provider.as_str();
         let mut attempt = 0;
-        let issued: IssuedCredentials = loop {
+        // With the version of the stored secret they go with (0: unknown).
+        let (issued, version): (IssuedCredentials, u64) = loop {
             attempt += 1;
             let issued = match connector.issue_credentials(conn, &secret.value, mode).await {
                 Ok(i) => {
@@ -636,11 +749,11 @@ impl CredentialBroker {
                         secret = now;
                         continue;
                     }
-                    Some(_) => break issued,
+                    Some(_) => break (issued, secret.version),
                 }
             };
             match self.secrets.put_cas(&path, updated, secret.version).await {
-                Ok(_) => break issued,
+                Ok(version) => break (issued, version),
                 Err(SecretStoreError::Conflict(_)) if attempt < 2 => {
                     // Someone stored newer credentials since we read (a reconnect, or another
                     // replica's refresh): never overwrite them; issue from the newer secret.
@@ -660,7 +773,7 @@ impl CredentialBroker {
                         "the stored secret keeps changing; keeping the stored one and handing out \
                          these credentials"
                     );
-                    break issued;
+                    break (issued, 0);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -674,7 +787,13 @@ impl CredentialBroker {
             self.store_sealed(&handoff_key(key), &creds, HANDOFF_TTL, Some(Utc::now()))
                 .await;
         }
-        Ok(Arc::new(creds))
+        let creds = Arc::new(creds);
+        if !cached && version > 0 && is_fresh(creds.expires_at, Utc::now()) {
+            // The shared cache could not keep them (down, or its breaker open): pinned, so that
+            // this process needs no provider call for them while the cache stays unavailable.
+            self.local.pin((conn.id, mode), &creds, version);
+        }
+        Ok(creds)
     }
 
     /// Cache `creds` under `key` if they are worth it; whether they were written.
@@ -1084,5 +1203,297 @@ mod tests {
         assert_eq!(key_id(&k), key_id(&k.clone()));
         assert_eq!(key_id_hex(&k).len(), 2 * KEY_ID_LEN);
         assert_ne!(key_id(&k), key_id(&SealingKey::generate()));
+    }
+}
+
+/// The shared cache unavailable (Redis down, or its circuit breaker open): warm requests are
+/// served from pinned copies, checked against the secret store, without provider calls.
+#[cfg(test)]
+mod outage_tests {
+    use super::*;
+
+    use std::sync::atomic::AtomicUsize;
+
+    use actix_web::web;
+    use async_trait::async_trait;
+
+    use crate::connector::{AuthKind, ProviderInfo, Validated};
+    use crate::error::{CacheError, ConnectorError};
+    use crate::ids::{ConnectionStatus, ProviderId, UserId};
+
+    /// A shared cache that can be switched off (every call then answers `Unavailable`).
+    #[derive(Default)]
+    struct SwitchCache {
+        map: Mutex<HashMap<String, Vec<u8>>>,
+        down: AtomicBool,
+    }
+
+    impl SwitchCache {
+        fn check(&self) -> Result<(), CacheError> {
+            if self.down.load(Ordering::SeqCst) {
+                Err(CacheError::Unavailable("switched off".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Cache for SwitchCache {
+        fn backend_name(&self) -> &'static str {
+            "switch"
+        }
+        async fn ping(&self) -> Result<(), CacheError> {
+            self.check()
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+            self.check()?;
+            Ok(self.map.lock().get(key).cloned())
+        }
+        async fn set(&self, key: &str, value: &[u8], _: Duration) -> Result<(), CacheError> {
+            self.check()?;
+            self.map.lock().insert(key.to_owned(), value.to_vec());
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<(), CacheError> {
+            self.check()?;
+            self.map.lock().remove(key);
+            Ok(())
+        }
+        async fn delete_prefix(&self, _: &str) -> Result<u64, CacheError> {
+            self.check()?;
+            Ok(0)
+        }
+    }
+
+    /// Secrets with versions (one more per write); counts versioned reads.
+    #[derive(Default)]
+    struct Versioned {
+        map: Mutex<HashMap<String, (SecretValue, u64)>>,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SecretStore for Versioned {
+        fn backend_name(&self) -> &'static str {
+            "versioned"
+        }
+        async fn ping(&self) -> Result<(), SecretStoreError> {
+            Ok(())
+        }
+        async fn put(
+            &self,
+            path: &SecretPath,
+            value: &SecretValue,
+        ) -> Result<(), SecretStoreError> {
+            let mut map = self.map.lock();
+            let version = map.get(path.as_str()).map_or(0, |e| e.1) + 1;
+            map.insert(path.as_str().to_owned(), (value.clone(), version));
+            Ok(())
+        }
+        async fn get(&self, path: &SecretPath) -> Result<Option<SecretValue>, SecretStoreError> {
+            Ok(self.map.lock().get(path.as_str()).map(|e| e.0.clone()))
+        }
+        async fn get_versioned(
+            &self,
+            path: &SecretPath,
+        ) -> Result<Option<VersionedSecret>, SecretStoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Ok(self
+                .map
+                .lock()
+                .get(path.as_str())
+                .map(|(value, version)| VersionedSecret {
+                    value: value.clone(),
+                    version: *version,
+                }))
+        }
+        async fn delete(&self, path: &SecretPath) -> Result<(), SecretStoreError> {
+            self.map.lock().remove(path.as_str());
+            Ok(())
+        }
+        async fn list(&self, _: &SecretPath) -> Result<Vec<String>, SecretStoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Issues `{"token": "<secret>-<n>"}` valid for an hour; counts its calls.
+    #[derive(Default)]
+    struct Counting {
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Connector for Counting {
+        fn info(&self) -> ProviderInfo {
+            ProviderInfo {
+                id: ProviderId::from_static("testcounting"),
+                display_name: "Test".into(),
+                auth_kind: AuthKind::ApiKey,
+                capabilities: vec![],
+                open_paths: vec![],
+                connect_paths: vec![],
+            }
+        }
+        fn configure(self: Arc<Self>, _: &mut web::ServiceConfig) {}
+        async fn validate(
+            &self,
+            _: &ConnectionRecord,
+            _: &SecretValue,
+        ) -> Result<Validated, ConnectorError> {
+            Ok(Validated::default())
+        }
+        async fn issue_credentials(
+            &self,
+            _: &ConnectionRecord,
+            secret: &SecretValue,
+            _: CredentialMode,
+        ) -> Result<IssuedCredentials, ConnectorError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let seed = String::from_utf8_lossy(secret.expose_bytes()).into_owned();
+            Ok(IssuedCredentials {
+                credentials: SecretValue::from_bytes(
+                    format!("{{\"token\":\"{seed}-{n}\"}}").into_bytes(),
+                ),
+                expires_at: Some(Utc::now() + chrono::Duration::hours(1)),
+                updated_secret: None,
+            })
+        }
+    }
+
+    struct World {
+        broker: Arc<CredentialBroker>,
+        cache: Arc<SwitchCache>,
+        secrets: Arc<Versioned>,
+        connector: Arc<Counting>,
+        metrics: Arc<Metrics>,
+        conn: ConnectionRecord,
+        path: SecretPath,
+    }
+
+    async fn world() -> World {
+        let cache = Arc::new(SwitchCache::default());
+        let secrets = Arc::new(Versioned::default());
+        let metrics = Arc::new(Metrics::new());
+        let broker = Arc::new(CredentialBroker::new(
+            cache.clone(),
+            secrets.clone(),
+            SealingKey::generate(),
+            metrics.clone(),
+        ));
+        let user = UserId::parse("user-1").unwrap();
+        let provider = ProviderId::from_static("testcounting");
+        let id = ConnectionId::new();
+        let path = SecretPath::connection(&user, &provider, id);
+        secrets
+            .put(&path, &SecretValue::from_bytes(b"s1".to_vec()))
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let conn = ConnectionRecord {
+            id,
+            user_id: user,
+            provider,
+            account_id: "acct".into(),
+            display_name: None,
+            status: ConnectionStatus::Active,
+            status_reason: None,
+            read_only: false,
+            secret_ref: path.as_str().to_owned(),
+            metadata: serde_json::json!({}),
+            created_at: now,
+            updated_at: now,
+            last_validated_at: None,
+            expires_at: None,
+        };
+        World {
+            broker,
+            cache,
+            secrets,
+            connector: Arc::new(Counting::default()),
+            metrics,
+            conn,
+            path,
+        }
+    }
+
+    impl World {
+        async fn get(&self) -> Result<String, ApiError> {
+            let c = self
+                .broker
+                .get(self.connector.clone(), &self.conn, CredentialMode::Full)
+                .await?;
+            Ok(String::from_utf8_lossy(c.credentials.expose_bytes()).into_owned())
+        }
+
+        fn calls(&self) -> usize {
+            self.connector.calls.load(Ordering::SeqCst)
+        }
+
+        fn lookups(&self, result: &str) -> u64 {
+            self.metrics
+                .cache_lookups
+                .with_label_values(&[result])
+                .get()
+        }
+    }
+
+    #[tokio::test]
+    async fn warm_requests_need_no_provider_call_while_the_cache_is_down() {
+        let w = world().await;
+        w.cache.down.store(true, Ordering::SeqCst);
+        let first = w.get().await.unwrap();
+        assert_eq!(first, r#"{"token":"s1-1"}"#);
+        for _ in 0..20 {
+            assert_eq!(w.get().await.unwrap(), first);
+        }
+        assert_eq!(w.calls(), 1, "one provider call, then the pinned copy");
+        // 21 requests, and the refresh's own look before its provider call.
+        assert_eq!(w.lookups("error"), 22);
+        assert_eq!(w.lookups("pinned"), 20);
+        // Each pinned answer read the secret's version.
+        assert!(w.secrets.reads.load(Ordering::SeqCst) >= 20);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_or_deleted_secret_is_seen_by_the_next_request() {
+        let w = world().await;
+        w.cache.down.store(true, Ordering::SeqCst);
+        assert_eq!(w.get().await.unwrap(), r#"{"token":"s1-1"}"#);
+        // A reconnect on another replica writes a new secret (its invalidation is lost with Redis).
+        w.secrets
+            .put(&w.path, &SecretValue::from_bytes(b"s2".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(w.get().await.unwrap(), r#"{"token":"s2-2"}"#);
+        assert_eq!(w.get().await.unwrap(), r#"{"token":"s2-2"}"#);
+        assert_eq!(w.calls(), 2);
+        // A disconnect on another replica deletes it.
+        w.secrets.delete(&w.path).await.unwrap();
+        let e = w.get().await.unwrap_err();
+        assert_eq!(e.status, actix_web::http::StatusCode::CONFLICT);
+        assert_eq!(e.code, "needs_reconnect");
+        assert!(w.broker.local.pinned.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn pinned_copies_go_when_the_cache_answers_again_or_on_eviction() {
+        let w = world().await;
+        w.cache.down.store(true, Ordering::SeqCst);
+        w.get().await.unwrap();
+        w.broker.evict(w.conn.id).await;
+        assert!(w.broker.local.pinned.lock().is_empty(), "evicted");
+        w.get().await.unwrap();
+        assert_eq!(w.calls(), 2);
+        assert!(!w.broker.local.pinned.lock().is_empty());
+        w.cache.down.store(false, Ordering::SeqCst);
+        // Back: a miss (nothing was cached meanwhile), one refresh, then cache hits.
+        assert_eq!(w.get().await.unwrap(), r#"{"token":"s1-3"}"#);
+        assert!(w.broker.local.pinned.lock().is_empty(), "cleared");
+        assert_eq!(w.get().await.unwrap(), r#"{"token":"s1-3"}"#);
+        assert_eq!(w.calls(), 3);
+        assert_eq!(w.lookups("hit"), 1);
+        // With the cache up, credentials it keeps are not pinned.
+        assert!(w.broker.local.pinned.lock().is_empty());
     }
 }

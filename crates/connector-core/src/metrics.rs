@@ -65,7 +65,8 @@ impl Metrics {
             Opts::new(
                 "cache_lookups_total",
                 "Credential cache lookups by result (local: the in-process tier; hit, miss, error: \
-                 the shared cache)",
+                 the shared cache; pinned: after an error, a copy this process issued, its secret \
+                 version confirmed)",
             ),
             &["result"],
         )
