@@ -7,8 +7,9 @@
 //! - **Open** for [`BreakerConfig::open_for`]: every call is skipped (answered at once, nothing sent).
 //! - **Half-open** when the period is over: the next call is the one probe, the others are still
 //!   skipped. An answer closes the breaker; a failure opens it again for twice the last period, at
-//!   most [`BreakerConfig::open_max`]. A probe that is dropped before it ends (its caller went away)
-//!   lets the next call probe instead.
+//!   most [`BreakerConfig::open_max`]. A probe that is dropped before it ends lets the next call
+//!   probe instead. (The Redis cache does not make its caller wait for the probe: it sends a `PING`
+//!   in the background and answers the caller at once, see [`crate::RedisCache`].)
 //!
 //! Calls admitted while closed that end after the breaker opened do not change it. The state machine
 //! takes the time as an argument ([`Breaker::admit_at`], [`Breaker::finish_at`]), so its tests run
@@ -130,20 +131,25 @@ pub struct Breaker {
 /// Leave to make one admitted call; hand it back with [`Permit::finish`]. A probe permit dropped
 /// unfinished (the caller was cancelled) lets the next call probe.
 #[must_use]
-pub struct Permit<'a> {
-    breaker: &'a Breaker,
+pub struct Permit {
+    breaker: Arc<Breaker>,
     admission: Admission,
     finished: bool,
 }
 
-impl Permit<'_> {
+impl Permit {
+    /// Whether this call is the half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.admission == Admission::Probe
+    }
+
     pub fn finish(mut self, outcome: Outcome) {
         self.finished = true;
         self.breaker.finish(self.admission, outcome);
     }
 }
 
-impl Drop for Permit<'_> {
+impl Drop for Permit {
     fn drop(&mut self) {
         if !self.finished && self.admission == Admission::Probe {
             self.breaker.abandon_probe_at(Instant::now());
@@ -184,7 +190,7 @@ impl Breaker {
     }
 
     /// Ask to make one call now: a permit, or `None` when the call must be skipped.
-    pub fn admit(&self) -> Option<Permit<'_>> {
+    pub fn admit(self: &Arc<Self>) -> Option<Permit> {
         match self.admit_at(Instant::now()) {
             Admission::Skip => {
                 if let Some(m) = self.metrics.get() {
@@ -200,7 +206,7 @@ impl Breaker {
                     }
                 }
                 Some(Permit {
-                    breaker: self,
+                    breaker: Arc::clone(self),
                     admission,
                     finished: false,
                 })
@@ -316,8 +322,8 @@ mod tests {
 
     const SEC: Duration = Duration::from_secs(1);
 
-    fn breaker() -> Breaker {
-        Breaker::new(BreakerConfig::default())
+    fn breaker() -> Arc<Breaker> {
+        Arc::new(Breaker::new(BreakerConfig::default()))
     }
 
     /// `n` admitted calls that fail at `now`; the last change.
@@ -421,7 +427,7 @@ mod tests {
         b.abandon_probe_at(t0);
         {
             let permit = b.admit().expect("the period is over: a probe");
-            assert_eq!(permit.admission, Admission::Probe);
+            assert!(permit.is_probe());
         }
         let permit = b
             .admit()

@@ -7,9 +7,11 @@
 //!
 //! Every call goes through a circuit breaker ([`crate::breaker`]): after a few timeouts or
 //! connection errors in a row, calls answer `Unavailable` at once, without touching Redis, until a
-//! probe at the end of a back-off period gets an answer. A Redis that accepts connections but never
-//! answers so costs three calls a second each, then nothing. Opening the breaker also ends every
-//! subscription (their subscribers must assume they miss messages from then on).
+//! probe at the end of a back-off period gets an answer. The probe is a `PING` sent in the
+//! background by the first call after the period (which is answered at once like the others), so
+//! no caller ever waits on a Redis that may still be silent. A Redis that accepts connections but
+//! never answers so costs the first few calls their timeout, then nothing. Opening the breaker also
+//! ends every subscription (their subscribers must assume they miss messages from then on).
 //!
 //! Coordination between replicas, all under the same key prefix:
 //! - locks: `SET`-if-absent with a lease at `‹prefix›lock:‹key›`, holding a fencing token taken from
@@ -32,7 +34,7 @@ use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use futures::StreamExt;
 
-use crate::breaker::{Breaker, BreakerConfig, Outcome};
+use crate::breaker::{Breaker, BreakerConfig, Outcome, Permit};
 
 /// Bound of every pool operation and every command.
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -191,12 +193,19 @@ impl RedisCache {
         what: &str,
         fut: impl Future<Output = Result<T, Failure>>,
     ) -> Result<T, CacheError> {
-        let Some(permit) = self.breaker.admit() else {
-            return Err(CacheError::Unavailable(format!(
+        let skipped = || {
+            CacheError::Unavailable(format!(
                 "redis {what}: skipped, the circuit breaker is open after timeouts or connection \
                  errors"
-            )));
+            ))
         };
+        let Some(permit) = self.breaker.admit() else {
+            return Err(skipped());
+        };
+        if permit.is_probe() {
+            self.spawn_probe(permit);
+            return Err(skipped());
+        }
         let failure = match tokio::time::timeout(TIMEOUT, fut).await {
             Ok(Ok(v)) => {
                 permit.finish(Outcome::Answered);
@@ -207,6 +216,27 @@ impl RedisCache {
         };
         permit.finish(failure.outcome());
         Err(failure_error(what, failure))
+    }
+
+    /// The half-open probe: a `PING` in the background, bounded by [`TIMEOUT`]; its outcome closes
+    /// the breaker or opens it again.
+    fn spawn_probe(&self, permit: Permit) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let ping = async {
+                let mut conn = pool.get().await.map_err(Failure::Pool)?;
+                redis::cmd("PING")
+                    .query_async::<redis::Value>(&mut conn)
+                    .await
+                    .map_err(Failure::Redis)
+            };
+            let outcome = match tokio::time::timeout(TIMEOUT, ping).await {
+                Ok(Ok(_)) => Outcome::Answered,
+                Ok(Err(f)) => f.outcome(),
+                Err(_) => Outcome::Failed,
+            };
+            permit.finish(outcome);
+        });
     }
 }
 
