@@ -25,7 +25,8 @@ Commands:
   schemathesis          schemathesis (pip-installed into .tools/venv, pinned) on the OpenAPI document
                         of a real aurora-gateway (debug build, embedded default, providers stubbed):
                         every operation, --checks all; fails on any 5xx or undocumented answer
-  tidy                  every .rs file under crates/, bins/, xtask/ starts with a `//!` line; the docs exist
+  tidy                  every .rs file starts with a `//!` line; the docs exist; the core depends on no
+                        provider or backend and no provider on another; prints source file lengths
   deploy-check          render deploy/kubernetes (and deploy/overlays/example) with `kubectl kustomize`,
                         validate offline with kubernetes-validate --strict (pip-installed into .tools/venv
                         when missing); check deploy/compose.yaml, and deploy/openbao-policy.hcl against a
