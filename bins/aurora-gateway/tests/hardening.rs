@@ -410,7 +410,6 @@ async fn held_connections_leave_descriptors_for_the_gateway() {
         .to_owned();
 
     // The flood: 300 connections, each with a head and the start of a body, held open.
-    let addr = format!("127.0.0.1:{port}");
     // Connected in parallel, each with a bound: past the listen queue a connect waits.
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let head = format!(
