@@ -69,12 +69,13 @@ pub struct LoginResponse {
 }
 
 /// Query (GET) or form body (POST) of the callback.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     /// The authorization code.
     pub code: Option<String>,
-    /// The state of the login.
+    /// The state of the login (required: without it the callback answers 400 `invalid_state`).
+    #[param(required = true, min_length = 1, max_length = 2048)]
     pub state: Option<String>,
     /// Set by Google when the user declined (`access_denied`).
     pub error: Option<String>,
@@ -158,11 +159,20 @@ pub struct RetryResponse {
 
 /// An optional JSON object body: empty, `null`, or an object (at most 64 KiB).
 async fn optional_body<T: DeserializeOwned>(payload: web::Payload) -> Result<Option<T>, ApiError> {
-    let bytes = read_body(payload).await?;
+    parse_optional(&read_body(payload).await?)
+}
+
+fn parse_optional<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice::<Option<T>>(&bytes)
+    // serde reads a struct from an array too (`[]`): only an object (or `null`) is a body.
+    if !matches!(bytes.trim_ascii_start().first(), Some(b'{' | b'n')) {
+        return Err(ApiError::invalid_request(
+            "the body must be empty or a JSON object",
+        ));
+    }
+    serde_json::from_slice::<Option<T>>(bytes)
         .map_err(|_| ApiError::invalid_request("the body must be empty or a JSON object"))
 }
 
@@ -283,7 +293,7 @@ pub(crate) async fn callback_get(
     post,
     path = "/gcp/callback",
     tag = "gcp",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "code, state, error"),
+    request_body(content = CallbackParams, content_type = "application/x-www-form-urlencoded", description = "code, state, error; each may come in the query instead (the form's wins)"),
     responses(
         (status = 302, description = "As for GET"),
         (status = 400, description = "As for GET", body = ErrorBody),
@@ -731,7 +741,7 @@ pub(crate) async fn force_disconnect(
 #[derive(OpenApi)]
 #[openapi(
     paths(login, callback_get, callback_post, setup_status, post_auth_retry, force_disconnect),
-    components(schemas(LoginRequest, LoginResponse, SetupStatusResponse, SetupState, RetryRequest, RetryResponse, DisconnectResponse, ErrorBody)),
+    components(schemas(LoginRequest, LoginResponse, CallbackParams, SetupStatusResponse, SetupState, RetryRequest, RetryResponse, DisconnectResponse, ErrorBody)),
     tags((name = "gcp", description = "Google Cloud accounts connected with OAuth 2.0 (PKCE) and an asynchronous setup"))
 )]
 pub struct GcpApiDoc;
@@ -762,6 +772,39 @@ mod tests {
         ] {
             assert!(json["components"]["schemas"][s].is_object(), "{s} missing");
         }
+    }
+
+    #[test]
+    fn an_optional_body_is_an_object_or_nothing() {
+        // Found by schemathesis: `[]` was read as an empty `LoginRequest` (serde reads a struct
+        // from an array too).
+        for body in [&b"[]"[..], b" [null]", b"\"u\"", b"1"] {
+            let e = parse_optional::<LoginRequest>(body).unwrap_err();
+            assert_eq!(
+                e.code,
+                "invalid_request",
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for empty in [&b""[..], b" \n", b"null"] {
+            assert!(parse_optional::<LoginRequest>(empty).unwrap().is_none());
+        }
+        let b = parse_optional::<LoginRequest>(br#" {"userId":"u"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.user_id.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn the_callback_documents_state_as_required() {
+        let json = serde_json::to_value(GcpApiDoc::openapi()).unwrap();
+        let params = json["paths"]["/gcp/callback"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let state = params.iter().find(|p| p["name"] == "state").unwrap();
+        assert_eq!(state["in"], "query");
+        assert_eq!(state["required"], true);
     }
 
     #[test]
