@@ -9,8 +9,14 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aurora_testkit::Peer;
+use std::sync::Arc;
+
 use common::{Backend, Options, TestApp, INTERNAL_SECRET};
-use connector_core::{ProviderId, SecretPath, SecretValue, UserId};
+use connector_core::store::{NewSetupTask, SetupOutcome, SetupState};
+use connector_core::{
+    Actor, ConnectSpec, ConnectionRecord, ConnectionStatus, Connector, ProviderId, SecretPath,
+    SecretValue, UserId,
+};
 use reqwest::Url;
 use serde_json::{json, Value};
 use wiremock::matchers::{
@@ -1637,6 +1643,225 @@ async fn force_disconnect_cancels_a_running_setup(b: Backend) {
     assert!(connections(&app, &u).await.is_empty());
 }
 
+/// A GCP connector built on `app`'s platform with extra settings (another replica's view), called
+/// through the `Connector` trait as the core's reconciler calls it.
+fn gcp_connector(app: &TestApp, extra: &[(&str, &str)]) -> Arc<dyn Connector> {
+    let mut platform = app.platform.clone();
+    let mut settings = (*platform.settings).clone();
+    for (k, v) in extra {
+        settings.set(*k, *v);
+    }
+    platform.settings = Arc::new(settings);
+    let plugins = connector_core::plugin::registered().unwrap();
+    (plugins["gcp"].build)(&platform).unwrap()
+}
+
+/// What a callback wrote before it was killed: the secret and the `pending` row (naming its
+/// future setup task), and nothing else. Returns the connection and the task id it names.
+async fn half_done_connection(
+    app: &TestApp,
+    u: &str,
+    account: &str,
+) -> (ConnectionRecord, uuid::Uuid) {
+    let task_id = uuid::Uuid::new_v4();
+    let secret = SecretValue::encode(&json!({
+        "refreshToken": format!("1//refresh-{account}"),
+        "scope": "dummy",
+        "sub": "johndoe",
+        "email": null,
+        "obtainedAt": chrono::Utc::now(),
+    }))
+    .unwrap();
+    let spec = ConnectSpec {
+        user: UserId::parse(u).unwrap(),
+        provider: ProviderId::from_static("gcp"),
+        account_id: account.to_owned(),
+        display_name: Some(account.to_owned()),
+        read_only: false,
+        metadata: json!({
+            "email": null, "sub": "johndoe", "scope": "dummy", "projects": [],
+            "setupTaskId": task_id.to_string(),
+        }),
+        expires_at: None,
+        status: ConnectionStatus::Pending,
+        secret,
+    };
+    let (conn, _) = app.platform.connect(spec, Actor::User).await.unwrap();
+    (conn, task_id)
+}
+
+/// The task of a connection, as the callback queues it.
+fn task_for(conn: &ConnectionRecord, id: uuid::Uuid) -> NewSetupTask {
+    NewSetupTask {
+        id,
+        user_id: conn.user_id.clone(),
+        connection_id: Some(conn.id),
+        provider: ProviderId::from_static("gcp"),
+        state: SetupState::Pending,
+        step: 0,
+        total_steps: 7,
+        progress: 0,
+        status_message: "Queued: waiting for a worker".into(),
+        input: json!({"connectionId": conn.id, "accountId": conn.account_id, "sub": "johndoe"}),
+    }
+}
+
+async fn row(app: &TestApp, conn: &ConnectionRecord) -> ConnectionRecord {
+    app.platform
+        .store
+        .get_connection(&conn.user_id, conn.id)
+        .await
+        .unwrap()
+        .expect("the connection row")
+}
+
+/// `kill -9` during a callback: a `pending` connection without its setup task. The reconciler hook
+/// leaves fresh ones (inside the grace period), those with a live task and those waiting for a
+/// project choice alone; re-queues the setup of one whose grant is stored (which then finishes);
+/// marks `needs_reconnect` one without its grant and one whose task ended without moving it on.
+async fn reconcile_repairs_pending_connections_left_without_a_task(b: Backend) {
+    let oauth = oauth_peer().await;
+    let api = MockServer::start().await;
+    mount_google(&api, &projects(1, true), 10).await;
+    let app = TestApp::spawn_with(b, options(gcp_settings(&oauth.url, &api.uri()))).await;
+    // No worker and no reconciler of the gateway's own: this test drives both.
+    app.stop_jobs();
+    let store = app.platform.store.clone();
+    let gcp = ProviderId::from_static("gcp");
+
+    // Waiting for the user's project choice: its task ended with `needs_selection`.
+    let (waiting, waiting_task) = half_done_connection(&app, &user(), "waiting@example.com").await;
+    store
+        .create_setup_task(task_for(&waiting, waiting_task))
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let claimed = store
+        .claim_setup_task(&gcp, "test-worker", now, now + chrono::Duration::minutes(1))
+        .await
+        .unwrap()
+        .expect("the only live task");
+    assert_eq!(claimed.id, waiting_task);
+    assert!(store
+        .finish_setup_task(
+            waiting_task,
+            "test-worker",
+            SetupOutcome {
+                state: SetupState::Success,
+                progress: 42,
+                status_message: "Choose the projects to connect (7 eligible)".into(),
+                error: None,
+                result: Some(json!({"status": "needs_selection", "eligibleProjects": []})),
+                input: None,
+            },
+        )
+        .await
+        .unwrap());
+    // Its task ended (here: cancelled) but the connection was left pending.
+    let (ended, ended_task) = half_done_connection(&app, &user(), "ended@example.com").await;
+    store
+        .create_setup_task(task_for(&ended, ended_task))
+        .await
+        .unwrap();
+    store
+        .cancel_setup_tasks(&ended.user_id, &gcp, Some(ended.id), "cancelled: test")
+        .await
+        .unwrap();
+    // A live task (not worked yet).
+    let (live, live_task) = half_done_connection(&app, &user(), "live@example.com").await;
+    store
+        .create_setup_task(task_for(&live, live_task))
+        .await
+        .unwrap();
+    // The callback killed between the row and the task.
+    let (killed, killed_task) = half_done_connection(&app, &user(), "killed@example.com").await;
+    // The same, but the grant is gone too.
+    let (no_grant, _) = half_done_connection(&app, &user(), "nogrant@example.com").await;
+    app.platform
+        .secrets
+        .delete(&SecretPath::from_stored(&no_grant.secret_ref).unwrap())
+        .await
+        .unwrap();
+    let all = [&waiting, &ended, &live, &killed, &no_grant];
+
+    // Inside the grace period (the default 10 minutes) every one is left alone.
+    let replica = gcp_connector(&app, &[]);
+    assert_eq!(replica.reconcile().await.unwrap(), 0);
+    for c in all {
+        assert_eq!(row(&app, c).await, *c, "a fresh connection is untouched");
+    }
+    assert!(store
+        .get_setup_task(&killed.user_id, killed_task)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Past a 1-second grace: the three half-done ones are repaired, once.
+    let quick = gcp_connector(&app, &[("AURORA_GCP_RECONCILE_GRACE_SECS", "1")]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut repaired = 0;
+    while repaired < 3 {
+        repaired += quick.reconcile().await.unwrap();
+        assert!(repaired <= 3, "repaired {repaired}");
+        assert!(Instant::now() < deadline, "repaired {repaired} of 3");
+        if repaired < 3 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(
+        quick.reconcile().await.unwrap(),
+        0,
+        "nothing left to repair"
+    );
+
+    assert_eq!(row(&app, &waiting).await, waiting, "waiting for a choice");
+    assert_eq!(row(&app, &live).await, live, "its task is live");
+    let t = store
+        .get_setup_task(&live.user_id, live_task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.state, t.attempts), (SetupState::Pending, 0));
+    for (c, needle) in [(&ended, "cancelled: test"), (&no_grant, "interrupted")] {
+        let r = row(&app, c).await;
+        assert_eq!(r.status, ConnectionStatus::NeedsReconnect, "{r:?}");
+        let reason = r.status_reason.unwrap();
+        assert!(
+            reason.contains(needle) && reason.contains("connect the Google account again"),
+            "{reason}"
+        );
+    }
+    // The killed callback's setup was queued again, under the id its connection names.
+    assert_eq!(row(&app, &killed).await.status, ConnectionStatus::Pending);
+    let t = store
+        .get_setup_task(&killed.user_id, killed_task)
+        .await
+        .unwrap()
+        .expect("the setup task was queued again");
+    assert_eq!(
+        (t.state, t.connection_id),
+        (SetupState::Pending, Some(killed.id))
+    );
+    let audit = store
+        .list_audit(&killed.user_id, Some(killed.id), None, 50)
+        .await
+        .unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "setup_queued" && e.detail["repaired"] == json!(true)));
+    assert!(common::captured_logs().contains("its setup was queued again"));
+
+    // A worker then finishes it: the connection becomes active.
+    let worker = quick.clone().spawn_background();
+    let u = killed.user_id.as_str().to_owned();
+    let done = poll(&app, &u, &killed_task.to_string(), complete).await;
+    assert_eq!(done["state"], "SUCCESS", "{done}");
+    assert_eq!(row(&app, &killed).await.status, ConnectionStatus::Active);
+    for w in worker {
+        w.abort();
+    }
+}
+
 /// Without the OAuth client the plugin is listed and documented, and its routes answer 503.
 async fn not_configured_answers_503(b: Backend) {
     let app = TestApp::spawn_with(b, options(Vec::new())).await;
@@ -1716,5 +1941,6 @@ both_backends!(
     setup_failure_is_reported_as_failure,
     isolation_other_users_task_is_404,
     force_disconnect_cancels_a_running_setup,
+    reconcile_repairs_pending_connections_left_without_a_task,
     not_configured_answers_503,
 );

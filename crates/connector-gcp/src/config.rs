@@ -28,6 +28,7 @@ pub const OPERATION_POLL_MS: &str = "AURORA_GCP_OPERATION_POLL_MS";
 pub const OPERATION_MAX_POLLS: &str = "AURORA_GCP_OPERATION_MAX_POLLS";
 pub const STATE_COOKIE: &str = "AURORA_GCP_STATE_COOKIE";
 pub const STATE_COOKIE_DOMAIN: &str = "AURORA_GCP_STATE_COOKIE_DOMAIN";
+pub const RECONCILE_GRACE_SECS: &str = "AURORA_GCP_RECONCILE_GRACE_SECS";
 
 pub const DEFAULT_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
@@ -200,6 +201,10 @@ pub struct GcpConfig {
     pub timeout: Duration,
     pub worker: WorkerConfig,
     pub state_cookie: StateCookie,
+    /// A `pending` connection without a live setup task is repaired by the reconciler only once it
+    /// was last written this long ago (`AURORA_GCP_RECONCILE_GRACE_SECS`), so that a callback still
+    /// between its two writes is left alone.
+    pub reconcile_grace: Duration,
 }
 
 /// Check an endpoint URL: `http` or `https`, a host, no fragment, no credentials. A query is allowed
@@ -348,6 +353,13 @@ impl GcpConfig {
             timeout: Duration::from_secs(ranged(s, TIMEOUT_SECS, 20u64, 1, 300)?),
             worker,
             state_cookie,
+            reconcile_grace: Duration::from_secs(ranged(
+                s,
+                RECONCILE_GRACE_SECS,
+                600u64,
+                1,
+                7 * 24 * 3600,
+            )?),
         })
     }
 
@@ -398,6 +410,7 @@ mod tests {
         assert_eq!(c.required_apis.len(), DEFAULT_REQUIRED_APIS.len());
         assert_eq!(c.worker.lease, Duration::from_secs(60));
         assert_eq!(c.worker.poll, Duration::from_millis(500));
+        assert_eq!(c.reconcile_grace, Duration::from_secs(600));
         // http on loopback: no Secure (a local browser would not keep it otherwise).
         assert_eq!(
             c.state_cookie,
@@ -456,6 +469,7 @@ mod tests {
             (STATE_COOKIE, "maybe"),
             (STATE_COOKIE_DOMAIN, "other.example"),
             (STATE_COOKIE_DOMAIN, "bad domain"),
+            (RECONCILE_GRACE_SECS, "0"),
         ] {
             let e =
                 cookie(&[("AURORA_PUBLIC_URL", "https://api.aurora.example"), (k, v)]).unwrap_err();

@@ -19,6 +19,7 @@
 pub mod api;
 pub mod config;
 pub mod oauth;
+mod reconcile;
 mod routes;
 pub mod setup;
 
@@ -459,6 +460,12 @@ impl Connector for GcpConnector {
             expires_at: Some(r.expires_at),
             updated_secret: r.updated_secret,
         })
+    }
+
+    /// Repairs GCP connections that a crash left `pending` without a setup task (see the
+    /// `reconcile` module): queues the task again, or marks the connection `needs_reconnect`.
+    async fn reconcile(&self) -> Result<u64, ConnectorError> {
+        self.reconcile_pending().await
     }
 
     fn spawn_background(self: Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
