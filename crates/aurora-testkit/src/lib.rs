@@ -22,6 +22,62 @@ pub fn redis_url() -> String {
         .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// Whether the servers half of a suite should run. With `AURORA_TEST_REQUIRE_SERVERS=1` (set by
+/// `cargo xtask test` and CI) always: a missing server then fails the test that needs it, loudly.
+/// Without it (a plain `cargo test` on a machine without the servers) the servers half runs only
+/// when PostgreSQL and Redis answer and OpenBao is at hand; otherwise `what` is skipped with a
+/// printed notice saying what is missing.
+pub fn servers_available(what: &str) -> bool {
+    if std::env::var("AURORA_TEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1" || v == "true") {
+        return true;
+    }
+    let mut missing = Vec::new();
+    let reachable = |url: &str, default_port: u16| {
+        let rest = url.split("://").nth(1).unwrap_or(url);
+        let host_port = rest
+            .rsplit('@')
+            .next()
+            .unwrap_or(rest)
+            .split(['/', '?'])
+            .next()
+            .unwrap_or("");
+        let addr = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:{default_port}")
+        };
+        std::net::ToSocketAddrs::to_socket_addrs(&addr)
+            .ok()
+            .and_then(|mut a| a.next())
+            .is_some_and(|a| {
+                std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(1)).is_ok()
+            })
+    };
+    let pg = std::env::var("AURORA_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    if !reachable(&pg, 5432) {
+        missing.push("PostgreSQL");
+    }
+    if !reachable(&redis_url(), 6379) {
+        missing.push("Redis");
+    }
+    let external_bao = std::env::var("AURORA_TEST_VAULT_ADDR").is_ok_and(|v| !v.trim().is_empty());
+    if !external_bao && openbao::bao_binary().is_err() {
+        missing.push("OpenBao");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    eprintln!(
+        "NOTICE: skipped {what} (servers backend): {} not available. `cargo xtask test` starts and \
+         installs them and fails instead of skipping (AURORA_TEST_REQUIRE_SERVERS=1).",
+        missing.join(", ")
+    );
+    false
+}
+
 /// A key prefix that no other test (or test run) uses: `test:<tag>:<uuid>:`.
 pub fn unique_prefix(tag: &str) -> String {
     format!("test:{tag}:{}:", uuid::Uuid::new_v4().simple())

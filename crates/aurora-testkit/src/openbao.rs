@@ -228,7 +228,7 @@ pub fn shared_openbao() -> &'static OpenBao {
 }
 
 /// The `bao` binary to run.
-fn bao_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn bao_binary() -> anyhow::Result<PathBuf> {
     if let Some(bin) = std::env::var_os("AURORA_TEST_BAO_BIN").filter(|s| !s.is_empty()) {
         let bin = PathBuf::from(bin);
         if !bin.is_file() {

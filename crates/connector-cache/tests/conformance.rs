@@ -305,6 +305,12 @@ mod bodies {
     }
 }
 
+/// The in-process backend always runs; the server one unless it is unavailable and not required
+/// (see `aurora_testkit::servers_available`).
+fn available(backend: &str) -> bool {
+    backend == "memory" || aurora_testkit::servers_available(backend)
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -312,62 +318,107 @@ macro_rules! conformance {
 
             #[tokio::test]
             async fn ping() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::ping(&*$make()).await;
             }
             #[tokio::test]
             async fn set_get() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::set_get(&*$make()).await;
             }
             #[tokio::test]
             async fn ttl_expiry() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::ttl_expiry(&*$make()).await;
             }
             #[tokio::test]
             async fn overwrite() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::overwrite(&*$make()).await;
             }
             #[tokio::test]
             async fn delete() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::delete(&*$make()).await;
             }
             #[tokio::test]
             async fn delete_prefix() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::delete_prefix(&*$make()).await;
             }
             #[tokio::test]
             async fn many_keys_delete_prefix() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::many_keys_delete_prefix(&*$make()).await;
             }
             #[tokio::test]
             async fn binary_values() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::binary_values(&*$make()).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::concurrent($make()).await;
             }
             #[tokio::test]
             async fn lock_excludes_and_fences() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::lock_excludes_and_fences(&*$make()).await;
             }
             #[tokio::test]
             async fn lock_lease_expires() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::lock_lease_expires(&*$make()).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn lock_one_winner() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::lock_one_winner($make()).await;
             }
             #[tokio::test]
             async fn window_counts_and_resets() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::window_counts_and_resets(&*$make()).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn window_concurrent() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::window_concurrent($make()).await;
             }
             #[tokio::test]
             async fn publish_subscribe() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 bodies::publish_subscribe(&*$make()).await;
             }
         }

@@ -133,6 +133,9 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
+                    if !aurora_testkit::servers_available("postgres") {
+                        return;
+                    }
                     super::pg_harness()
                         .await
                         .run(|s| async move { super::cases::$name(&s).await })

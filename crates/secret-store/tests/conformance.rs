@@ -375,6 +375,12 @@ mod bodies {
     }
 }
 
+/// The in-process backend always runs; the server one unless it is unavailable and not required
+/// (see `aurora_testkit::servers_available`).
+fn available(backend: &str) -> bool {
+    backend == "embedded" || aurora_testkit::servers_available(backend)
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -382,86 +388,137 @@ macro_rules! conformance {
 
             #[tokio::test]
             async fn ping() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::ping(&*f.store).await;
             }
             #[tokio::test]
             async fn round_trip_json() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::round_trip_json(&*f.store).await;
             }
             #[tokio::test]
             async fn round_trip_binary() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::round_trip_binary(&*f.store).await;
             }
             #[tokio::test]
             async fn overwrite() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::overwrite(&*f.store).await;
             }
             #[tokio::test]
             async fn get_missing() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::get_missing(&*f.store).await;
             }
             #[tokio::test]
             async fn delete_then_get() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::delete_then_get(&*f.store).await;
             }
             #[tokio::test]
             async fn delete_missing() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::delete_missing(&*f.store).await;
             }
             #[tokio::test]
             async fn list() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::list(&*f.store).await;
             }
             #[tokio::test]
             async fn isolation() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::isolation(&*f.store).await;
             }
             #[tokio::test]
             async fn special_user_ids() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::special_user_ids(&*f.store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_puts() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::concurrent_puts(Arc::clone(&f.store)).await;
             }
             #[tokio::test]
             async fn versions_count_writes() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::versions_count_writes(&*f.store).await;
             }
             #[tokio::test]
             async fn check_and_set() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::check_and_set(&*f.store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_check_and_set() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::concurrent_check_and_set(Arc::clone(&f.store)).await;
             }
             #[tokio::test]
             async fn get_or_create() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::get_or_create(&*f.store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_get_or_create() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::concurrent_get_or_create(Arc::clone(&f.store)).await;
             }
             #[tokio::test]
             async fn debug_and_errors_hide_values() {
+                if !super::available(stringify!($backend)) {
+                    return;
+                }
                 let f = $make();
                 bodies::debug_and_errors_hide_values(&*f.store).await;
             }

@@ -366,6 +366,9 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
+                    if !aurora_testkit::servers_available(stringify!($name)) {
+                        return;
+                    }
                     super::$name($crate::common::Backend::Servers).await
                 }
             )*
