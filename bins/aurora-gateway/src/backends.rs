@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use connector_cache::{MemoryCache, RedisCache};
+use connector_cache::{BreakerConfig, MemoryCache, RedisCache};
 use connector_core::{Cache, Platform, SecretStore};
 use connector_store::{DbConfig, SqlStore};
 use secrecy::ExposeSecret;
@@ -54,13 +54,23 @@ pub async fn open_secrets(cfg: &GatewayConfig) -> anyhow::Result<Arc<dyn SecretS
 /// Open the cache the configuration names. Redis is connected lazily, so a Redis that is down does
 /// not stop the gateway (readiness reports it).
 pub async fn open_cache(cfg: &GatewayConfig) -> anyhow::Result<Arc<dyn Cache>> {
-    Ok(match &cfg.redis_url {
-        Some(url) => Arc::new(
-            RedisCache::connect(url.expose_secret(), &cfg.redis_prefix)
-                .context("configuring the Redis client")?,
-        ),
+    Ok(match open_redis(cfg)? {
+        Some(redis) => Arc::new(redis),
         None => Arc::new(MemoryCache::new(MEMORY_CACHE_ENTRIES)),
     })
+}
+
+/// The Redis client, with its circuit breaker configured (`AURORA_REDIS_BREAKER_*`), if Redis is
+/// configured.
+fn open_redis(cfg: &GatewayConfig) -> anyhow::Result<Option<RedisCache>> {
+    let Some(url) = &cfg.redis_url else {
+        return Ok(None);
+    };
+    let breaker = BreakerConfig::from_settings(&cfg.settings).map_err(anyhow::Error::msg)?;
+    let redis = RedisCache::connect(url.expose_secret(), &cfg.redis_prefix)
+        .context("configuring the Redis client")?
+        .with_breaker(breaker);
+    Ok(Some(redis))
 }
 
 /// Every backend, migrated, assembled into the platform.
@@ -71,10 +81,18 @@ pub async fn build_platform(cfg: &GatewayConfig) -> anyhow::Result<(Platform, Ar
         tracing::info!(count = applied.len(), "applied database migrations");
     }
     let secrets = open_secrets(cfg).await?;
-    let cache = open_cache(cfg).await?;
+    let redis = open_redis(cfg)?;
+    let cache: Arc<dyn Cache> = match &redis {
+        Some(redis) => Arc::new(redis.clone()),
+        None => Arc::new(MemoryCache::new(MEMORY_CACHE_ENTRIES)),
+    };
     let platform = Platform::new(store.clone(), secrets, cache, cfg.settings.clone())
         .await
         .context("preparing the credential cache key in the secret store")?;
+    if let Some(redis) = &redis {
+        // Clones share the breaker: this one reports for the platform's.
+        redis.report_to(platform.metrics.clone());
+    }
     tracing::info!(
         database = platform.store.backend_name(),
         secret_store = platform.secrets.backend_name(),

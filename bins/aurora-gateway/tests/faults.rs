@@ -419,3 +419,201 @@ async fn servers_openbao_down_answers_503() {
     assert_eq!(r["checks"]["secretStore"], "unavailable");
     assert_eq!(r["checks"]["database"], "ok");
 }
+
+/// `host:port` of the test Redis.
+fn redis_upstream() -> String {
+    let url = aurora_testkit::redis_url();
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    // Drop credentials, if any.
+    host_port
+        .rsplit_once('@')
+        .map_or(host_port, |(_, h)| h)
+        .to_owned()
+}
+
+/// One value of the gateway's `/metrics` (0 when the series is absent).
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A warm credentials request for the Scaleway connection: 200 and the account's key.
+async fn warm_scaleway(app: &TestApp, u: &str, id: &str, acct: &ScwAccount) {
+    let resp = app.credentials(u, id, "full").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["credentials"]["secretKey"], acct.secret_key);
+}
+
+/// Redis accepts connections but never answers (a black hole): the circuit breaker opens, nothing
+/// more reaches Redis while it is open, every warm credentials request still answers 200 with the
+/// right credentials without calling the provider each time, and the breaker closes once Redis
+/// answers again. Prints the warm credentials p50/p99 while Redis black-holes (measured, not
+/// asserted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_black_hole_redis_opens_the_breaker() {
+    use aurora_testkit::{Relay, RelayMode};
+    use std::time::Instant;
+
+    let relay = Relay::start(&redis_upstream(), RelayMode::Forward)
+        .await
+        .unwrap();
+    let expiring = Arc::new(Expiring {
+        calls: AtomicUsize::new(0),
+        ttl: chrono::Duration::hours(1),
+    });
+    let app = TestApp::spawn_with(
+        Backend::Servers,
+        Options {
+            internal_secret: Some(INTERNAL_SECRET.into()),
+            redis_url: Some(relay.redis_url()),
+            settings: vec![
+                // More requests than a minute's budget.
+                ("AURORA_RATE_LIMIT_CREDENTIALS_PER_MIN".into(), "0".into()),
+                // Short open periods, so the test sees the breaker close soon after Redis is back.
+                ("AURORA_REDIS_BREAKER_OPEN_MS".into(), "1000".into()),
+                ("AURORA_REDIS_BREAKER_OPEN_MAX_MS".into(), "2000".into()),
+            ],
+            extra_connectors: vec![expiring.clone()],
+            ..Options::default()
+        },
+    )
+    .await;
+    let acct = ScwAccount::new(1);
+    acct.mount(&app.scaleway).await;
+    let u = user();
+    let resp = app
+        .post(&u, "/scaleway_api/scaleway/connect")
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .json(&acct.connect_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.json::<Value>().await.unwrap()["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (exp, _) = app
+        .platform
+        .connect(
+            ConnectSpec {
+                user: UserId::parse(&u).unwrap(),
+                provider: ProviderId::from_static("testexpiring"),
+                account_id: "acct-bh".into(),
+                display_name: None,
+                read_only: false,
+                metadata: json!({}),
+                expires_at: None,
+                status: ConnectionStatus::Active,
+                secret: SecretValue::encode(&json!({"seed": "bh"})).unwrap(),
+            },
+            Actor::User,
+        )
+        .await
+        .unwrap();
+    let exp_id = exp.id.to_string();
+    for _ in 0..2 {
+        warm_scaleway(&app, &u, &id, &acct).await;
+        let resp = app.credentials(&u, &exp_id, "full").send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(expiring.calls.load(Ordering::SeqCst), 1, "cached in Redis");
+    assert_eq!(metric(&app, "aurora_cache_breaker_open").await, 0.0);
+
+    // Black hole. Warm requests go on; the first ones wait for Redis's timeouts.
+    relay.set(RelayMode::HoldAll);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        warm_scaleway(&app, &u, &id, &acct).await;
+        if metric(&app, "aurora_cache_breaker_open").await == 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the breaker never opened");
+    }
+    let m = &app.platform.metrics;
+    let skipped_at_open = m.cache_breaker_skipped.get();
+
+    // 500 warm requests, timed. Every 50, the relay's counts: between two probes (half-open
+    // calls, which are sent on purpose) nothing may reach Redis.
+    let mut took = Vec::with_capacity(500);
+    let mut clean_windows = 0;
+    let mut window = (relay.counts(), m.cache_breaker_probes.get());
+    for i in 1..=500 {
+        let t = Instant::now();
+        warm_scaleway(&app, &u, &id, &acct).await;
+        took.push(t.elapsed());
+        if i % 50 == 0 {
+            let now = (relay.counts(), m.cache_breaker_probes.get());
+            if now.1 == window.1 {
+                assert_eq!(
+                    now.0, window.0,
+                    "Redis was reached while the breaker was open"
+                );
+                clean_windows += 1;
+            }
+            window = now;
+        }
+    }
+    assert!(clean_windows > 0, "every window held a probe");
+    assert!(m.cache_breaker_skipped.get() > skipped_at_open);
+    assert_eq!(metric(&app, "aurora_cache_breaker_open").await, 1.0);
+    took.sort();
+    let pct = |p: usize| took[(took.len() * p / 100).min(took.len() - 1)];
+    println!(
+        "warm credentials while Redis black-holes: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} \
+         requests ({clean_windows} of 10 windows without a probe)",
+        pct(50).as_secs_f64() * 1e3,
+        pct(99).as_secs_f64() * 1e3,
+        took[took.len() - 1].as_secs_f64() * 1e3,
+        took.len()
+    );
+
+    // A provider whose credentials need a call: one call for this outage, then the pinned copy.
+    let calls = expiring.calls.load(Ordering::SeqCst);
+    for _ in 0..20 {
+        let resp = app.credentials(&u, &exp_id, "full").send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(
+            v["credentials"]["token"],
+            format!("bh-{}", calls + 1),
+            "one provider call, then the same credentials"
+        );
+    }
+    assert_eq!(expiring.calls.load(Ordering::SeqCst), calls + 1);
+
+    // Redis back: a probe gets an answer and the breaker closes; the in-process tier returns once
+    // the invalidation channel is heard again.
+    relay.set(RelayMode::Forward);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        warm_scaleway(&app, &u, &id, &acct).await;
+        if metric(&app, "aurora_cache_breaker_open").await == 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the breaker never closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(m.cache_breaker_probes.get() >= 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !app.platform.broker.local_tier_active() {
+        assert!(
+            Instant::now() < deadline,
+            "the in-process tier did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    warm_scaleway(&app, &u, &id, &acct).await;
+}
