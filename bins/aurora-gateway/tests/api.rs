@@ -3,36 +3,14 @@
 
 mod common;
 
-use common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
+use common::{
+    connect_scaleway as connect, new_user as user, trusted, Backend, ScwAccount, TestApp,
+    INTERNAL_SECRET,
+};
 use connector_core::SecretPath;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, ResponseTemplate};
-
-fn trusted() -> Options {
-    Options {
-        internal_secret: Some(INTERNAL_SECRET.into()),
-        ..Options::default()
-    }
-}
-
-fn user() -> String {
-    format!("user-{}", uuid::Uuid::new_v4().simple())
-}
-
-async fn connect(app: &TestApp, user: &str, acct: &ScwAccount) -> Value {
-    let resp = app
-        .post(user, "/scaleway_api/scaleway/connect")
-        .header("X-Internal-Secret", INTERNAL_SECRET)
-        .json(&acct.connect_body())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(status, 200, "connect failed: {body}");
-    body
-}
 
 /// Assert that a secret value appears in no log line and no database column.
 async fn assert_not_leaked(app: &TestApp, secret: &str) {

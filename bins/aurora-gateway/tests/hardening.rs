@@ -8,32 +8,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
+use common::{
+    connect_scaleway, new_user as user, trusted, Backend, ScwAccount, TestApp, INTERNAL_SECRET,
+};
 use serde_json::Value;
-
-fn trusted() -> Options {
-    Options {
-        internal_secret: Some(INTERNAL_SECRET.into()),
-        ..Options::default()
-    }
-}
-
-fn user() -> String {
-    format!("user-{}", uuid::Uuid::new_v4().simple())
-}
-
-async fn connect(app: &TestApp, user: &str, acct: &ScwAccount) -> String {
-    let resp = app
-        .post(user, "/scaleway_api/scaleway/connect")
-        .header("X-Internal-Secret", INTERNAL_SECRET)
-        .json(&acct.connect_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["connectionId"].as_str().unwrap().to_owned()
-}
 
 async fn count(app: &TestApp, user: &str) -> usize {
     let resp = app
@@ -105,7 +83,7 @@ async fn blank_or_misspelled_disconnect_filters_remove_nothing(b: Backend) {
     for _ in 0..2 {
         let acct = ScwAccount::new(1);
         acct.mount(&app.scaleway).await;
-        connect(&app, &u, &acct).await;
+        connect_scaleway(&app, &u, &acct).await;
     }
     assert_eq!(count(&app, &u).await, 2);
     let path = "/scaleway_api/scaleway/disconnect";

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
+use common::{new_user as user, trusted, Backend, ScwAccount, TestApp, INTERNAL_SECRET};
 use connector_core::{
     async_trait, Actor, ConnectSpec, ConnectionStatus, ProviderId, SecretPath, SecretStore,
     SecretStoreError, SecretValue, Settings, UserId, VersionedSecret,
@@ -17,17 +17,6 @@ use connector_core::{
 use connector_lifecycle::{LifecycleConfig, Reconciler};
 use serde_json::Value;
 use tokio::sync::Notify;
-
-fn trusted() -> Options {
-    Options {
-        internal_secret: Some(INTERNAL_SECRET.into()),
-        ..Options::default()
-    }
-}
-
-fn user() -> String {
-    format!("user-{}", uuid::Uuid::new_v4().simple())
-}
 
 /// The connection secrets in the store, and the secret paths the rows of `users` reference.
 async fn secrets_and_rows(app: &TestApp, users: &[&str]) -> (BTreeSet<String>, BTreeSet<String>) {

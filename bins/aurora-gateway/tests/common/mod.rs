@@ -375,3 +375,31 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A gateway that requires the internal secret (`INTERNAL_SECRET`).
+pub fn trusted() -> Options {
+    Options {
+        internal_secret: Some(INTERNAL_SECRET.into()),
+        ..Options::default()
+    }
+}
+
+/// A user id no other test uses.
+pub fn new_user() -> String {
+    format!("user-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Connect a Scaleway account (mounted on the stub by the caller) as a trusted caller; the answer.
+pub async fn connect_scaleway(app: &TestApp, user: &str, acct: &ScwAccount) -> Value {
+    let resp = app
+        .post(user, "/scaleway_api/scaleway/connect")
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .json(&acct.connect_body())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "connect failed: {body}");
+    body
+}
