@@ -330,9 +330,10 @@ fn document_identity(doc: &mut Value, open: &[&str]) {
     }
 }
 
-/// Every operation that takes a body may answer, before its handler runs: 400 (malformed), 408
-/// (the body did not arrive within the deadline), 413 (above 64 KiB) and, for a JSON body, 415
-/// (another Content-Type). An operation with query parameters may answer 400 (a malformed one).
+/// Every operation that takes a body may answer, before its handler runs (`app::guard`): 400
+/// (malformed), 408 (the body did not arrive within the deadline), 413 (above 64 KiB) and 415 (a
+/// Content-Type that is not JSON, or a form where the route takes one). An operation with query
+/// parameters may answer 400 (a malformed one).
 fn document_body_answers(doc: &mut Value) {
     for_each_operation(doc, |_, op| {
         let has_query = op
@@ -356,20 +357,29 @@ fn document_body_answers(doc: &mut Value) {
             add_error(
                 op,
                 "408",
-                "the body did not arrive within the gateway's deadline",
+                "`request_timeout`: the body did not arrive within the gateway's deadline \
+                 (`AURORA_BODY_TIMEOUT_SECS`)",
             );
             add_error(
                 op,
                 "413",
                 "`payload_too_large`: the body is larger than 64 KiB",
             );
-            if body_types.iter().any(|t| t == "application/json") {
-                add_error(
-                    op,
-                    "415",
-                    "a body with a Content-Type other than `application/json`",
-                );
-            }
+            let form = body_types
+                .iter()
+                .any(|t| t == "application/x-www-form-urlencoded");
+            add_error(
+                op,
+                "415",
+                if form {
+                    "`unsupported_media_type`: a body whose Content-Type is neither JSON \
+                     (`application/json`, `application/…+json`) nor \
+                     `application/x-www-form-urlencoded`"
+                } else {
+                    "`unsupported_media_type`: a body whose Content-Type is not JSON \
+                     (`application/json`, `application/…+json`)"
+                },
+            );
         }
     });
 }
@@ -667,14 +677,11 @@ mod tests {
             }
             if op["requestBody"].is_object() {
                 with_body += 1;
-                for status in ["400", "408", "413"] {
+                for status in ["400", "408", "413", "415"] {
                     assert!(
                         is_error_body(&responses[status]),
                         "{method} {path} {status}: {responses}"
                     );
-                }
-                if op["requestBody"]["content"]["application/json"].is_object() {
-                    assert!(is_error_body(&responses["415"]), "{method} {path}");
                 }
             }
             if !params_in(&op, "query").is_empty() {
