@@ -228,7 +228,7 @@ pub(crate) async fn rotate_external_id(
         .audit(
             &caller.user,
             None,
-            "rotate_external_id",
+            connector_core::AuditAction::Plugin("rotate_external_id"),
             Actor::User,
             serde_json::json!({"provider": crate::PROVIDER_ID}),
         )

@@ -126,7 +126,7 @@ fn take(tally: &Tally) -> (Vec<AuditEvent>, u64) {
                 user_id: i.user,
                 connection_id: Some(conn),
                 provider: Some(i.provider),
-                action: "credentials_issued".to_owned(),
+                action: crate::AuditAction::CredentialsIssued.as_str().to_owned(),
                 actor: crate::platform::Actor::Internal.as_str().to_owned(),
                 detail,
                 created_at: i.first,

@@ -1,6 +1,7 @@
 //! Aurora Connectors core: the `Connector` trait, the plugin registry, domain types, and the traits of
 //! the relational store, the secret store and the cache. Knows no provider and no backend.
 
+pub mod audit;
 pub mod audit_buffer;
 pub mod broker;
 pub mod cache;
@@ -20,6 +21,7 @@ pub mod settings;
 pub mod store;
 
 pub use async_trait::async_trait;
+pub use audit::AuditAction;
 pub use inventory;
 
 pub use cache::{Cache, LockToken, Subscription};

@@ -192,9 +192,10 @@ pub fn event_for_audit(
 ) -> Option<NewOutboxEvent> {
     let d = &audit.detail;
     let current = conn.map(|c| c.status.as_str().to_owned());
-    let (event_type, status, previous_status, reason) = match audit.action.as_str() {
-        "connect" => (CONNECTION_CREATED, current, None, None),
-        "reconnect" => {
+    use crate::AuditAction as A;
+    let (event_type, status, previous_status, reason) = match A::parse_core(&audit.action)? {
+        A::Connect => (CONNECTION_CREATED, current, None, None),
+        A::Reconnect => {
             let previous = detail_str(d, "previousStatus")?;
             if Some(&previous) == current.as_ref() {
                 return None;
@@ -206,26 +207,26 @@ pub fn event_for_audit(
                 Some("reconnected".to_owned()),
             )
         }
-        "status_changed" => (
+        A::StatusChanged => (
             CONNECTION_STATUS_CHANGED,
             detail_str(d, "to").or(current),
             detail_str(d, "from"),
             detail_str(d, "reason"),
         ),
-        "setup_completed" => (
+        A::SetupCompleted => (
             CONNECTION_STATUS_CHANGED,
             current,
             detail_str(d, "from"),
             Some("setup completed".to_owned()),
         ),
-        "setup_failed" => (
+        A::SetupFailed => (
             CONNECTION_STATUS_CHANGED,
             current,
             detail_str(d, "from"),
             detail_str(d, "reason").or_else(|| conn.and_then(|c| c.status_reason.clone())),
         ),
-        "disconnect" => (CONNECTION_DISCONNECTED, None, None, None),
-        "expiry_warning" => (CONNECTION_EXPIRING, current, None, detail_str(d, "reason")),
+        A::Disconnect => (CONNECTION_DISCONNECTED, None, None, None),
+        A::ExpiryWarning => (CONNECTION_EXPIRING, current, None, detail_str(d, "reason")),
         _ => return None,
     };
     let expires_at = if event_type == CONNECTION_EXPIRING {

@@ -243,7 +243,11 @@ impl Platform {
         self.audit(
             &record.user_id,
             Some(&record),
-            if created { "connect" } else { "reconnect" },
+            if created {
+                crate::AuditAction::Connect
+            } else {
+                crate::AuditAction::Reconnect
+            },
             actor,
             serde_json::json!({"accountId": record.account_id, "previousStatus": existing.as_ref().map(|c| c.status)}),
         )
@@ -309,7 +313,7 @@ impl Platform {
         self.audit(
             &conn.user_id,
             Some(conn),
-            "disconnect",
+            crate::AuditAction::Disconnect,
             actor,
             serde_json::json!({"accountId": conn.account_id}),
         )
@@ -433,7 +437,7 @@ impl Platform {
             self.audit(
                 &conn.user_id,
                 Some(conn),
-                "status_changed",
+                crate::AuditAction::StatusChanged,
                 actor,
                 serde_json::json!({"from": conn.status, "to": status, "reason": reason}),
             )
@@ -493,7 +497,7 @@ impl Platform {
         &self,
         user: &UserId,
         conn: Option<&ConnectionRecord>,
-        action: &str,
+        action: crate::audit::AuditAction,
         actor: Actor,
         detail: serde_json::Value,
     ) {
@@ -502,7 +506,7 @@ impl Platform {
             user_id: user.clone(),
             connection_id: conn.map(|c| c.id),
             provider: conn.map(|c| c.provider.clone()),
-            action: action.to_owned(),
+            action: action.as_str().to_owned(),
             actor: actor.as_str().to_owned(),
             detail,
             created_at: Utc::now(),
@@ -512,7 +516,7 @@ impl Platform {
             .then(|| crate::outbox::event_for_audit(&event, conn))
             .flatten();
         if let Err(e) = self.store.append_audit_and_outbox(event, outbox).await {
-            tracing::error!(error = %e, action, "could not write the audit trail");
+            tracing::error!(error = %e, action = action.as_str(), "could not write the audit trail");
         }
     }
 }

@@ -319,7 +319,7 @@ impl GcpConnector {
                     .audit(
                         &conn.user_id,
                         Some(conn),
-                        "status_changed",
+                        connector_core::AuditAction::StatusChanged,
                         Actor::System,
                         serde_json::json!({"from": conn.status, "to": ConnectionStatus::NeedsReconnect, "reason": reason}),
                     )
@@ -370,7 +370,7 @@ impl GcpConnector {
             .audit(
                 user,
                 None,
-                "force_disconnect",
+                connector_core::AuditAction::Plugin("force_disconnect"),
                 Actor::User,
                 serde_json::json!({"provider": PROVIDER_ID, "disconnected": n, "cancelledTasks": cancelled, "leftoverSecrets": orphans}),
             )

@@ -202,7 +202,7 @@ impl GcpConnector {
             .audit(
                 &conn.user_id,
                 Some(conn),
-                "setup_queued",
+                connector_core::AuditAction::SetupQueued,
                 Actor::System,
                 serde_json::json!({"taskId": task_id, "repaired": true}),
             )
@@ -236,7 +236,7 @@ impl GcpConnector {
             .audit(
                 &conn.user_id,
                 Some(&updated),
-                "status_changed",
+                connector_core::AuditAction::StatusChanged,
                 Actor::System,
                 serde_json::json!({
                     "from": conn.status,

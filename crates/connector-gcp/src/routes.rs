@@ -538,7 +538,7 @@ async fn complete_login(
         .audit(
             &user,
             Some(&conn),
-            "setup_queued",
+            connector_core::AuditAction::SetupQueued,
             Actor::User,
             serde_json::json!({"taskId": task_id}),
         )
@@ -698,7 +698,7 @@ pub(crate) async fn post_auth_retry(
         .audit(
             &caller.user,
             Some(&conn),
-            "setup_projects_selected",
+            connector_core::AuditAction::SetupProjectsSelected,
             Actor::User,
             serde_json::json!({"taskId": new_id, "previousTaskId": task.id, "projects": n}),
         )

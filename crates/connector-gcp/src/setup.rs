@@ -987,7 +987,7 @@ impl<'a> TaskRun<'a> {
                 .audit(
                     self.user(),
                     Some(&updated),
-                    "setup_completed",
+                    connector_core::AuditAction::SetupCompleted,
                     Actor::System,
                     serde_json::json!({"taskId": self.task.id, "projects": n}),
                 )
@@ -1048,7 +1048,7 @@ impl<'a> TaskRun<'a> {
                     .audit(
                         self.user(),
                         Some(&updated),
-                        "setup_failed",
+                        connector_core::AuditAction::SetupFailed,
                         Actor::System,
                         serde_json::json!({"taskId": self.task.id, "reason": message}),
                     )

@@ -58,7 +58,7 @@ impl Housekeeping {
                         .audit(
                             &c.user_id,
                             Some(c),
-                            "expiry_warning",
+                            connector_core::AuditAction::ExpiryWarning,
                             Actor::System,
                             serde_json::json!({"expiresAt": c.expires_at}),
                         )
