@@ -6,13 +6,21 @@
 
 mod openbao;
 mod peers;
+#[cfg(feature = "platform")]
+mod platform;
 mod postgres;
 mod relay;
+#[cfg(feature = "platform")]
+mod stub;
 
 pub use openbao::{shared_openbao, OpenBao};
 pub use peers::{moto, oauth2_mock, Peer};
+#[cfg(feature = "platform")]
+pub use platform::{build_plugin, TestPlatform};
 pub use postgres::{postgres_schema_url, PgSchema};
 pub use relay::{Relay, RelayCounts, RelayMode};
+#[cfg(feature = "platform")]
+pub use stub::{Answer, StubBuilder, StubConnector};
 
 /// The Redis URL of the tests: `AURORA_TEST_REDIS_URL`, or `redis://127.0.0.1:6379`.
 pub fn redis_url() -> String {
