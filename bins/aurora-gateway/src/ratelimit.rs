@@ -223,6 +223,9 @@ mod tests {
             fn backend_name(&self) -> &'static str {
                 "none"
             }
+            fn is_shared(&self) -> bool {
+                true
+            }
             async fn ping(&self) -> Result<(), connector_core::CacheError> {
                 Ok(())
             }

@@ -559,7 +559,7 @@ async fn two_gateways_deliver_each_event_exactly_once(b: Backend) {
             .audit(
                 &u,
                 Some(&conn),
-                "connect",
+                connector_core::AuditAction::Connect,
                 Actor::User,
                 serde_json::json!({"accountId": conn.account_id}),
             )

@@ -131,6 +131,9 @@ impl Cache for MemoryCache {
     fn backend_name(&self) -> &'static str {
         "memory"
     }
+    fn is_shared(&self) -> bool {
+        false
+    }
 
     async fn ping(&self) -> Result<(), CacheError> {
         Ok(())

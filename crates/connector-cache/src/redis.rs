@@ -309,6 +309,9 @@ impl Cache for RedisCache {
     fn backend_name(&self) -> &'static str {
         "redis"
     }
+    fn is_shared(&self) -> bool {
+        true
+    }
 
     async fn ping(&self) -> Result<(), CacheError> {
         let pong: String = self.query("ping", &redis::cmd("PING")).await?;

@@ -881,7 +881,7 @@ impl CredentialBroker {
     /// Publish `id` on the invalidation channel, so every replica drops its in-process copies.
     /// With the in-process cache there is nobody else to tell.
     async fn tell_replicas(&self, id: ConnectionId) {
-        if self.cache.backend_name() == "memory" {
+        if !self.cache.is_shared() {
             return;
         }
         if let Err(e) = self
@@ -962,7 +962,7 @@ impl CredentialBroker {
         self: &Arc<Self>,
         ttl: Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let memory = self.cache.backend_name() == "memory";
+        let memory = !self.cache.is_shared();
         let ms = ttl.as_millis().try_into().unwrap_or(u64::MAX);
         self.local.row_ttl_ms.store(ms, Ordering::Relaxed);
         self.local
@@ -1042,6 +1042,9 @@ mod tests {
     impl Cache for MapCache {
         fn backend_name(&self) -> &'static str {
             "map"
+        }
+        fn is_shared(&self) -> bool {
+            true
         }
         async fn ping(&self) -> Result<(), CacheError> {
             Ok(())
@@ -1242,6 +1245,9 @@ mod outage_tests {
     impl Cache for SwitchCache {
         fn backend_name(&self) -> &'static str {
             "switch"
+        }
+        fn is_shared(&self) -> bool {
+            true
         }
         async fn ping(&self) -> Result<(), CacheError> {
             self.check()

@@ -33,8 +33,13 @@ pub type Subscription = tokio::sync::mpsc::Receiver<Vec<u8>>;
 
 #[async_trait]
 pub trait Cache: Send + Sync + 'static {
-    /// `redis` or `memory`.
+    /// `redis` or `memory`: for logs and readiness, never for decisions (see [`Cache::is_shared`]).
     fn backend_name(&self) -> &'static str;
+
+    /// Whether other processes see what this cache holds (a server such as Redis). An in-process
+    /// cache is not shared: there is no other replica to tell about a change, and nothing to copy
+    /// into a per-process tier in front of it.
+    fn is_shared(&self) -> bool;
 
     async fn ping(&self) -> Result<(), CacheError>;
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::ids::{ConnectionId, ConnectionStatus, UserId};
+use crate::ids::{ConnectionId, ConnectionStatus, ProviderId, UserId};
 use crate::store::ConnectionRecord;
 
 pub const USER_HEADER: &str = "X-User-ID";
@@ -138,7 +138,8 @@ impl FromRequest for TrustedCaller {
 pub struct ConnectionView {
     #[schema(value_type = uuid::Uuid)]
     pub id: ConnectionId,
-    pub provider: String,
+    #[schema(value_type = String, example = "scaleway")]
+    pub provider: ProviderId,
     pub account_id: String,
     pub display_name: Option<String>,
     pub status: ConnectionStatus,
@@ -154,7 +155,7 @@ impl From<&ConnectionRecord> for ConnectionView {
     fn from(c: &ConnectionRecord) -> Self {
         Self {
             id: c.id,
-            provider: c.provider.to_string(),
+            provider: c.provider.clone(),
             account_id: c.account_id.clone(),
             display_name: c.display_name.clone(),
             status: c.status,

@@ -19,16 +19,54 @@ use crate::store::{AuditEvent, ConnectionRecord};
 /// The setting that turns webhooks on (with `AURORA_WEBHOOK_SECRET`).
 pub const WEBHOOK_URL_SETTING: &str = "AURORA_WEBHOOK_URL";
 
-/// A connection was connected for the first time.
-pub const CONNECTION_CREATED: &str = "connection.created";
-/// A connection's status changed (a check, a refusal, a recovery, a reconnect, a finished setup).
-pub const CONNECTION_STATUS_CHANGED: &str = "connection.status_changed";
-/// A connection was disconnected (its credentials are gone).
-pub const CONNECTION_DISCONNECTED: &str = "connection.disconnected";
-/// A connection's long-lived secret ends soon (the scheduler's `expiry_warning`).
-pub const CONNECTION_EXPIRING: &str = "connection.expiring";
+/// A webhook event type, sent as `connection.created`, … in the body and the event-type header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WebhookEvent {
+    /// A connection was connected for the first time.
+    Created,
+    /// A connection's status changed (a check, a refusal, a recovery, a reconnect, a finished setup).
+    StatusChanged,
+    /// A connection was disconnected (its credentials are gone).
+    Disconnected,
+    /// A connection's long-lived secret ends soon (the scheduler's `expiry_warning`).
+    Expiring,
+}
 
-/// Every event type, in documentation order.
+impl WebhookEvent {
+    /// Every event type, in documentation order.
+    pub const ALL: [WebhookEvent; 4] = [
+        Self::Created,
+        Self::StatusChanged,
+        Self::Disconnected,
+        Self::Expiring,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "connection.created",
+            Self::StatusChanged => "connection.status_changed",
+            Self::Disconnected => "connection.disconnected",
+            Self::Expiring => "connection.expiring",
+        }
+    }
+}
+
+impl fmt::Display for WebhookEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `connection.created` ([`WebhookEvent::Created`]).
+pub const CONNECTION_CREATED: &str = WebhookEvent::Created.as_str();
+/// `connection.status_changed` ([`WebhookEvent::StatusChanged`]).
+pub const CONNECTION_STATUS_CHANGED: &str = WebhookEvent::StatusChanged.as_str();
+/// `connection.disconnected` ([`WebhookEvent::Disconnected`]).
+pub const CONNECTION_DISCONNECTED: &str = WebhookEvent::Disconnected.as_str();
+/// `connection.expiring` ([`WebhookEvent::Expiring`]).
+pub const CONNECTION_EXPIRING: &str = WebhookEvent::Expiring.as_str();
+
+/// Every event type's name, in documentation order.
 pub const EVENT_TYPES: [&str; 4] = [
     CONNECTION_CREATED,
     CONNECTION_STATUS_CHANGED,
@@ -194,42 +232,47 @@ pub fn event_for_audit(
     let current = conn.map(|c| c.status.as_str().to_owned());
     use crate::AuditAction as A;
     let (event_type, status, previous_status, reason) = match A::parse_core(&audit.action)? {
-        A::Connect => (CONNECTION_CREATED, current, None, None),
+        A::Connect => (WebhookEvent::Created, current, None, None),
         A::Reconnect => {
             let previous = detail_str(d, "previousStatus")?;
             if Some(&previous) == current.as_ref() {
                 return None;
             }
             (
-                CONNECTION_STATUS_CHANGED,
+                WebhookEvent::StatusChanged,
                 current,
                 Some(previous),
                 Some("reconnected".to_owned()),
             )
         }
         A::StatusChanged => (
-            CONNECTION_STATUS_CHANGED,
+            WebhookEvent::StatusChanged,
             detail_str(d, "to").or(current),
             detail_str(d, "from"),
             detail_str(d, "reason"),
         ),
         A::SetupCompleted => (
-            CONNECTION_STATUS_CHANGED,
+            WebhookEvent::StatusChanged,
             current,
             detail_str(d, "from"),
             Some("setup completed".to_owned()),
         ),
         A::SetupFailed => (
-            CONNECTION_STATUS_CHANGED,
+            WebhookEvent::StatusChanged,
             current,
             detail_str(d, "from"),
             detail_str(d, "reason").or_else(|| conn.and_then(|c| c.status_reason.clone())),
         ),
-        A::Disconnect => (CONNECTION_DISCONNECTED, None, None, None),
-        A::ExpiryWarning => (CONNECTION_EXPIRING, current, None, detail_str(d, "reason")),
+        A::Disconnect => (WebhookEvent::Disconnected, None, None, None),
+        A::ExpiryWarning => (
+            WebhookEvent::Expiring,
+            current,
+            None,
+            detail_str(d, "reason"),
+        ),
         _ => return None,
     };
-    let expires_at = if event_type == CONNECTION_EXPIRING {
+    let expires_at = if event_type == WebhookEvent::Expiring {
         // The record's value, in the body's format; the detail's for an audit line without one.
         conn.and_then(|c| c.expires_at)
             .map(rfc3339)
@@ -239,7 +282,7 @@ pub fn event_for_audit(
     };
     let body = EventBody {
         id: audit.id,
-        event_type,
+        event_type: event_type.as_str(),
         created_at: rfc3339(audit.created_at),
         data: EventData {
             connection_id: conn.map(|c| c.id).or(audit.connection_id),
@@ -258,7 +301,7 @@ pub fn event_for_audit(
     let payload = serde_json::to_string(&body).ok()?;
     Some(NewOutboxEvent {
         id: audit.id,
-        event_type: event_type.to_owned(),
+        event_type: event_type.as_str().to_owned(),
         user_id: audit.user_id.clone(),
         connection_id: body.data.connection_id,
         payload,

@@ -86,9 +86,7 @@ impl Platform {
         ));
         // The embedded default (SQLite beside an in-process cache) is one process that every change
         // goes through; with servers, rows are kept only while the invalidation channel is heard.
-        broker.keep_rows_without_channel(
-            store.backend_name() == "sqlite" && cache.backend_name() == "memory",
-        );
+        broker.keep_rows_without_channel(store.backend_name() == "sqlite" && !cache.is_shared());
         let store: Arc<dyn Store> = Arc::new(crate::invalidating_store::InvalidatingStore::new(
             store,
             broker.clone(),

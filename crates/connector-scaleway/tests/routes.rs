@@ -240,6 +240,9 @@ impl Cache for NoCache {
     fn backend_name(&self) -> &'static str {
         "none"
     }
+    fn is_shared(&self) -> bool {
+        false
+    }
     async fn ping(&self) -> Result<(), CacheError> {
         Ok(())
     }
