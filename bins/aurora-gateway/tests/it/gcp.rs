@@ -3,15 +3,13 @@
 //! (restart, needs_selection, failure, isolation), credentials on use and force-disconnect; against
 //! the embedded default and the real servers.
 
-mod common;
-
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aurora_testkit::Peer;
 use std::sync::Arc;
 
-use common::{Backend, Options, TestApp, INTERNAL_SECRET};
+use crate::common::{Backend, Options, TestApp, INTERNAL_SECRET};
 use connector_core::store::{NewSetupTask, SetupOutcome, SetupState};
 use connector_core::{
     Actor, ConnectSpec, ConnectionRecord, ConnectionStatus, Connector, ProviderId, SecretPath,
@@ -505,7 +503,7 @@ async fn metadata(app: &TestApp, u: &str, id: &str) -> Value {
 /// No value of `needles` in any log line or database column.
 async fn assert_not_leaked(app: &TestApp, needles: &[&str]) {
     let dump = app.db_dump().await;
-    let logs = common::captured_logs();
+    let logs = crate::common::captured_logs();
     assert!(logs.contains("aurora::http"), "request logs are captured");
     for n in needles {
         assert!(!n.is_empty());
@@ -1281,7 +1279,7 @@ async fn state_cookie_off_accepts_a_callback_without_it(b: Backend) {
     )
     .await;
     assert!(
-        common::captured_logs().contains("AURORA_GCP_STATE_COOKIE=off"),
+        crate::common::captured_logs().contains("AURORA_GCP_STATE_COOKIE=off"),
         "the gateway warns at start"
     );
     let u = user();
@@ -1849,7 +1847,7 @@ async fn reconcile_repairs_pending_connections_left_without_a_task(b: Backend) {
     assert!(audit
         .iter()
         .any(|e| e.action == "setup_queued" && e.detail["repaired"] == json!(true)));
-    assert!(common::captured_logs().contains("its setup was queued again"));
+    assert!(crate::common::captured_logs().contains("its setup was queued again"));
 
     // A worker then finishes it: the connection becomes active.
     let worker = quick.clone().spawn_background();

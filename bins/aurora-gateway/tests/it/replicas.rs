@@ -3,15 +3,13 @@
 //! HTTP workers), as three processes would. Also the per-user rate limits, shared through Redis and
 //! in process.
 
-mod common;
-
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::web;
 use chrono::Utc;
-use common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
+use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
 use connector_core::store::{ConnectionRecord, StatusUpdate};
 use connector_core::{
     async_trait, Actor, AuthKind, ConnectSpec, ConnectionId, ConnectionStatus, Connector,
@@ -612,7 +610,7 @@ async fn without_redis_each_process_still_refreshes_once() {
         assert_eq!(token_of(&t.await.unwrap()), "solo-1");
     }
     assert_eq!(conn.calls(), 1);
-    assert!(common::captured_logs().contains("no cross-replica refresh lock"));
+    assert!(crate::common::captured_logs().contains("no cross-replica refresh lock"));
 }
 
 // ---- rate limits ----
@@ -819,6 +817,6 @@ async fn rate_limits_fall_back_to_the_process_when_redis_is_down() {
         );
     }
     assert_limited(post_connect(&app, &u, "/scaleway_api/scaleway/connect").await).await;
-    assert!(common::captured_logs().contains("counting in this process only"));
+    assert!(crate::common::captured_logs().contains("counting in this process only"));
     assert!(!app.platform.broker.local_tier_active());
 }

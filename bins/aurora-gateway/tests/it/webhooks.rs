@@ -4,15 +4,13 @@
 //! down gets the event later with the same id; an event survives a restart; two gateways on one
 //! state deliver each event exactly once; nothing is accepted twice.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aurora_gateway::GatewayConfig;
 use chrono::Utc;
-use common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
+use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
 use connector_core::outbox::{OutboxRecord, OutboxState};
 use connector_core::{Actor, ConnectionId, ConnectionRecord, ConnectionStatus, Settings};
 use hmac::{Hmac, Mac};
@@ -388,7 +386,7 @@ async fn lifecycle_events_are_signed_and_delivered_once(b: Backend) {
     for secret in [SECRET, acct.secret_key.as_str(), URL_TOKEN] {
         assert!(!dump.contains(secret), "{secret} reached the database");
     }
-    let logs = common::captured_logs();
+    let logs = crate::common::captured_logs();
     assert!(
         logs.contains("webhook delivered"),
         "delivery logs are captured"

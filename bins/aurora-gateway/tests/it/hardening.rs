@@ -2,13 +2,11 @@
 //! disconnect filters, non-JSON bodies, a body that never completes, and malformed HTTP. Each
 //! answers the JSON error body with the right status, and nothing is removed.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     connect_scaleway, new_user as user, trusted, Backend, ScwAccount, TestApp, INTERNAL_SECRET,
 };
 use serde_json::Value;

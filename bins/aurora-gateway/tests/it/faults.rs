@@ -1,15 +1,13 @@
 //! Fault and concurrency tests through the HTTP surface: a connect that fails half-way, Redis down,
 //! OpenBao down, and single-flight refresh of expiring credentials.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
-use common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
+use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
 use connector_core::store::*;
 use connector_core::{
     async_trait, Actor, AuthKind, ConnectSpec, ConnectionId, ConnectionStatus, Connector,

@@ -8,14 +8,12 @@
 //! only the tokens the mock issued. Every request the fake receives is inspected at the end: the
 //! gateway never writes to the tailnet (no ACL call, no key call).
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aurora_testkit::Peer;
-use common::{Backend, Options, TestApp, INTERNAL_SECRET};
+use crate::common::{Backend, Options, TestApp, INTERNAL_SECRET};
 use connector_core::SecretPath;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -305,7 +303,7 @@ fn assert_error(status: u16, body: &Value, want_status: u16, code: &str, secrets
 
 async fn assert_not_leaked(app: &TestApp, secrets: &[&str]) {
     let dump = app.db_dump().await;
-    let logs = common::captured_logs();
+    let logs = crate::common::captured_logs();
     assert!(logs.contains("aurora::http"), "request logs are captured");
     for s in secrets {
         assert!(!s.is_empty());

@@ -4,13 +4,11 @@
 //! calls that reach it). Most run against the embedded default and against PostgreSQL + Redis +
 //! OpenBao.
 
-mod common;
-
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{Backend, Options, TestApp, INTERNAL_SECRET};
+use crate::common::{Backend, Options, TestApp, INTERNAL_SECRET};
 use connector_core::SecretPath;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -173,7 +171,7 @@ fn xml_field(text: &str, tag: &str) -> String {
 /// Assert that none of `secrets` appears in any log line or database column.
 async fn assert_not_leaked(app: &TestApp, secrets: &[&str]) {
     let dump = app.db_dump().await;
-    let logs = common::captured_logs();
+    let logs = crate::common::captured_logs();
     assert!(logs.contains("aurora::http"), "request logs are captured");
     for s in secrets {
         assert!(s.len() >= 8, "a meaningful needle");

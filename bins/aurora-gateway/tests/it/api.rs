@@ -1,9 +1,7 @@
 //! HTTP-surface tests of the gateway with the Scaleway plugin, run against the embedded default and
 //! against real PostgreSQL + Redis + OpenBao.
 
-mod common;
-
-use common::{
+use crate::common::{
     connect_scaleway as connect, new_user as user, trusted, Backend, ScwAccount, TestApp,
     INTERNAL_SECRET,
 };
@@ -17,7 +15,7 @@ async fn assert_not_leaked(app: &TestApp, secret: &str) {
     let dump = app.db_dump().await;
     // The log capture really holds data, so the search below can fail.
     assert!(!dump.contains(secret), "a secret reached the database");
-    let logs = common::captured_logs();
+    let logs = crate::common::captured_logs();
     assert!(logs.contains("aurora::http"), "request logs are captured");
     assert!(!logs.contains(secret), "a secret reached the logs");
 }

@@ -10,14 +10,12 @@
 //! the tokens the mock issued and lists, page by page (`nextLink`), the subscriptions of the
 //! principal the token belongs to.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aurora_testkit::Peer;
-use common::{Backend, Options, TestApp, INTERNAL_SECRET};
+use crate::common::{Backend, Options, TestApp, INTERNAL_SECRET};
 use connector_core::SecretPath;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -380,7 +378,7 @@ fn assert_error(status: u16, body: &Value, want_status: u16, code: &str, secrets
 /// Assert that no secret appears in any log line or database column.
 async fn assert_not_leaked(app: &TestApp, secrets: &[&str]) {
     let dump = app.db_dump().await;
-    let logs = common::captured_logs();
+    let logs = crate::common::captured_logs();
     assert!(logs.contains("aurora::http"), "request logs are captured");
     for s in secrets {
         assert!(!s.is_empty());

@@ -2,8 +2,6 @@
 //! thousands of connections against a stub provider, two schedulers on one database, statuses that
 //! move on their own, refresh ahead of use, expiry warnings and retention.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 use chrono::Utc;
-use common::{Backend, Options, TestApp, INTERNAL_SECRET};
+use crate::common::{Backend, Options, TestApp, INTERNAL_SECRET};
 use connector_core::store::{AuditEvent, NewConnection, OAuthStateRecord};
 use connector_core::{
     async_trait, Actor, AuthKind, ConnectSpec, ConnectionId, ConnectionRecord, ConnectionStatus,

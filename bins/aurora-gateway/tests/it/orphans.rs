@@ -2,14 +2,12 @@
 //! connect cut off between its secret write and its row write (as by `kill -9`) followed by the
 //! reconciler, leave the secret store holding exactly the secrets that the rows reference.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{new_user as user, trusted, Backend, ScwAccount, TestApp, INTERNAL_SECRET};
+use crate::common::{new_user as user, trusted, Backend, ScwAccount, TestApp, INTERNAL_SECRET};
 use connector_core::{
     async_trait, Actor, ConnectSpec, ConnectionStatus, ProviderId, SecretPath, SecretStore,
     SecretStoreError, SecretValue, Settings, UserId, VersionedSecret,
