@@ -32,6 +32,7 @@ Commands:
                         when missing); check deploy/compose.yaml, and deploy/openbao-policy.hcl against a
                         real OpenBao dev server
   new-provider <name>   scaffold crates/connector-<name>/ (a Connector skeleton registered as a plugin)
+                        and link it (workspace dependency, connectors-all dependency, feature, LINKED)
   bench [--quick]       release build, then measure the hot paths (target/bench/latest.json)
   help, --help, -h      this text
 
