@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use connector_core::{ConnectorError, Metrics};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -37,10 +37,6 @@ pub const SUBSCRIPTIONS_API_VERSION: &str = "2022-12-01";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A backstop against a `nextLink` chain that never ends.
 const MAX_PAGES: usize = 200;
-/// Used when a 429 carries no usable `Retry-After`.
-const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
-/// A `Retry-After` longer than this is capped.
-const MAX_RETRY_AFTER_SECS: u64 = 3600;
 
 /// Which of a connection's service principals a call is made for; it only changes the wording of
 /// the messages.
@@ -199,25 +195,8 @@ impl fmt::Debug for AzureClient {
     }
 }
 
-/// Check a base URL (`AURORA_AZURE_AUTHORITY_URL`, `AURORA_AZURE_MANAGEMENT_URL`): `http` or
-/// `https`, a host, no query, no fragment, no credentials. A trailing `/` is ignored; a path prefix
-/// is kept.
-pub fn parse_base_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| format!("is not a valid URL ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("must be an http or https URL".into());
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("must name a host".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("must not carry a query or a fragment".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry credentials".into());
-    }
-    Ok(url)
-}
+/// The API base URL setting's check, shared by every provider.
+pub use connector_core::kit::parse_base_url;
 
 fn join(base: &Url, segments: &[&str]) -> Url {
     let mut url = base.clone();
@@ -635,21 +614,7 @@ fn arm_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorError 
     }
 }
 
-/// Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date), within 1..=3600.
-fn retry_after(headers: &HeaderMap) -> u64 {
-    let Some(raw) = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()) else {
-        return DEFAULT_RETRY_AFTER_SECS;
-    };
-    let raw = raw.trim();
-    let secs = if let Ok(n) = raw.parse::<u64>() {
-        n
-    } else if let Ok(at) = DateTime::parse_from_rfc2822(raw) {
-        (at.with_timezone(&Utc) - Utc::now()).num_seconds().max(1) as u64
-    } else {
-        DEFAULT_RETRY_AFTER_SECS
-    };
-    secs.clamp(1, MAX_RETRY_AFTER_SECS)
-}
+use connector_core::kit::retry_after;
 
 #[cfg(test)]
 mod tests {
@@ -663,24 +628,6 @@ mod tests {
             Arc::new(Metrics::new()),
         )
         .unwrap()
-    }
-
-    #[test]
-    fn base_url_rules() {
-        assert!(parse_base_url("https://login.microsoftonline.com").is_ok());
-        assert!(parse_base_url("http://127.0.0.1:9999/prefix/").is_ok());
-        assert!(parse_base_url("ftp://x").is_err());
-        assert!(parse_base_url("not a url").is_err());
-        assert!(parse_base_url("https://x/?q=1").is_err());
-        assert!(parse_base_url("https://u:p@x").is_err());
-        let e = AzureClient::new(
-            "nope",
-            DEFAULT_MANAGEMENT_URL,
-            reqwest::Client::new(),
-            Arc::new(Metrics::new()),
-        )
-        .unwrap_err();
-        assert_eq!(e.0, "authority");
     }
 
     #[test]
@@ -722,6 +669,28 @@ mod tests {
         assert_eq!(aadsts_code(&TokenError::default()), None);
     }
 
+    #[test]
+    fn token_debug_is_redacted() {
+        let t = AccessToken {
+            token: SecretString::from("eyJ-secret-token"),
+            token_type: "Bearer".into(),
+            expires_at: Utc::now(),
+        };
+        assert!(!format!("{t:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn expires_in_as_number_or_string() {
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"a","expires_in":"3599"}"#).unwrap();
+        assert_eq!(t.expires_in, Some(3599));
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"a","expires_in":3599,"token_type":"Bearer"}"#)
+                .unwrap();
+        assert_eq!(t.expires_in, Some(3599));
+        let t: TokenResponse = serde_json::from_str(r#"{"access_token":"a"}"#).unwrap();
+        assert_eq!(t.expires_in, None);
+    }
     #[test]
     fn token_errors_are_plain_words_without_the_description() {
         let h = HeaderMap::new();
@@ -771,7 +740,7 @@ mod tests {
             ConnectorError::ProviderUnavailable(_)
         ));
         let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("7"));
         assert!(matches!(
             token_error(
                 Role::Main,
@@ -786,38 +755,5 @@ mod tests {
                 ..
             }
         ));
-    }
-
-    #[test]
-    fn token_debug_is_redacted() {
-        let t = AccessToken {
-            token: SecretString::from("eyJ-secret-token"),
-            token_type: "Bearer".into(),
-            expires_at: Utc::now(),
-        };
-        assert!(!format!("{t:?}").contains("secret-token"));
-    }
-
-    #[test]
-    fn expires_in_as_number_or_string() {
-        let t: TokenResponse =
-            serde_json::from_str(r#"{"access_token":"a","expires_in":"3599"}"#).unwrap();
-        assert_eq!(t.expires_in, Some(3599));
-        let t: TokenResponse =
-            serde_json::from_str(r#"{"access_token":"a","expires_in":3599,"token_type":"Bearer"}"#)
-                .unwrap();
-        assert_eq!(t.expires_in, Some(3599));
-        let t: TokenResponse = serde_json::from_str(r#"{"access_token":"a"}"#).unwrap();
-        assert_eq!(t.expires_in, None);
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), DEFAULT_RETRY_AFTER_SECS);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("99999"));
-        assert_eq!(retry_after(&h), MAX_RETRY_AFTER_SECS);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("junk"));
-        assert_eq!(retry_after(&h), DEFAULT_RETRY_AFTER_SECS);
     }
 }

@@ -327,8 +327,13 @@ mod tests {
 
     #[test]
     fn disconnect_body() {
-        let d: DisconnectRequest =
-            serde_json::from_value(serde_json::json!({"connection_id": " ", "x": 1})).unwrap();
+        // Blank filters and unknown fields are refused (a misspelled filter must not remove all).
+        assert!(serde_json::from_value::<DisconnectRequest>(
+            serde_json::json!({"connection_id": " "})
+        )
+        .is_err());
+        assert!(serde_json::from_value::<DisconnectRequest>(serde_json::json!({"x": 1})).is_err());
+        let d: DisconnectRequest = serde_json::from_value(serde_json::json!({})).unwrap();
         assert_eq!(d.connection_id(), None);
         assert_eq!(d.subscription_id().unwrap(), None);
         let d: DisconnectRequest =

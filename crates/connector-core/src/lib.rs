@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod invalidating_store;
+pub mod kit;
 pub mod metrics;
 pub mod outbox;
 pub mod platform;

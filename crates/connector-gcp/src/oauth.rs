@@ -12,7 +12,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use connector_core::{ConnectorError, Metrics};
 use rand::RngCore;
-use reqwest::header::{ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -25,7 +25,6 @@ use crate::config::{GcpConfig, OAuthClientConfig, SCOPES};
 pub const PROVIDER: &str = "gcp";
 /// How long a login's `state` stays valid.
 pub const STATE_TTL: Duration = Duration::from_secs(10 * 60);
-const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
 
 /// A fresh random value: 32 bytes from the OS, base64url without padding (43 characters).
 pub fn random_token() -> Zeroizing<String> {
@@ -249,14 +248,7 @@ fn oauth_error_code(body: &[u8]) -> Option<String> {
     plain.then(|| code.to_owned())
 }
 
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> u64 {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(DEFAULT_RETRY_AFTER_SECS)
-        .clamp(1, 3600)
-}
+pub(crate) use connector_core::kit::retry_after;
 
 /// The OAuth calls against Google's (or the configured) endpoints.
 #[derive(Clone)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use connector_core::{ConnectorError, Metrics};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -28,10 +28,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PAGE_SIZE: u32 = 100;
 /// A backstop against a provider whose pagination never ends (100 000 projects).
 const MAX_PAGES: u32 = 1000;
-/// Used when a 429 carries no usable `Retry-After`.
-const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
-/// A `Retry-After` longer than this is capped.
-const MAX_RETRY_AFTER_SECS: u64 = 3600;
 
 /// The header Scaleway reads the secret key from.
 pub const AUTH_HEADER: &str = "X-Auth-Token";
@@ -132,24 +128,8 @@ impl fmt::Debug for ScalewayClient {
     }
 }
 
-/// Check an API base URL (`AURORA_SCALEWAY_API_URL`): `http` or `https`, a host, no query, no
-/// fragment, no credentials. A trailing `/` is ignored; a path prefix is kept.
-pub fn parse_base_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| format!("is not a valid URL ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("must be an http or https URL".into());
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("must name a host".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("must not carry a query or a fragment".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry credentials".into());
-    }
-    Ok(url)
-}
+/// The API base URL setting's check, shared by every provider.
+pub use connector_core::kit::parse_base_url;
 
 impl ScalewayClient {
     /// A client of the API at `base_url` (see [`parse_base_url`]), sharing the platform's HTTP client
@@ -405,35 +385,11 @@ fn status_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorErr
     }
 }
 
-/// Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date), within 1..=3600.
-fn retry_after(headers: &HeaderMap) -> u64 {
-    let Some(raw) = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()) else {
-        return DEFAULT_RETRY_AFTER_SECS;
-    };
-    let raw = raw.trim();
-    let secs = if let Ok(n) = raw.parse::<u64>() {
-        n
-    } else if let Ok(at) = DateTime::parse_from_rfc2822(raw) {
-        (at.with_timezone(&Utc) - Utc::now()).num_seconds().max(1) as u64
-    } else {
-        DEFAULT_RETRY_AFTER_SECS
-    };
-    secs.clamp(1, MAX_RETRY_AFTER_SECS)
-}
+use connector_core::kit::retry_after;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_url_rules() {
-        assert!(parse_base_url("https://api.scaleway.com").is_ok());
-        assert!(parse_base_url("http://127.0.0.1:9999/prefix/").is_ok());
-        assert!(parse_base_url("ftp://api.scaleway.com").is_err());
-        assert!(parse_base_url("not a url").is_err());
-        assert!(parse_base_url("https://api.scaleway.com/?x=1").is_err());
-        assert!(parse_base_url("https://u:p@api.scaleway.com").is_err());
-    }
 
     #[test]
     fn urls_keep_a_prefix_and_encode_segments() {
@@ -457,24 +413,6 @@ mod tests {
             c.url(&["account", "v3", "projects"]).as_str(),
             "https://api.scaleway.com/account/v3/projects"
         );
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), DEFAULT_RETRY_AFTER_SECS);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), 7);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("0"));
-        assert_eq!(retry_after(&h), 1);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("999999"));
-        assert_eq!(retry_after(&h), MAX_RETRY_AFTER_SECS);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), DEFAULT_RETRY_AFTER_SECS);
-        let later = (Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
-        h.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
-        let s = retry_after(&h);
-        assert!((100..=120).contains(&s), "{s}");
     }
 
     #[test]

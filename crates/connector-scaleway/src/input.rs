@@ -33,23 +33,8 @@ pub struct ConnectRequest {
     pub user_id: Option<String>,
 }
 
-/// Body of `POST /scaleway_api/scaleway/disconnect` (optional; without a connection id every Scaleway
-/// connection of the caller is removed).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DisconnectRequest {
-    /// Remove only this connection.
-    #[serde(
-        default,
-        alias = "connection_id",
-        deserialize_with = "connector_core::http::non_blank"
-    )]
-    #[schema(format = Uuid)]
-    pub connection_id: Option<String>,
-    /// When given, must equal the `X-User-ID` header.
-    #[serde(default, alias = "user_id")]
-    pub user_id: Option<String>,
-}
+/// Body of the disconnect route: the kit's (unknown fields and blank filters refused).
+pub use connector_core::kit::DisconnectRequest;
 
 /// A connect request whose fields passed the format checks. Identifiers are trimmed and, for UUIDs,
 /// lowercased (Scaleway writes them in lowercase).
@@ -124,13 +109,6 @@ impl ConnectRequest {
             organization_id: optional_uuid(self.organization_id.as_deref(), "organizationId")?,
             project_id: optional_uuid(self.project_id.as_deref(), "projectId")?,
         })
-    }
-}
-
-impl DisconnectRequest {
-    /// The connection id, if one was given (blank counts as none).
-    pub fn connection_id(&self) -> Option<&str> {
-        present(self.connection_id.as_deref())
     }
 }
 
@@ -253,11 +231,14 @@ mod tests {
 
     #[test]
     fn disconnect_body() {
-        let d: DisconnectRequest =
-            serde_json::from_value(serde_json::json!({"connection_id": " ", "x": 1})).unwrap();
-        assert_eq!(d.connection_id(), None);
+        // Blank filters and unknown fields are refused (a misspelled filter must not remove all).
+        assert!(serde_json::from_value::<DisconnectRequest>(
+            serde_json::json!({"connection_id": " "})
+        )
+        .is_err());
+        assert!(serde_json::from_value::<DisconnectRequest>(serde_json::json!({"x": 1})).is_err());
         let d: DisconnectRequest =
             serde_json::from_value(serde_json::json!({"connectionId": "abc"})).unwrap();
-        assert_eq!(d.connection_id(), Some("abc"));
+        assert_eq!(d.connection_id.as_deref(), Some("abc"));
     }
 }

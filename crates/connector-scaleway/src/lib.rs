@@ -135,17 +135,6 @@ impl ScalewayConnector {
         &self.platform
     }
 
-    /// One Scaleway connection of `user`, or 404 (also for another provider's connection).
-    pub(crate) async fn owned_connection(
-        &self,
-        user: &UserId,
-        id: ConnectionId,
-    ) -> Result<ConnectionRecord, ApiError> {
-        self.platform
-            .owned_connection_of(user, id, &self.provider, "Scaleway")
-            .await
-    }
-
     /// The connection named by `id`, else the caller's most recently updated Scaleway connection.
     pub(crate) async fn pick_connection(
         &self,

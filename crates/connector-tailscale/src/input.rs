@@ -34,23 +34,8 @@ pub struct ConnectRequest {
     pub user_id: Option<String>,
 }
 
-/// Body of `POST /tailscale_api/tailscale/disconnect` (optional; without a connection id every
-/// Tailscale connection of the caller is removed).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DisconnectRequest {
-    /// Remove only this connection.
-    #[serde(
-        default,
-        alias = "connection_id",
-        deserialize_with = "connector_core::http::non_blank"
-    )]
-    #[schema(format = Uuid)]
-    pub connection_id: Option<String>,
-    /// When given, must equal the `X-User-ID` header.
-    #[serde(default, alias = "user_id")]
-    pub user_id: Option<String>,
-}
+/// Body of the disconnect route: the kit's (unknown fields and blank filters refused).
+pub use connector_core::kit::DisconnectRequest;
 
 /// A connect request whose fields passed the format checks.
 #[derive(Debug)]
@@ -119,13 +104,6 @@ impl ConnectRequest {
             client_secret: SecretString::from(secret.to_owned()),
             tailnet: tailnet.to_owned(),
         })
-    }
-}
-
-impl DisconnectRequest {
-    /// The connection id, if one was given (blank counts as none).
-    pub fn connection_id(&self) -> Option<&str> {
-        present(self.connection_id.as_deref())
     }
 }
 

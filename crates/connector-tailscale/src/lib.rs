@@ -145,17 +145,6 @@ impl TailscaleConnector {
         &self.platform
     }
 
-    /// One Tailscale connection of `user`, or 404 (also for another provider's connection).
-    pub(crate) async fn owned_connection(
-        &self,
-        user: &UserId,
-        id: ConnectionId,
-    ) -> Result<ConnectionRecord, ApiError> {
-        self.platform
-            .owned_connection_of(user, id, &self.provider, "Tailscale")
-            .await
-    }
-
     /// The connection named by `id`, else the caller's most recently updated Tailscale connection.
     pub(crate) async fn pick_connection(
         &self,

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
-use connector_core::http::{parse_connection_id, query_connection_id, read_optional_body};
+use connector_core::http::{parse_connection_id, query_connection_id};
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
     UserId,
@@ -311,41 +311,15 @@ pub(crate) async fn disconnect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    connector_core::http::only_query_keys(&req, &["connectionId", "connection_id"])?;
-    let body = read_optional_body::<DisconnectRequest>(payload).await?;
-    if let Some(b) = &body {
-        caller.bind_owner(b.user_id.as_deref())?;
-    }
-    let from_body = body
-        .as_ref()
-        .and_then(|b| b.connection_id())
-        .map(str::to_owned);
-    let from_query = query_connection_id(&req)?;
-    let raw = match (from_body, from_query) {
-        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(&b) => {
-            return Err(ApiError::invalid_request(
-                "connectionId differs between the body and the query string",
-            ))
-        }
-        (a, b) => a.or(b),
-    };
-    let n = match raw {
-        Some(raw) => {
-            let id = parse_connection_id(&raw)?;
-            let conn = connector.owned_connection(&caller.user, id).await?;
-            connector
-                .platform
-                .disconnect(connector.get_ref(), &conn, Actor::User)
-                .await?;
-            1
-        }
-        None => {
-            connector
-                .platform
-                .disconnect_all(connector.get_ref(), &caller.user, Actor::User)
-                .await?
-        }
-    };
+    let n = connector_core::kit::disconnect_one_or_all(
+        &connector.platform,
+        connector.get_ref(),
+        &caller,
+        &req,
+        payload,
+        "Tailscale",
+    )
+    .await?;
     let mut resp = DisconnectResponse::new(n, "Tailscale");
     if n > 0 {
         resp.message.push_str(&format!(
@@ -369,32 +343,6 @@ pub struct TailscaleApi;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test::TestRequest;
-    use connector_core::http::parse_optional_body;
-
-    #[test]
-    fn optional_body_forms() {
-        assert!(parse_optional_body::<DisconnectRequest>(b" ")
-            .unwrap()
-            .is_none());
-        assert!(parse_optional_body::<DisconnectRequest>(b"null")
-            .unwrap()
-            .is_none());
-        let b = parse_optional_body::<DisconnectRequest>(br#"{"connection_id":"x"}"#)
-            .unwrap()
-            .unwrap();
-        assert_eq!(b.connection_id(), Some("x"));
-        assert!(parse_optional_body::<DisconnectRequest>(b"[1]").is_err());
-    }
-
-    #[test]
-    fn connection_id_from_query() {
-        let req = TestRequest::default()
-            .uri("/x?connection_id=def")
-            .to_http_request();
-        assert_eq!(query_connection_id(&req).unwrap().as_deref(), Some("def"));
-        assert!(parse_connection_id("abc").is_err());
-    }
 
     #[test]
     fn instructions_never_touch_the_acl() {
