@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use crate::common::{Backend, Options, TestApp, INTERNAL_SECRET};
+use chrono::{DateTime, Utc};
 use connector_core::SecretPath;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

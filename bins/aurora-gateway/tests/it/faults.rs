@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
 use actix_web::web;
 use chrono::{DateTime, Utc};
-use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
 use connector_core::store::*;
 use connector_core::{
     async_trait, Actor, AuthKind, ConnectSpec, ConnectionId, ConnectionStatus, Connector,

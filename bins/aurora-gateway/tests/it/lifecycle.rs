@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{Backend, Options, TestApp, INTERNAL_SECRET};
 use actix_web::web;
 use chrono::Utc;
-use crate::common::{Backend, Options, TestApp, INTERNAL_SECRET};
 use connector_core::store::{AuditEvent, NewConnection, OAuthStateRecord};
 use connector_core::{
     async_trait, Actor, AuthKind, ConnectSpec, ConnectionId, ConnectionRecord, ConnectionStatus,

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
 use actix_web::web;
 use chrono::Utc;
-use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
 use connector_core::store::{ConnectionRecord, StatusUpdate};
 use connector_core::{
     async_trait, Actor, AuthKind, ConnectSpec, ConnectionId, ConnectionStatus, Connector,

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use aurora_testkit::Peer;
 use crate::common::{Backend, Options, TestApp, INTERNAL_SECRET};
+use aurora_testkit::Peer;
 use connector_core::SecretPath;
 use parking_lot::Mutex;
 use serde_json::{json, Value};

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
 use aurora_gateway::GatewayConfig;
 use chrono::Utc;
-use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
 use connector_core::outbox::{OutboxRecord, OutboxState};
 use connector_core::{Actor, ConnectionId, ConnectionRecord, ConnectionStatus, Settings};
 use hmac::{Hmac, Mac};
