@@ -93,14 +93,8 @@ impl AcmeClient {
     }
 }
 
-/// `Retry-After` in seconds (1 to 3600), else 1.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> u64 {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(1, |s| s.clamp(1, 3600))
-}
+/// `Retry-After` as every provider reads it (the core's provider kit).
+use connector_core::kit::retry_after;
 
 #[cfg(test)]
 mod tests {
@@ -123,19 +117,5 @@ mod tests {
         assert!(client("ftp://a.example").is_err());
         assert!(client("a.example").is_err());
         assert!(client("https://a example").is_err());
-    }
-
-    #[test]
-    fn retry_after_is_bounded() {
-        let mut h = reqwest::header::HeaderMap::new();
-        assert_eq!(retry_after(&h), 1);
-        h.insert(reqwest::header::RETRY_AFTER, "30".parse().unwrap());
-        assert_eq!(retry_after(&h), 30);
-        h.insert(reqwest::header::RETRY_AFTER, "0".parse().unwrap());
-        assert_eq!(retry_after(&h), 1);
-        h.insert(reqwest::header::RETRY_AFTER, "99999".parse().unwrap());
-        assert_eq!(retry_after(&h), 3600);
-        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&h), 1);
     }
 }
