@@ -150,6 +150,7 @@ conformance!(
     ping_answers,
     migrate_twice_applies_nothing_the_second_time,
     upsert_inserts_then_updates_in_place,
+    referenced_secrets_are_the_rows_paths,
     unique_per_user_provider_account_and_multi_account,
     other_users_rows_behave_as_absent,
     list_filters_by_provider_and_orders_by_creation,
@@ -335,6 +336,32 @@ mod cases {
         assert_eq!(s.migrate().await.unwrap(), Vec::<String>::new());
     }
 
+    /// Which secret paths rows reference, across users: what the reconciler keeps.
+    pub async fn referenced_secrets_are_the_rows_paths(s: &SqlStore) {
+        let (u1, u2) = (user("ref-a"), user("ref-b"));
+        let a = new_conn(&u1, "scaleway", "org-1");
+        let b = new_conn(&u2, "aws", "123456789012");
+        s.upsert_connection(a.clone()).await.unwrap();
+        s.upsert_connection(b.clone()).await.unwrap();
+        let orphan = format!("users/{u1}/scaleway/not-a-row");
+        let asked: Vec<String> = vec![a.secret_ref.clone(), b.secret_ref.clone(), orphan.clone()];
+        let found = s.referenced_secrets(&asked).await.unwrap();
+        assert_eq!(found.len(), 2);
+        assert!(found.contains(&a.secret_ref) && found.contains(&b.secret_ref));
+        assert!(!found.contains(&orphan));
+        assert!(s.referenced_secrets(&[]).await.unwrap().is_empty());
+        // More paths than one chunk of the query.
+        let many: Vec<String> = (0..1200)
+            .map(|i| format!("users/{u1}/x/{i}"))
+            .chain([b.secret_ref.clone()])
+            .collect();
+        let found = s.referenced_secrets(&many).await.unwrap();
+        assert_eq!(
+            found.into_iter().collect::<Vec<_>>(),
+            vec![b.secret_ref.clone()]
+        );
+    }
+
     pub async fn upsert_inserts_then_updates_in_place(s: &SqlStore) {
         let u = user("alice");
         let first = new_conn(&u, "scaleway", "org-1");
@@ -370,7 +397,10 @@ mod cases {
         assert_eq!(b.status, ConnectionStatus::Pending);
         assert_eq!(b.status_reason.as_deref(), Some("validating"));
         assert!(b.read_only);
-        assert_eq!(b.secret_ref, second.secret_ref);
+        assert_eq!(
+            b.secret_ref, a.secret_ref,
+            "the secret path is kept: a connect that lost the insert race moves its secret there"
+        );
         assert_eq!(b.metadata, second.metadata);
         assert_eq!(b.last_validated_at, None);
         assert_eq!(b.expires_at, second.expires_at);
