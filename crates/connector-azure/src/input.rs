@@ -208,6 +208,19 @@ impl DisconnectRequest {
     }
 }
 
+/// The kit's disconnect route reads this body: a subscription names the connection's account.
+impl connector_core::kit::DisconnectBody for DisconnectRequest {
+    fn connection_id(&self) -> Option<&str> {
+        DisconnectRequest::connection_id(self)
+    }
+    fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+    fn account_id(&self) -> Result<Option<String>, ApiError> {
+        self.subscription_id()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

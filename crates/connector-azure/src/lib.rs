@@ -29,9 +29,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_core::secret::serde_secret;
 use connector_core::{
-    ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord, Connector,
-    ConnectorError, CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo,
-    SecretValue, UserId, Validated,
+    ApiError, AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError,
+    CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo, SecretValue, Validated,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
@@ -164,17 +163,6 @@ impl AzureConnector {
 
     pub fn platform(&self) -> &Platform {
         &self.platform
-    }
-
-    /// One Azure connection of `user`, or 404 (also for another provider's connection).
-    pub(crate) async fn owned_connection(
-        &self,
-        user: &UserId,
-        id: ConnectionId,
-    ) -> Result<ConnectionRecord, ApiError> {
-        self.platform
-            .owned_connection_of(user, id, &self.provider, "Azure")
-            .await
     }
 }
 

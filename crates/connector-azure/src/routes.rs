@@ -2,7 +2,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
-use connector_core::http::{parse_connection_id, query_connection_id, read_optional_body};
 use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -148,63 +147,15 @@ pub(crate) async fn disconnect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    connector_core::http::only_query_keys(&req, &["connectionId", "connection_id"])?;
-    let body = read_optional_body::<DisconnectRequest>(payload).await?;
-    if let Some(b) = &body {
-        caller.bind_owner(b.user_id.as_deref())?;
-    }
-    let from_body = body
-        .as_ref()
-        .and_then(|b| b.connection_id())
-        .map(str::to_owned);
-    let subscription = match &body {
-        Some(b) => b.subscription_id()?,
-        None => None,
-    };
-    let from_query = query_connection_id(&req)?;
-    let raw = match (from_body, from_query) {
-        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(&b) => {
-            return Err(ApiError::invalid_request(
-                "connectionId differs between the body and the query string",
-            ))
-        }
-        (a, b) => a.or(b),
-    };
-    let n = match (raw, subscription) {
-        (Some(raw), sub) => {
-            let id = parse_connection_id(&raw)?;
-            let conn = connector.owned_connection(&caller.user, id).await?;
-            if sub.is_some_and(|s| s != conn.account_id) {
-                return Err(ApiError::invalid_request(
-                    "subscriptionId is not the subscription of connectionId",
-                ));
-            }
-            connector
-                .platform
-                .disconnect(connector.get_ref(), &conn, Actor::User)
-                .await?;
-            1
-        }
-        (None, Some(sub)) => {
-            let conn = connector
-                .platform
-                .store
-                .find_connection(&caller.user, &connector.provider, &sub)
-                .await?
-                .ok_or_else(|| ApiError::not_found("no Azure connection of that subscription"))?;
-            connector
-                .platform
-                .disconnect(connector.get_ref(), &conn, Actor::User)
-                .await?;
-            1
-        }
-        (None, None) => {
-            connector
-                .platform
-                .disconnect_all(connector.get_ref(), &caller.user, Actor::User)
-                .await?
-        }
-    };
+    let n = connector_core::kit::disconnect_one_or_all::<DisconnectRequest>(
+        &connector.platform,
+        connector.get_ref(),
+        &caller,
+        &req,
+        payload,
+        "Azure",
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(DisconnectResponse::new(n, "Azure")))
 }
 
@@ -221,7 +172,7 @@ pub struct AzureApi;
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
-    use connector_core::http::parse_optional_body;
+    use connector_core::http::{parse_connection_id, parse_optional_body, query_connection_id};
 
     #[test]
     fn optional_body_forms() {

@@ -73,10 +73,35 @@ pub struct DisconnectRequest {
     pub user_id: Option<String>,
 }
 
+/// The body of a disconnect route, as [`disconnect_one_or_all`] reads it: the kit's own
+/// [`DisconnectRequest`], or a provider's that can also name the provider-side account (an Azure
+/// subscription).
+pub trait DisconnectBody: serde::de::DeserializeOwned {
+    /// `connectionId`, if given.
+    fn connection_id(&self) -> Option<&str>;
+    /// `userId`, if given (must be the caller).
+    fn user_id(&self) -> Option<&str>;
+    /// The connection's `accountId` this body names, checked (400 when malformed); `None` when it
+    /// names none. Default: none.
+    fn account_id(&self) -> Result<Option<String>, ApiError> {
+        Ok(None)
+    }
+}
+
+impl DisconnectBody for DisconnectRequest {
+    fn connection_id(&self) -> Option<&str> {
+        self.connection_id.as_deref()
+    }
+    fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+}
+
 /// A disconnect route: the connection named by `connectionId` (body or query; both must agree) of
-/// the caller and this connector's provider, else every connection of the caller with it. Returns
-/// how many were removed. `what` names the provider in the 404 ("no such Scaleway connection").
-pub async fn disconnect_one_or_all(
+/// the caller and this connector's provider, or the one of the account the body names (both: they
+/// must be the same connection), else every connection of the caller with it. Returns how many were
+/// removed. `what` names the provider in the 404 ("no such Scaleway connection").
+pub async fn disconnect_one_or_all<B: DisconnectBody>(
     platform: &Platform,
     connector: &dyn Connector,
     caller: &Caller,
@@ -85,11 +110,18 @@ pub async fn disconnect_one_or_all(
     what: &str,
 ) -> Result<usize, ApiError> {
     only_query_keys(req, &["connectionId", "connection_id"])?;
-    let body = read_optional_body::<DisconnectRequest>(payload).await?;
+    let body = read_optional_body::<B>(payload).await?;
     if let Some(b) = &body {
-        caller.bind_owner(b.user_id.as_deref())?;
+        caller.bind_owner(b.user_id())?;
     }
-    let from_body = body.and_then(|b| b.connection_id);
+    let account = match &body {
+        Some(b) => b.account_id()?,
+        None => None,
+    };
+    let from_body = body
+        .as_ref()
+        .and_then(|b| b.connection_id())
+        .map(str::to_owned);
     let from_query = query_connection_id(req)?;
     let raw = match (from_body, from_query) {
         (Some(a), Some(b)) if !a.trim().eq_ignore_ascii_case(&b) => {
@@ -99,17 +131,33 @@ pub async fn disconnect_one_or_all(
         }
         (a, b) => a.or(b),
     };
-    match raw {
-        Some(raw) => {
+    let provider = connector.info().id;
+    match (raw, account) {
+        (Some(raw), account) => {
             let id = parse_connection_id(&raw)?;
-            let provider = connector.info().id;
             let conn = platform
                 .owned_connection_of(&caller.user, id, &provider, what)
                 .await?;
+            if account.is_some_and(|a| a != conn.account_id) {
+                return Err(ApiError::invalid_request(
+                    "the account named in the body is not the account of connectionId",
+                ));
+            }
             platform.disconnect(connector, &conn, Actor::User).await?;
             Ok(1)
         }
-        None => {
+        (None, Some(account)) => {
+            let conn = platform
+                .store
+                .find_connection(&caller.user, &provider, &account)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("no {what} connection of that account"))
+                })?;
+            platform.disconnect(connector, &conn, Actor::User).await?;
+            Ok(1)
+        }
+        (None, None) => {
             platform
                 .disconnect_all(connector, &caller.user, Actor::User)
                 .await

@@ -311,7 +311,7 @@ pub(crate) async fn disconnect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let n = connector_core::kit::disconnect_one_or_all(
+    let n = connector_core::kit::disconnect_one_or_all::<DisconnectRequest>(
         &connector.platform,
         connector.get_ref(),
         &caller,
