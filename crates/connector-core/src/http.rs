@@ -293,7 +293,7 @@ pub fn parse_optional_body<T: serde::de::DeserializeOwned>(
     // (or `null`) is a body.
     if !matches!(bytes.trim_ascii_start().first(), Some(b'{' | b'n')) {
         return Err(ApiError::invalid_request(
-            "the body must be empty or a JSON object such as {\"connectionId\": \"<uuid>\"}",
+            "the body must be empty or a JSON object",
         ));
     }
     serde_json::from_slice::<Option<T>>(bytes).map_err(|e| {
@@ -302,9 +302,7 @@ pub fn parse_optional_body<T: serde::de::DeserializeOwned>(
             serde_json::error::Category::Data => format!(" ({})", sanitize_json_error(&e)),
             _ => String::new(),
         };
-        ApiError::invalid_request(format!(
-            "the body must be empty or a JSON object such as {{\"connectionId\": \"<uuid>\"}}{detail}"
-        ))
+        ApiError::invalid_request(format!("the body must be empty or a JSON object{detail}"))
     })
 }
 

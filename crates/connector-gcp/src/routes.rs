@@ -11,7 +11,6 @@ use connector_core::store::{OAuthStateRecord, SetupState, SetupTaskRecord};
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse, UserId,
 };
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use zeroize::Zeroizing;
@@ -158,24 +157,6 @@ pub struct RetryResponse {
 }
 
 /// An optional JSON object body: empty, `null`, or an object (at most 64 KiB).
-async fn optional_body<T: DeserializeOwned>(payload: web::Payload) -> Result<Option<T>, ApiError> {
-    parse_optional(&read_body(payload).await?)
-}
-
-fn parse_optional<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    // serde reads a struct from an array too (`[]`): only an object (or `null`) is a body.
-    if !matches!(bytes.trim_ascii_start().first(), Some(b'{' | b'n')) {
-        return Err(ApiError::invalid_request(
-            "the body must be empty or a JSON object",
-        ));
-    }
-    serde_json::from_slice::<Option<T>>(bytes)
-        .map_err(|_| ApiError::invalid_request("the body must be empty or a JSON object"))
-}
-
 async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
     match payload.to_bytes_limited(BODY_LIMIT).await {
         Err(_) => Err(ApiError::payload_too_large()),
@@ -214,7 +195,7 @@ pub(crate) async fn login(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let client = connector.client()?;
-    let body: Option<LoginRequest> = optional_body(payload).await?;
+    let body: Option<LoginRequest> = connector_core::http::read_optional_body(payload).await?;
     caller.bind_owner(body.as_ref().and_then(|b| b.user_id.as_deref()))?;
     let state = random_token();
     let verifier = random_token();
@@ -731,7 +712,7 @@ pub(crate) async fn force_disconnect(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     connector.client()?;
-    let body: Option<LoginRequest> = optional_body(payload).await?;
+    let body: Option<LoginRequest> = connector_core::http::read_optional_body(payload).await?;
     caller.bind_owner(body.as_ref().and_then(|b| b.user_id.as_deref()))?;
     let n = connector.force_disconnect(&caller.user).await?;
     Ok(HttpResponse::Ok().json(DisconnectResponse::new(n, "Google Cloud")))
@@ -779,7 +760,7 @@ mod tests {
         // Found by schemathesis: `[]` was read as an empty `LoginRequest` (serde reads a struct
         // from an array too).
         for body in [&b"[]"[..], b" [null]", b"\"u\"", b"1"] {
-            let e = parse_optional::<LoginRequest>(body).unwrap_err();
+            let e = connector_core::http::parse_optional_body::<LoginRequest>(body).unwrap_err();
             assert_eq!(
                 e.code,
                 "invalid_request",
@@ -788,9 +769,13 @@ mod tests {
             );
         }
         for empty in [&b""[..], b" \n", b"null"] {
-            assert!(parse_optional::<LoginRequest>(empty).unwrap().is_none());
+            assert!(
+                connector_core::http::parse_optional_body::<LoginRequest>(empty)
+                    .unwrap()
+                    .is_none()
+            );
         }
-        let b = parse_optional::<LoginRequest>(br#" {"userId":"u"}"#)
+        let b = connector_core::http::parse_optional_body::<LoginRequest>(br#" {"userId":"u"}"#)
             .unwrap()
             .unwrap();
         assert_eq!(b.user_id.as_deref(), Some("u"));
