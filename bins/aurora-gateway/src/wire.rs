@@ -51,8 +51,8 @@ fn error_for(status: StatusCode) -> ApiError {
     }
 }
 
-/// When `buf` starts with a bodiless error answer, that answer with the JSON error body and the
-/// length of `buf` it replaces (the head; the rest of `buf` is appended unchanged).
+/// When `buf` starts with a bodiless error answer, the bytes to write instead: that answer with the
+/// JSON error body, then the rest of `buf` unchanged.
 pub fn rewrite(buf: &[u8]) -> Option<Vec<u8>> {
     let rest = buf.strip_prefix(b"HTTP/1.1 ")?;
     let code: u16 = std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok()?;
