@@ -209,7 +209,7 @@ impl Ctx<'_> {
                 tracing::warn!(role = %role.arn, "a role can be assumed without the external ID; refused");
                 Err(ConnectorError::Api(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    EXTERNAL_ID_NOT_ENFORCED,
+                    connector_core::error::ErrorCode::Plugin(EXTERNAL_ID_NOT_ENFORCED),
                     format!(
                         "{} can be assumed without the external ID, so another AWS customer of Aurora \
                          could be let into this account. Add the condition StringEquals \

@@ -29,14 +29,14 @@ use std::sync::Arc;
 use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use connector_core::secret::serde_secret;
+use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::{
     ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord, Connector,
     ConnectorError, CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo,
     SecretValue, UserId, Validated,
 };
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize, Serializer};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 
 pub use config::AwsConfig;
 pub use routes::{AccountView, AccountsResponse, AuthResponse, AwsApi, SetupResponse};
@@ -51,7 +51,7 @@ pub const PROVIDER_ID: &str = "aws";
 
 /// What the secret store keeps for an AWS connection: what is needed to assume the role again.
 /// The ARNs and the region are not secret (they are in the metadata too); the external ID is.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StoredSecret {
     pub role_arn: String,
@@ -62,34 +62,13 @@ pub(crate) struct StoredSecret {
     pub region: String,
 }
 
-impl fmt::Debug for StoredSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredSecret")
-            .field("role_arn", &self.role_arn)
-            .field("read_only_role_arn", &self.read_only_role_arn)
-            .field("external_id", &"<redacted>")
-            .field("region", &self.region)
-            .finish()
-    }
+impl StoredDocument for StoredSecret {
+    const PROVIDER: &'static str = "AWS";
+    const UNREADABLE: &'static str =
+        "the stored AWS connection is unreadable; connect the account again";
 }
 
 impl StoredSecret {
-    pub(crate) fn encode(&self) -> Result<SecretValue, ApiError> {
-        SecretValue::encode(self).map_err(|_| {
-            tracing::error!("could not encode the AWS secret document");
-            ApiError::internal()
-        })
-    }
-
-    /// Read the stored document. One that does not decode cannot be used again: the user must
-    /// reconnect. The decode error is not logged in full, since it may quote the document.
-    pub(crate) fn decode(value: &SecretValue) -> Result<Self, ConnectorError> {
-        value.decode().map_err(|e| {
-            tracing::error!(category = ?e.classify(), line = e.line(), column = e.column(), "the stored AWS secret does not decode");
-            unreadable()
-        })
-    }
-
     fn role(&self) -> Result<RoleArn, ConnectorError> {
         RoleArn::parse(&self.role_arn, "roleArn").map_err(|_| unreadable())
     }
@@ -118,15 +97,11 @@ pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
 #[serde(rename_all = "camelCase")]
 struct CredentialsDoc<'a> {
     access_key_id: &'a str,
-    #[serde(serialize_with = "serialize_secret_ref")]
+    #[serde(serialize_with = "serde_secret::serialize_ref")]
     secret_access_key: &'a SecretString,
-    #[serde(serialize_with = "serialize_secret_ref")]
+    #[serde(serialize_with = "serde_secret::serialize_ref")]
     session_token: &'a SecretString,
     expiration: String,
-}
-
-fn serialize_secret_ref<S: Serializer>(v: &&SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(v.expose_secret())
 }
 
 /// The AWS connector.
@@ -356,6 +331,7 @@ pub(crate) fn partition_of_arn(arn: &str) -> Option<Partition> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     const EXT: &str = "0123456789abcdef0123456789abcdef01234567";
 

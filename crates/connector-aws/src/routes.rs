@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use connector_core::error::ErrorBody;
 use connector_core::http::{parse_connection_id, query_value, read_optional_body};
+use connector_core::secret::StoredDocument;
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
     UserId,
@@ -108,7 +109,7 @@ pub struct AccountsResponse {
 fn external_id_mismatch() -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
-        "external_id_mismatch",
+        connector_core::error::ErrorCode::Plugin("external_id_mismatch"),
         "externalId is not this workspace's external ID: copy it from GET /aws/setup (it changes when \
          rotated), require it in the role's trust policy, and send the same value here",
     )

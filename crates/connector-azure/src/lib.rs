@@ -27,13 +27,13 @@ use std::time::Duration;
 use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use connector_core::secret::serde_secret;
+use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::{
     ApiError, AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError,
     CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo, SecretValue, Validated,
 };
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize, Serializer};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 
 pub use client::{AccessToken, AzureClient, Role, Subscription};
 pub use routes::{AzureApi, LoginResponse};
@@ -48,7 +48,7 @@ pub const MANAGEMENT_URL_SETTING: &str = "AURORA_AZURE_MANAGEMENT_URL";
 pub const TIMEOUT_SETTING: &str = "AURORA_AZURE_TIMEOUT_SECS";
 
 /// One service principal in the secret document.
-#[derive(Serialize, Deserialize, Clone)]
+#[derive(Debug, Serialize, Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StoredPrincipal {
     pub client_id: String,
@@ -58,7 +58,7 @@ pub(crate) struct StoredPrincipal {
 
 /// What the secret store keeps for an Azure connection:
 /// `{"tenantId","clientId","clientSecret","readOnly"?:{"clientId","clientSecret"}}`.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StoredSecret {
     pub tenant_id: String,
@@ -69,43 +69,13 @@ pub(crate) struct StoredSecret {
     pub read_only: Option<StoredPrincipal>,
 }
 
-impl fmt::Debug for StoredSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredSecret")
-            .field("tenant_id", &self.tenant_id)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field(
-                "read_only",
-                &self
-                    .read_only
-                    .as_ref()
-                    .map(|p| (&p.client_id, "<redacted>")),
-            )
-            .finish()
-    }
+impl StoredDocument for StoredSecret {
+    const PROVIDER: &'static str = "Azure";
+    const UNREADABLE: &'static str =
+        "the stored Azure credentials are unreadable; connect the subscription again";
 }
 
 impl StoredSecret {
-    pub(crate) fn encode(&self) -> Result<SecretValue, ApiError> {
-        SecretValue::encode(self).map_err(|_| {
-            tracing::error!("could not encode the Azure secret document");
-            ApiError::internal()
-        })
-    }
-
-    /// Read the stored document. One that does not decode cannot be used again: the user must
-    /// reconnect. The decode error is not logged in full, since it may quote the document.
-    pub(crate) fn decode(value: &SecretValue) -> Result<Self, ConnectorError> {
-        value.decode().map_err(|e| {
-            tracing::error!(category = ?e.classify(), line = e.line(), column = e.column(), "the stored Azure secret does not decode");
-            ConnectorError::CredentialsRejected(
-                "the stored Azure credentials are unreadable; connect the subscription again"
-                    .into(),
-            )
-        })
-    }
-
     /// The principal that serves `mode`: the read-only one in `read_only` mode when there is one.
     pub(crate) fn principal_for(&self, mode: CredentialMode) -> (Role, &str, &SecretString) {
         match (&self.read_only, mode) {
@@ -121,16 +91,12 @@ impl StoredSecret {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CredentialsDoc<'a> {
-    #[serde(serialize_with = "serialize_secret_ref")]
+    #[serde(serialize_with = "serde_secret::serialize_ref")]
     access_token: &'a SecretString,
     token_type: &'a str,
     expires_at: DateTime<Utc>,
     tenant_id: &'a str,
     subscription_id: &'a str,
-}
-
-fn serialize_secret_ref<S: Serializer>(v: &&SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(v.expose_secret())
 }
 
 /// The Azure connector.
@@ -344,6 +310,7 @@ impl Connector for AzureConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     const SECRET: &str = "Abc8Q~main-hunter2";
     const RO_SECRET: &str = "Xyz8Q~ro-hunter3";

@@ -264,7 +264,7 @@ fn missing_secret(conn: &ConnectionRecord) -> ApiError {
     tracing::error!(connection = %conn.id, "connection has no secret in the secret store");
     ApiError::new(
         actix_web::http::StatusCode::CONFLICT,
-        "needs_reconnect",
+        crate::error::ErrorCode::NeedsReconnect,
         "the connection's credentials are missing; reconnect the account",
     )
 }

@@ -1,6 +1,5 @@
 //! Error types: backend errors (store, secret store, cache), connector errors, and the HTTP `ApiError`.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use actix_web::http::StatusCode;
@@ -75,6 +74,84 @@ impl ConnectorError {
     }
 }
 
+/// The stable snake_case `code` of an error body. Core codes are variants; a plugin's own codes
+/// (AWS's `external_id_mismatch`) go through [`ErrorCode::Plugin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidState,
+    Unauthenticated,
+    UserMismatch,
+    Forbidden,
+    NotFound,
+    Conflict,
+    NeedsReconnect,
+    NotConfigured,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RequestTimeout,
+    RequestHeaderFieldsTooLarge,
+    MethodNotAllowed,
+    CredentialsRejected,
+    RateLimited,
+    ProviderUnavailable,
+    DependencyUnavailable,
+    Internal,
+    /// A code of one plugin's own, snake_case.
+    Plugin(&'static str),
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::UserMismatch => "user_mismatch",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::NeedsReconnect => "needs_reconnect",
+            ErrorCode::NotConfigured => "not_configured",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::RequestHeaderFieldsTooLarge => "request_header_fields_too_large",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::CredentialsRejected => "credentials_rejected",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
+            ErrorCode::DependencyUnavailable => "dependency_unavailable",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Plugin(code) => code,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for ErrorCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
 /// The body of every error answer: `{"status":"error","code","message"}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -90,75 +167,71 @@ pub struct ErrorBody {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: Cow<'static, str>,
+    pub code: ErrorCode,
     pub message: String,
     pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
-            code: code.into(),
+            code,
             message: message.into(),
             retry_after_secs: None,
         }
     }
     pub fn invalid_request(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", msg)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, msg)
     }
     pub fn invalid_state(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_state", msg)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidState, msg)
     }
     pub fn unauthenticated(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", msg)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, msg)
     }
     pub fn user_mismatch() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "user_mismatch",
+            ErrorCode::UserMismatch,
             "userId in the body does not match the X-User-ID header",
         )
     }
     pub fn forbidden(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", msg)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, msg)
     }
     pub fn not_found(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", msg)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, msg)
     }
     pub fn conflict(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", msg)
+        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, msg)
     }
     pub fn payload_too_large() -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "the request body is larger than 64 KiB",
         )
     }
     pub fn credentials_rejected(msg: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "credentials_rejected",
+            ErrorCode::CredentialsRejected,
             msg,
         )
     }
     pub fn rate_limited(msg: impl Into<String>, retry_after_secs: u64) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", msg);
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, msg);
         e.retry_after_secs = Some(retry_after_secs.max(1));
         e
     }
     pub fn provider_unavailable(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "provider_unavailable", msg)
+        Self::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderUnavailable, msg)
     }
     pub fn dependency_unavailable(msg: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "dependency_unavailable",
+            ErrorCode::DependencyUnavailable,
             msg,
         )
     }
@@ -178,7 +251,7 @@ impl ApiError {
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "an internal error occurred; it has been logged",
         )
     }
@@ -256,6 +329,12 @@ impl From<SecretStoreError> for ApiError {
                 ApiError::conflict("the credentials changed meanwhile; try again")
             }
         }
+    }
+}
+
+impl From<ApiError> for ConnectorError {
+    fn from(e: ApiError) -> Self {
+        ConnectorError::Api(e)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod platform;
 pub mod plugin;
 pub mod secret;
 pub mod secrets;
+pub mod selection;
 pub mod settings;
 pub mod store;
 
@@ -28,7 +29,7 @@ pub use inventory;
 pub use cache::{Cache, LockToken, Subscription};
 pub use connector::{AuthKind, Capability, Connector, IssuedCredentials, ProviderInfo, Validated};
 pub use crypto::SealingKey;
-pub use error::{ApiError, CacheError, ConnectorError, SecretStoreError, StoreError};
+pub use error::{ApiError, CacheError, ConnectorError, ErrorCode, SecretStoreError, StoreError};
 pub use http::{AuthConfig, Caller, ConnectionView, DisconnectResponse, TrustedCaller};
 pub use ids::{ConnectionId, ConnectionStatus, CredentialMode, ProviderId, UserId};
 pub use metrics::Metrics;

@@ -454,14 +454,14 @@ impl Platform {
         if conn.status == ConnectionStatus::NeedsReconnect {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::CONFLICT,
-                "needs_reconnect",
+                crate::error::ErrorCode::NeedsReconnect,
                 "the provider refused this connection's credentials; reconnect the account",
             ));
         }
         if conn.status == ConnectionStatus::Pending {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::CONFLICT,
-                "conflict",
+                crate::error::ErrorCode::Conflict,
                 "the connection's setup has not finished yet",
             ));
         }

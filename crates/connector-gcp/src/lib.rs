@@ -30,14 +30,14 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use connector_core::secret::serde_secret;
+use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::{
     Actor, ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord,
     ConnectionStatus, Connector, ConnectorError, CredentialMode, IssuedCredentials, Platform,
     ProviderId, ProviderInfo, SealingKey, SecretPath, SecretValue, StatusUpdate, UserId, Validated,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 pub use api::GcpApi;
@@ -52,7 +52,7 @@ const STATE_KEY_PATH: &str = "gcp-oauth-state-key";
 
 /// What the secret store keeps for a GCP connection:
 /// `{"refreshToken","scope","sub","email","obtainedAt"}`. No access token is stored.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StoredSecret {
     #[serde(with = "serde_secret")]
@@ -65,48 +65,20 @@ pub(crate) struct StoredSecret {
     pub obtained_at: DateTime<Utc>,
 }
 
-impl fmt::Debug for StoredSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredSecret")
-            .field("refresh_token", &"<redacted>")
-            .field("sub", &self.sub)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StoredSecret {
-    pub(crate) fn encode(&self) -> Result<SecretValue, ConnectorError> {
-        SecretValue::encode(self).map_err(|_| {
-            tracing::error!("could not encode the GCP secret document");
-            ConnectorError::Api(ApiError::internal())
-        })
-    }
-
-    /// A document that does not decode cannot be used again: the user must reconnect. The decode
-    /// error is not logged in full, since it may quote the document.
-    pub(crate) fn decode(value: &SecretValue) -> Result<Self, ConnectorError> {
-        value.decode().map_err(|e| {
-            tracing::error!(category = ?e.classify(), "the stored GCP secret does not decode");
-            ConnectorError::CredentialsRejected(
-                "the stored Google authorization is unreadable; connect the Google account again"
-                    .into(),
-            )
-        })
-    }
+impl StoredDocument for StoredSecret {
+    const PROVIDER: &'static str = "GCP";
+    const UNREADABLE: &'static str =
+        "the stored Google authorization is unreadable; connect the Google account again";
 }
 
 /// The credentials document of §7: `{"accessToken","tokenType","expiresAt"}`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CredentialsDoc<'a> {
-    #[serde(serialize_with = "serialize_secret_ref")]
+    #[serde(serialize_with = "serde_secret::serialize_ref")]
     access_token: &'a SecretString,
     token_type: &'a str,
     expires_at: DateTime<Utc>,
-}
-
-fn serialize_secret_ref<S: Serializer>(v: &&SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(v.expose_secret())
 }
 
 /// A fresh access token, and the secret document to store when Google rotated the refresh token.
@@ -148,7 +120,7 @@ connector_core::register_plugin!("gcp", build);
 fn not_configured() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "not_configured",
+        connector_core::error::ErrorCode::NotConfigured,
         "Google Cloud is not configured on this gateway: the operator must set \
          AURORA_GCP_CLIENT_ID and AURORA_GCP_CLIENT_SECRET",
     )

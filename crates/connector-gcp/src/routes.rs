@@ -1,6 +1,7 @@
 //! The Google Cloud routes (§2): login, callback, setup status, post-auth retry, force-disconnect;
 //! and their OpenAPI description.
 
+use connector_core::secret::StoredDocument;
 use std::collections::BTreeSet;
 
 use actix_web::http::header::{HeaderValue, CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};

@@ -23,14 +23,14 @@ use std::time::Duration;
 use actix_web::web;
 use async_trait::async_trait;
 use chrono::Utc;
-use connector_core::secret::serde_secret;
+use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::{
     ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord, Connector,
     ConnectorError, CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo,
     SecretValue, UserId, Validated,
 };
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize, Serializer};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 
 pub use client::ScalewayClient;
 pub use routes::{ConnectResponse, ProjectView, ProjectsResponse, ScalewayApi};
@@ -43,7 +43,7 @@ pub const API_URL_SETTING: &str = "AURORA_SCALEWAY_API_URL";
 pub const TIMEOUT_SETTING: &str = "AURORA_SCALEWAY_TIMEOUT_SECS";
 
 /// What the secret store keeps for a Scaleway connection: `{"accessKey","secretKey"}`.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StoredSecret {
     pub access_key: String,
@@ -51,33 +51,10 @@ pub(crate) struct StoredSecret {
     pub secret_key: SecretString,
 }
 
-impl fmt::Debug for StoredSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredSecret")
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"<redacted>")
-            .finish()
-    }
-}
-
-impl StoredSecret {
-    pub(crate) fn encode(&self) -> Result<SecretValue, ApiError> {
-        SecretValue::encode(self).map_err(|_| {
-            tracing::error!("could not encode the Scaleway secret document");
-            ApiError::internal()
-        })
-    }
-
-    /// Read the stored document. A document that does not decode cannot be used again: the user must
-    /// reconnect. The decode error is not logged in full, since it may quote the document.
-    pub(crate) fn decode(value: &SecretValue) -> Result<Self, ConnectorError> {
-        value.decode().map_err(|e| {
-            tracing::error!(category = ?e.classify(), line = e.line(), column = e.column(), "the stored Scaleway secret does not decode");
-            ConnectorError::CredentialsRejected(
-                "the stored Scaleway credentials are unreadable; connect the account again".into(),
-            )
-        })
-    }
+impl StoredDocument for StoredSecret {
+    const PROVIDER: &'static str = "Scaleway";
+    const UNREADABLE: &'static str =
+        "the stored Scaleway credentials are unreadable; connect the account again";
 }
 
 /// The credentials document of §7: `{"accessKey","secretKey","organizationId","projectId"}`.
@@ -85,14 +62,10 @@ impl StoredSecret {
 #[serde(rename_all = "camelCase")]
 struct CredentialsDoc<'a> {
     access_key: &'a str,
-    #[serde(serialize_with = "serialize_secret_ref")]
+    #[serde(serialize_with = "serde_secret::serialize_ref")]
     secret_key: &'a SecretString,
     organization_id: &'a str,
     project_id: Option<&'a str>,
-}
-
-fn serialize_secret_ref<S: Serializer>(v: &&SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(v.expose_secret())
 }
 
 /// The project a connection uses (metadata `projectId`).
@@ -271,6 +244,7 @@ impl Connector for ScalewayConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     const SECRET: &str = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9";
 

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
 use connector_core::http::{parse_connection_id, query_connection_id};
+use connector_core::secret::StoredDocument;
 use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -63,7 +64,7 @@ pub struct ProjectsResponse {
 fn needs_reconnect() -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::CONFLICT,
-        "needs_reconnect",
+        connector_core::error::ErrorCode::NeedsReconnect,
         "the stored Scaleway credentials are missing; connect the account again",
     )
 }

@@ -24,14 +24,14 @@ use std::time::Duration;
 use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use connector_core::secret::serde_secret;
+use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::{
     ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord, Connector,
     ConnectorError, CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo,
     SecretValue, UserId, Validated,
 };
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize, Serializer};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 
 pub use client::{AccessToken, Device, TailscaleClient};
 pub use routes::{ConnectResponse, SshSetupResponse, TailscaleApi};
@@ -45,7 +45,7 @@ pub const TIMEOUT_SETTING: &str = "AURORA_TAILSCALE_TIMEOUT_SECS";
 
 /// What the secret store keeps for a Tailscale connection:
 /// `{"clientId","clientSecret","sshPrivateKey","sshPublicKey"}`.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StoredSecret {
     pub client_id: String,
@@ -57,50 +57,21 @@ pub(crate) struct StoredSecret {
     pub ssh_public_key: String,
 }
 
-impl fmt::Debug for StoredSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredSecret")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field("ssh_private_key", &"<redacted>")
-            .field("ssh_public_key", &self.ssh_public_key)
-            .finish()
-    }
-}
-
-impl StoredSecret {
-    pub(crate) fn encode(&self) -> Result<SecretValue, ApiError> {
-        SecretValue::encode(self).map_err(|_| {
-            tracing::error!("could not encode the Tailscale secret document");
-            ApiError::internal()
-        })
-    }
-
-    /// Read the stored document. One that does not decode cannot be used again: the user must
-    /// reconnect. The decode error is not logged in full, since it may quote the document.
-    pub(crate) fn decode(value: &SecretValue) -> Result<Self, ConnectorError> {
-        value.decode().map_err(|e| {
-            tracing::error!(category = ?e.classify(), line = e.line(), column = e.column(), "the stored Tailscale secret does not decode");
-            ConnectorError::CredentialsRejected(
-                "the stored Tailscale credentials are unreadable; connect the tailnet again".into(),
-            )
-        })
-    }
+impl StoredDocument for StoredSecret {
+    const PROVIDER: &'static str = "Tailscale";
+    const UNREADABLE: &'static str =
+        "the stored Tailscale credentials are unreadable; connect the tailnet again";
 }
 
 /// The credentials document of §7: `{"accessToken","tokenType","expiresAt","tailnet"}`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CredentialsDoc<'a> {
-    #[serde(serialize_with = "serialize_secret_ref")]
+    #[serde(serialize_with = "serde_secret::serialize_ref")]
     access_token: &'a SecretString,
     token_type: &'a str,
     expires_at: DateTime<Utc>,
     tailnet: &'a str,
-}
-
-fn serialize_secret_ref<S: Serializer>(v: &&SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(v.expose_secret())
 }
 
 /// The tailnet as the API path takes it for this connection (metadata `tailnet`: `-` or the name

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
 use connector_core::http::{parse_connection_id, query_connection_id};
+use connector_core::secret::StoredDocument;
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
     UserId,
@@ -270,7 +271,7 @@ async fn public_key_of(
     let missing = || {
         ApiError::new(
             actix_web::http::StatusCode::CONFLICT,
-            "needs_reconnect",
+            connector_core::error::ErrorCode::NeedsReconnect,
             "the connection's SSH key is missing; connect the tailnet again",
         )
     };

@@ -12,15 +12,14 @@
 pub mod client;
 mod routes;
 
-use std::fmt;
 use std::sync::Arc;
 
 use actix_web::web;
 use async_trait::async_trait;
-use connector_core::secret::serde_secret;
+use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::{
-    ApiError, AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError,
-    CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo, SecretValue, Validated,
+    AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError, CredentialMode,
+    IssuedCredentials, Platform, ProviderId, ProviderInfo, SecretValue, Validated,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -36,35 +35,21 @@ pub const PROVIDER_ID: &str = "acme";
 /// The setting that names the API base URL.
 pub const API_URL_SETTING: &str = "AURORA_ACME_API_URL";
 
-/// What the secret store keeps for an Acme connection: `{"apiKey"}`. `Debug` is redacted.
-#[derive(Serialize, Deserialize)]
+/// What the secret store keeps for an Acme connection: `{"apiKey"}`. `Debug` is derived and still
+/// redacted: `SecretString` prints `[REDACTED]`.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StoredSecret {
     #[serde(with = "serde_secret")]
     pub api_key: SecretString,
 }
 
-impl fmt::Debug for StoredSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredSecret")
-            .field("api_key", &"<redacted>")
-            .finish()
-    }
-}
-
-impl StoredSecret {
-    pub(crate) fn encode(&self) -> Result<SecretValue, ApiError> {
-        SecretValue::encode(self).map_err(|_| ApiError::internal())
-    }
-
-    /// A document that does not decode cannot be used again: the user must reconnect.
-    pub(crate) fn decode(value: &SecretValue) -> Result<Self, ConnectorError> {
-        value.decode().map_err(|_| {
-            ConnectorError::CredentialsRejected(
-                "the stored Acme credentials are unreadable; connect the account again".into(),
-            )
-        })
-    }
+/// `encode` and `decode` (a document that does not decode asks the user to reconnect) come from
+/// the core's [`StoredDocument`].
+impl StoredDocument for StoredSecret {
+    const PROVIDER: &'static str = "Acme";
+    const UNREADABLE: &'static str =
+        "the stored Acme credentials are unreadable; connect the account again";
 }
 
 /// The Acme connector: the shared platform and the API client.

@@ -5,6 +5,8 @@ use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, Dis
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use connector_core::secret::StoredDocument;
+
 use crate::{AcmeConnector, StoredSecret};
 
 pub const CONNECT_PATH: &str = "/acme_api/acme/connect";
