@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use connector_core::error::ErrorBody;
 use connector_core::http::{parse_connection_id, query_value, read_optional_body};
+use connector_core::kit::BodyRefusals;
 use connector_core::secret::StoredDocument;
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
@@ -401,11 +402,8 @@ pub(crate) async fn get_credentials(
     responses(
         (status = 200, description = "How many connections were removed", body = DisconnectResponse),
         (status = 400, description = "Malformed body, connectionId or accountId, or different values in body and query", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
         (status = 404, description = "No such AWS connection of the caller", body = ErrorBody),
-        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        BodyRefusals,
     )
 )]
 pub(crate) async fn disconnect(

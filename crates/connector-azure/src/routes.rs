@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
+use connector_core::kit::BodyRefusals;
 use connector_core::secret::StoredDocument;
 use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse};
 use serde::Serialize;
@@ -46,13 +47,10 @@ pub struct LoginResponse {
     responses(
         (status = 200, description = "The service principal works and sees the subscription; the connection is stored (or updated for a subscription already connected)", body = LoginResponse),
         (status = 400, description = "A malformed field (`tenantId`, `clientId` and `subscriptionId` are GUIDs), a requested subscription that does not exist or is not `Enabled`, no enabled subscription, or a read-only principal that cannot see the subscription (`invalid_request`)", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
-        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
         (status = 422, description = "Azure refused a principal: a wrong secret (AADSTS7000215), an unknown tenant (AADSTS90002), an unknown application (AADSTS700016), an expired secret (AADSTS7000222), … (`credentials_rejected`)", body = ErrorBody),
         (status = 429, description = "Azure throttled the gateway (`rate_limited`, with Retry-After)", body = ErrorBody),
         (status = 502, description = "Azure timed out, answered 5xx or could not be reached (`provider_unavailable`)", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        BodyRefusals,
     )
 )]
 pub(crate) async fn login(
@@ -135,11 +133,8 @@ pub(crate) async fn login(
     responses(
         (status = 200, description = "How many connections were removed", body = DisconnectResponse),
         (status = 400, description = "Malformed body, connectionId or subscriptionId, or different connection ids in body and query", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
         (status = 404, description = "No such Azure connection of the caller", body = ErrorBody),
-        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        BodyRefusals,
     )
 )]
 pub(crate) async fn disconnect(

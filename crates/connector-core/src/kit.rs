@@ -165,10 +165,45 @@ pub async fn disconnect_one_or_all<B: DisconnectBody>(
     }
 }
 
+/// The refusals every route that reads a caller's JSON body shares (401, 403 `user_mismatch`, 413,
+/// 503), for the `responses(...)` of its `#[utoipa::path]`: `responses((status = 200, …), BodyRefusals)`.
+#[derive(utoipa::IntoResponses)]
+pub enum BodyRefusals {
+    #[response(status = 401, description = "Missing or malformed caller identity")]
+    Unauthenticated(crate::error::ErrorBody),
+    #[response(
+        status = 403,
+        description = "`userId` in the body is not the caller (`user_mismatch`)"
+    )]
+    UserMismatch(crate::error::ErrorBody),
+    #[response(status = 413, description = "Body above 64 KiB")]
+    TooLarge(crate::error::ErrorBody),
+    #[response(status = 503, description = "Database or secret store unavailable")]
+    Unavailable(crate::error::ErrorBody),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    #[test]
+    fn body_refusals_document_four_error_bodies() {
+        use utoipa::IntoResponses;
+        let r = BodyRefusals::responses();
+        assert_eq!(
+            r.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["401", "403", "413", "503"]
+        );
+        for (status, resp) in r {
+            let json = serde_json::to_value(&resp).unwrap();
+            assert_eq!(
+                json["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{status}: {json}"
+            );
+        }
+    }
 
     #[test]
     fn base_url_rules() {

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
 use connector_core::http::{parse_connection_id, query_connection_id};
+use connector_core::kit::BodyRefusals;
 use connector_core::secret::StoredDocument;
 use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse};
 use serde::Serialize;
@@ -79,13 +80,10 @@ fn needs_reconnect() -> ApiError {
     responses(
         (status = 200, description = "The key works; the connection is stored (or updated for an organization already connected)", body = ConnectResponse),
         (status = 400, description = "A malformed field, an organizationId that is not the key's, a projectId outside the organization, or an organization without projects (`invalid_request`)", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
-        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
         (status = 422, description = "Scaleway refused the key, or does not know the access key (`credentials_rejected`)", body = ErrorBody),
         (status = 429, description = "Scaleway throttled the gateway (`rate_limited`, with Retry-After)", body = ErrorBody),
         (status = 502, description = "Scaleway timed out, answered 5xx or could not be reached (`provider_unavailable`)", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        BodyRefusals,
     )
 )]
 pub(crate) async fn connect(
@@ -220,11 +218,8 @@ pub(crate) async fn projects(
     responses(
         (status = 200, description = "How many connections were removed", body = DisconnectResponse),
         (status = 400, description = "Malformed body or connectionId, or different ids in body and query", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
         (status = 404, description = "No such Scaleway connection of the caller", body = ErrorBody),
-        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        BodyRefusals,
     )
 )]
 pub(crate) async fn disconnect(

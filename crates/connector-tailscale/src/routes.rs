@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
 use connector_core::http::{parse_connection_id, query_connection_id};
+use connector_core::kit::BodyRefusals;
 use connector_core::secret::StoredDocument;
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
@@ -109,13 +110,10 @@ async fn key_pair_for(
     responses(
         (status = 200, description = "The OAuth client works and lists the tailnet's devices; the connection is stored (or updated for a tailnet already connected, keeping its SSH key)", body = ConnectResponse),
         (status = 400, description = "A malformed field, or a tailnet Tailscale does not know (`invalid_request`)", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
-        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
         (status = 422, description = "Tailscale refused the OAuth client, or it may not list devices (`credentials_rejected`)", body = ErrorBody),
         (status = 429, description = "Tailscale throttled the gateway (`rate_limited`, with Retry-After)", body = ErrorBody),
         (status = 502, description = "Tailscale timed out, answered 5xx or could not be reached (`provider_unavailable`)", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        BodyRefusals,
     )
 )]
 pub(crate) async fn connect(
@@ -299,11 +297,8 @@ async fn public_key_of(
     responses(
         (status = 200, description = "How many connections were removed", body = DisconnectResponse),
         (status = 400, description = "Malformed body or connectionId, or different ids in body and query", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
         (status = 404, description = "No such Tailscale connection of the caller", body = ErrorBody),
-        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        BodyRefusals,
     )
 )]
 pub(crate) async fn disconnect(
