@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use connector_core::upstream;
 use connector_core::{ConnectorError, Metrics};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{StatusCode, Url};
@@ -198,13 +199,10 @@ impl fmt::Debug for AzureClient {
 /// The API base URL setting's check, shared by every provider.
 pub use connector_core::kit::parse_base_url;
 
-fn join(base: &Url, segments: &[&str]) -> Url {
-    let mut url = base.clone();
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty().extend(segments);
-    }
-    url
-}
+use connector_core::upstream::join;
+
+/// Resource Manager's name in messages.
+const ARM: &str = "Azure Resource Manager";
 
 impl AzureClient {
     /// A client of the authority and Resource Manager at the given base URLs (see
@@ -277,13 +275,14 @@ impl AzureClient {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(Op::Token, &e))?;
+            .map_err(|e| {
+                upstream::transport_error(Op::Token.service(), Op::Token.as_str(), self.timeout, &e)
+            })?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(Op::Token, &e))?;
+        let body = resp.bytes().await.map_err(|e| {
+            upstream::transport_error(Op::Token.service(), Op::Token.as_str(), self.timeout, &e)
+        })?;
         if !status.is_success() {
             let parsed: TokenError = serde_json::from_slice(&body).unwrap_or_default();
             return Err(token_error(
@@ -431,7 +430,7 @@ impl AzureClient {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(op, &e))?;
+            .map_err(|e| upstream::transport_error(op.service(), op.as_str(), self.timeout, &e))?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND && op == Op::GetSubscription {
             return Ok(None);
@@ -442,7 +441,7 @@ impl AzureClient {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| self.transport_error(op, &e))?;
+            .map_err(|e| upstream::transport_error(op.service(), op.as_str(), self.timeout, &e))?;
         serde_json::from_slice(&body).map(Some).map_err(|e| {
             tracing::warn!(operation = op.as_str(), category = ?e.classify(), "undecodable answer from Azure Resource Manager");
             ConnectorError::ProviderUnavailable(
@@ -456,28 +455,6 @@ impl AzureClient {
         let outcome = if res.is_ok() { "ok" } else { "error" };
         self.metrics
             .provider_call(PROVIDER, op.as_str(), outcome, started.elapsed());
-    }
-
-    fn transport_error(&self, op: Op, e: &reqwest::Error) -> ConnectorError {
-        // reqwest's errors name the URL (no secret: those travel in the body and headers).
-        tracing::warn!(operation = op.as_str(), error = %e, timeout = e.is_timeout(), "Azure call failed");
-        if e.is_timeout() {
-            ConnectorError::ProviderUnavailable(format!(
-                "{} did not answer within {} seconds; try again shortly",
-                op.service(),
-                self.timeout.as_secs_f64()
-            ))
-        } else if e.is_decode() || e.is_body() {
-            ConnectorError::ProviderUnavailable(format!(
-                "the answer from {} was cut off; try again shortly",
-                op.service()
-            ))
-        } else {
-            ConnectorError::ProviderUnavailable(format!(
-                "could not reach {}; try again shortly",
-                op.service()
-            ))
-        }
     }
 }
 
@@ -520,20 +497,8 @@ fn token_error(
         aadsts = code.unwrap_or_default(),
         "Microsoft Entra ID refused a token request"
     );
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        let secs = retry_after(headers);
-        return ConnectorError::RateLimited {
-            message: format!(
-                "Microsoft Entra ID is limiting the request rate; try again in {secs} seconds"
-            ),
-            retry_after_secs: secs,
-        };
-    }
-    if status.is_server_error() {
-        return ConnectorError::ProviderUnavailable(format!(
-            "Microsoft Entra ID answered with a server error (HTTP {}); try again shortly",
-            status.as_u16()
-        ));
+    if let Some(e) = upstream::busy_or_down("Microsoft Entra ID", status, headers) {
+        return e;
     }
     let who = role.principal();
     let message = match code {
@@ -593,28 +558,10 @@ fn arm_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorError 
              (HTTP 403); give it a role such as Reader on the subscription"
                 .into(),
         ),
-        StatusCode::TOO_MANY_REQUESTS => {
-            let secs = retry_after(headers);
-            ConnectorError::RateLimited {
-                message: format!(
-                    "Azure Resource Manager is limiting the request rate; try again in {secs} seconds"
-                ),
-                retry_after_secs: secs,
-            }
-        }
-        s if s.is_server_error() => ConnectorError::ProviderUnavailable(format!(
-            "Azure Resource Manager answered with a server error (HTTP {}); try again shortly",
-            s.as_u16()
-        )),
-        s => ConnectorError::ProviderUnavailable(format!(
-            "Azure Resource Manager answered {} with an unexpected status (HTTP {})",
-            op.as_str(),
-            s.as_u16()
-        )),
+        s => upstream::busy_or_down(ARM, s, headers)
+            .unwrap_or_else(|| upstream::unexpected_status(ARM, op.as_str(), s)),
     }
 }
-
-use connector_core::kit::retry_after;
 
 #[cfg(test)]
 mod tests {

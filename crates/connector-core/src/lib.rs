@@ -21,6 +21,7 @@ pub mod secrets;
 pub mod selection;
 pub mod settings;
 pub mod store;
+pub mod upstream;
 
 pub use async_trait::async_trait;
 pub use audit::AuditAction;

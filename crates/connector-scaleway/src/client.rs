@@ -6,11 +6,11 @@
 //! `provider_call_duration_seconds` histogram with provider `scaleway`.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use connector_core::upstream::{self, ApiBase};
 use connector_core::{ConnectorError, Metrics};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
 use reqwest::{StatusCode, Url};
@@ -20,6 +20,8 @@ use serde::{Deserialize, Deserializer};
 
 /// The provider id used in metric labels and connection rows.
 pub const PROVIDER: &str = "scaleway";
+/// The service's name in messages.
+const SERVICE: &str = "Scaleway";
 /// The public API, used when `AURORA_SCALEWAY_API_URL` is not set.
 pub const DEFAULT_API_URL: &str = "https://api.scaleway.com";
 /// The per-request timeout, unless [`ScalewayClient::with_timeout`] says otherwise.
@@ -110,22 +112,10 @@ impl Op {
     }
 }
 
-/// The Scaleway API client. Cheap to clone.
-#[derive(Clone)]
+/// The Scaleway API client. Cheap to clone; `Debug` shows the base URL and the timeout.
+#[derive(Clone, Debug)]
 pub struct ScalewayClient {
-    base_url: Url,
-    http: reqwest::Client,
-    metrics: Arc<Metrics>,
-    timeout: Duration,
-}
-
-impl fmt::Debug for ScalewayClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScalewayClient")
-            .field("base_url", &self.base_url.as_str())
-            .field("timeout", &self.timeout)
-            .finish()
-    }
+    base: ApiBase,
 }
 
 /// The API base URL setting's check, shared by every provider.
@@ -139,35 +129,26 @@ impl ScalewayClient {
         http: reqwest::Client,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
-        Ok(Self {
-            base_url: parse_base_url(base_url)?,
-            http,
-            metrics,
-            timeout: DEFAULT_TIMEOUT,
-        })
+        ApiBase::new(PROVIDER, base_url, http, metrics, DEFAULT_TIMEOUT).map(|base| Self { base })
     }
 
     /// Use another per-request timeout (the default is [`DEFAULT_TIMEOUT`]).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self {
+            base: self.base.with_timeout(timeout),
+        }
     }
 
     pub fn base_url(&self) -> &Url {
-        &self.base_url
+        self.base.base_url()
     }
 
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.base.timeout()
     }
 
-    /// `{base}/{segments…}`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base_url.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
-        }
-        url
+        self.base.url(segments)
     }
 
     /// `GET /iam/v1alpha1/api-keys/{access_key}`. Proves that the secret key works; an unknown access
@@ -267,12 +248,9 @@ impl ScalewayClient {
         url: Url,
         secret_key: &SecretString,
     ) -> Result<T, ConnectorError> {
-        let started = Instant::now();
-        let res = self.get_json_inner(op, url, secret_key).await;
-        let outcome = if res.is_ok() { "ok" } else { "error" };
-        self.metrics
-            .provider_call(PROVIDER, op.as_str(), outcome, started.elapsed());
-        res
+        self.base
+            .timed(op.as_str(), self.get_json_inner(op, url, secret_key))
+            .await
     }
 
     async fn get_json_inner<T: DeserializeOwned>(
@@ -289,22 +267,24 @@ impl ScalewayClient {
         })?;
         token.set_sensitive(true);
         let resp = self
-            .http
+            .base
+            .http()
             .get(url)
             .header(AUTH_HEADER, token)
             .header(ACCEPT, "application/json")
-            .timeout(self.timeout)
+            .timeout(self.base.timeout())
             .send()
             .await
-            .map_err(|e| self.transport_error(op, &e))?;
+            .map_err(|e| {
+                upstream::transport_error(SERVICE, op.as_str(), self.base.timeout(), &e)
+            })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(status_error(op, status, resp.headers()));
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(op, &e))?;
+        let body = resp.bytes().await.map_err(|e| {
+            upstream::transport_error(SERVICE, op.as_str(), self.base.timeout(), &e)
+        })?;
         serde_json::from_slice(&body).map_err(|e| {
             // The decode error can quote the body; it goes to the log only, never to the caller.
             tracing::warn!(operation = op.as_str(), error = %e, "undecodable answer from Scaleway");
@@ -313,34 +293,14 @@ impl ScalewayClient {
             )
         })
     }
-
-    fn transport_error(&self, op: Op, e: &reqwest::Error) -> ConnectorError {
-        // reqwest's errors name the URL (no secret: the key travels in a header), never the headers.
-        tracing::warn!(operation = op.as_str(), error = %e, timeout = e.is_timeout(), "Scaleway call failed");
-        if e.is_timeout() {
-            ConnectorError::ProviderUnavailable(format!(
-                "Scaleway did not answer within {} seconds; try again shortly",
-                self.timeout.as_secs_f64()
-            ))
-        } else if e.is_decode() || e.is_body() {
-            ConnectorError::ProviderUnavailable(
-                "the answer from Scaleway was cut off; try again shortly".into(),
-            )
-        } else {
-            ConnectorError::ProviderUnavailable(
-                "could not reach the Scaleway API; try again shortly".into(),
-            )
-        }
-    }
 }
 
 /// What a non-2xx status means for the user. The body is not read: it is never shown.
 fn status_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorError {
-    tracing::warn!(
-        operation = op.as_str(),
-        status = status.as_u16(),
-        "Scaleway answered with an error status"
-    );
+    upstream::log_status(SERVICE, op.as_str(), status);
+    if let Some(e) = upstream::busy_or_down(SERVICE, status, headers) {
+        return e;
+    }
     match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
             ConnectorError::CredentialsRejected(format!(
@@ -364,28 +324,9 @@ fn status_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorErr
                 "Scaleway does not know this organization, or the API key cannot see it".into(),
             ),
         },
-        StatusCode::TOO_MANY_REQUESTS => {
-            let secs = retry_after(headers);
-            ConnectorError::RateLimited {
-                message: format!(
-                    "Scaleway is limiting the request rate; try again in {secs} seconds"
-                ),
-                retry_after_secs: secs,
-            }
-        }
-        s if s.is_server_error() => ConnectorError::ProviderUnavailable(format!(
-            "Scaleway answered with a server error (HTTP {}); try again shortly",
-            s.as_u16()
-        )),
-        s => ConnectorError::ProviderUnavailable(format!(
-            "Scaleway answered {} with an unexpected status (HTTP {})",
-            op.as_str(),
-            s.as_u16()
-        )),
+        s => upstream::unexpected_status(SERVICE, op.as_str(), s),
     }
 }
-
-use connector_core::kit::retry_after;
 
 #[cfg(test)]
 mod tests {

@@ -11,9 +11,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use connector_core::upstream::{self, ApiBase};
 use connector_core::{ConnectorError, Metrics};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{StatusCode, Url};
@@ -22,6 +23,8 @@ use serde::{Deserialize, Deserializer};
 
 /// The provider id used in metric labels.
 pub const PROVIDER: &str = "tailscale";
+/// The service\'s name in messages.
+const SERVICE: &str = "Tailscale";
 /// The public API, used when `AURORA_TAILSCALE_API_URL` is not set.
 pub const DEFAULT_API_URL: &str = "https://api.tailscale.com";
 /// The per-request timeout, unless [`TailscaleClient::with_timeout`] says otherwise.
@@ -130,22 +133,10 @@ impl Op {
     }
 }
 
-/// The Tailscale API client. Cheap to clone.
-#[derive(Clone)]
+/// The Tailscale API client. Cheap to clone; `Debug` shows the base URL and the timeout.
+#[derive(Clone, Debug)]
 pub struct TailscaleClient {
-    base_url: Url,
-    http: reqwest::Client,
-    metrics: Arc<Metrics>,
-    timeout: Duration,
-}
-
-impl fmt::Debug for TailscaleClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TailscaleClient")
-            .field("base_url", &self.base_url.as_str())
-            .field("timeout", &self.timeout)
-            .finish()
-    }
+    base: ApiBase,
 }
 
 /// The API base URL setting's check, shared by every provider.
@@ -157,31 +148,23 @@ impl TailscaleClient {
         http: reqwest::Client,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
-        Ok(Self {
-            base_url: parse_base_url(base_url)?,
-            http,
-            metrics,
-            timeout: DEFAULT_TIMEOUT,
-        })
+        ApiBase::new(PROVIDER, base_url, http, metrics, DEFAULT_TIMEOUT).map(|base| Self { base })
     }
 
     /// Use another per-request timeout (the default is [`DEFAULT_TIMEOUT`]).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self {
+            base: self.base.with_timeout(timeout),
+        }
     }
 
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.base.timeout()
     }
 
     /// `{base}/{segments…}`, each segment percent-encoded.
     pub fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base_url.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
-        }
-        url
+        self.base.url(segments)
     }
 
     /// An API access token: the client-credentials grant at `/api/v2/oauth/token`. Tailscale issues
@@ -191,10 +174,12 @@ impl TailscaleClient {
         client_id: &str,
         client_secret: &SecretString,
     ) -> Result<AccessToken, ConnectorError> {
-        let started = Instant::now();
-        let res = self.token_inner(client_id, client_secret).await;
-        self.record(Op::Token, &res, started);
-        res
+        self.base
+            .timed(
+                Op::Token.as_str(),
+                self.token_inner(client_id, client_secret),
+            )
+            .await
     }
 
     async fn token_inner(
@@ -208,22 +193,24 @@ impl TailscaleClient {
             ("client_secret", client_secret.expose_secret()),
         ];
         let resp = self
-            .http
+            .base
+            .http()
             .post(self.url(&["api", "v2", "oauth", "token"]))
             .header(ACCEPT, "application/json")
             .form(&form)
-            .timeout(self.timeout)
+            .timeout(self.base.timeout())
             .send()
             .await
-            .map_err(|e| self.transport_error(Op::Token, &e))?;
+            .map_err(|e| {
+                upstream::transport_error(SERVICE, Op::Token.as_str(), self.base.timeout(), &e)
+            })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(status_error(Op::Token, status, resp.headers()));
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(Op::Token, &e))?;
+        let body = resp.bytes().await.map_err(|e| {
+            upstream::transport_error(SERVICE, Op::Token.as_str(), self.base.timeout(), &e)
+        })?;
         let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
             // serde's message can quote the body, and the body holds the token: classify only.
             tracing::warn!(category = ?e.classify(), "undecodable token answer from Tailscale");
@@ -255,10 +242,12 @@ impl TailscaleClient {
         token: &AccessToken,
         tailnet: &str,
     ) -> Result<Vec<Device>, ConnectorError> {
-        let started = Instant::now();
-        let res = self.list_devices_inner(token, tailnet).await;
-        self.record(Op::ListDevices, &res, started);
-        res
+        self.base
+            .timed(
+                Op::ListDevices.as_str(),
+                self.list_devices_inner(token, tailnet),
+            )
+            .await
     }
 
     async fn list_devices_inner(
@@ -278,22 +267,29 @@ impl TailscaleClient {
         })?;
         auth.set_sensitive(true);
         let resp = self
-            .http
+            .base
+            .http()
             .get(self.url(&["api", "v2", "tailnet", tailnet, "devices"]))
             .header(AUTHORIZATION, auth)
             .header(ACCEPT, "application/json")
-            .timeout(self.timeout)
+            .timeout(self.base.timeout())
             .send()
             .await
-            .map_err(|e| self.transport_error(Op::ListDevices, &e))?;
+            .map_err(|e| {
+                upstream::transport_error(
+                    SERVICE,
+                    Op::ListDevices.as_str(),
+                    self.base.timeout(),
+                    &e,
+                )
+            })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(status_error(Op::ListDevices, status, resp.headers()));
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(Op::ListDevices, &e))?;
+        let body = resp.bytes().await.map_err(|e| {
+            upstream::transport_error(SERVICE, Op::ListDevices.as_str(), self.base.timeout(), &e)
+        })?;
         let list: DeviceList = serde_json::from_slice(&body).map_err(|e| {
             tracing::warn!(category = ?e.classify(), "undecodable device list from Tailscale");
             ConnectorError::ProviderUnavailable(
@@ -301,31 +297,6 @@ impl TailscaleClient {
             )
         })?;
         Ok(list.devices)
-    }
-
-    fn record<T>(&self, op: Op, res: &Result<T, ConnectorError>, started: Instant) {
-        let outcome = if res.is_ok() { "ok" } else { "error" };
-        self.metrics
-            .provider_call(PROVIDER, op.as_str(), outcome, started.elapsed());
-    }
-
-    fn transport_error(&self, op: Op, e: &reqwest::Error) -> ConnectorError {
-        // reqwest's errors name the URL (no secret: those travel in the body and headers).
-        tracing::warn!(operation = op.as_str(), error = %e, timeout = e.is_timeout(), "Tailscale call failed");
-        if e.is_timeout() {
-            ConnectorError::ProviderUnavailable(format!(
-                "Tailscale did not answer within {} seconds; try again shortly",
-                self.timeout.as_secs_f64()
-            ))
-        } else if e.is_decode() || e.is_body() {
-            ConnectorError::ProviderUnavailable(
-                "the answer from Tailscale was cut off; try again shortly".into(),
-            )
-        } else {
-            ConnectorError::ProviderUnavailable(
-                "could not reach the Tailscale API; try again shortly".into(),
-            )
-        }
     }
 }
 
@@ -340,25 +311,11 @@ fn bearer(token_type: &str) -> &str {
 
 /// What a non-2xx status means for the user. The body is not read: it is never shown.
 fn status_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorError {
-    tracing::warn!(
-        operation = op.as_str(),
-        status = status.as_u16(),
-        "Tailscale answered with an error status"
-    );
+    upstream::log_status(SERVICE, op.as_str(), status);
+    if let Some(e) = upstream::busy_or_down(SERVICE, status, headers) {
+        return e;
+    }
     match (op, status) {
-        (_, StatusCode::TOO_MANY_REQUESTS) => {
-            let secs = retry_after(headers);
-            ConnectorError::RateLimited {
-                message: format!(
-                    "Tailscale is limiting the request rate; try again in {secs} seconds"
-                ),
-                retry_after_secs: secs,
-            }
-        }
-        (_, s) if s.is_server_error() => ConnectorError::ProviderUnavailable(format!(
-            "Tailscale answered with a server error (HTTP {}); try again shortly",
-            s.as_u16()
-        )),
         (Op::Token, s) if s.is_client_error() => ConnectorError::CredentialsRejected(format!(
             "Tailscale refused the OAuth client (HTTP {}). Check clientId and clientSecret (the \
              secret starts with tskey-client-), and that the OAuth client has not been deleted",
@@ -378,15 +335,9 @@ fn status_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorErr
              tailnet's organization name or tailnet ID, or - for the OAuth client's own tailnet"
                 .into(),
         ),
-        (_, s) => ConnectorError::ProviderUnavailable(format!(
-            "Tailscale answered {} with an unexpected status (HTTP {})",
-            op.as_str(),
-            s.as_u16()
-        )),
+        (_, s) => upstream::unexpected_status(SERVICE, op.as_str(), s),
     }
 }
-
-use connector_core::kit::retry_after;
 
 #[cfg(test)]
 mod tests {
