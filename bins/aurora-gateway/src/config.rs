@@ -2,10 +2,13 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use connector_core::settings::{AtLeast, Range};
 use connector_core::Settings;
 use secrecy::SecretString;
+use serde::Deserialize;
 
 /// Where each backend lives. `None` means the embedded default.
 #[derive(Debug, Clone)]
@@ -23,10 +26,14 @@ pub struct GatewayConfig {
     pub frontend_url: String,
     pub workers: usize,
     /// `AURORA_BODY_TIMEOUT_SECS` (10): a request body must arrive within this, else 408.
-    pub body_timeout: std::time::Duration,
+    pub body_timeout: Duration,
     /// `AURORA_MAX_CONNECTIONS`: open client connections at once, all workers together. Unset:
     /// derived from the file-descriptor limit at start (see [`crate::limits`]).
     pub max_connections: Option<usize>,
+    /// `AURORA_CREDENTIALS_LOCAL_TTL_SECS` (at most 300): how long a replica keeps decrypted
+    /// credentials in process (invalidated across replicas through the shared cache); 0 turns that
+    /// tier off. Only used with Redis.
+    pub credentials_local_ttl: Duration,
     pub settings: Settings,
 }
 
@@ -56,82 +63,50 @@ impl GatewayConfig {
     }
 
     pub fn from_settings(settings: Settings) -> anyhow::Result<Self> {
-        let bind = settings.get_or("AURORA_BIND", "127.0.0.1:8080").to_owned();
-        let data_dir = PathBuf::from(settings.get_or("AURORA_DATA_DIR", "./data"));
-        let database_url = settings.get("AURORA_DATABASE_URL").map(SecretString::from);
-        let redis_url = settings.get("AURORA_REDIS_URL").map(SecretString::from);
-        let vault = match (
-            settings.get("AURORA_VAULT_ADDR"),
-            settings.get("AURORA_VAULT_TOKEN"),
-        ) {
+        let raw: Raw = settings.extract("AURORA_").map_err(anyhow::Error::msg)?;
+        let vault = match (raw.vault_addr, raw.vault_token) {
             (Some(addr), Some(token)) => Some(VaultSettings {
                 addr: addr.trim_end_matches('/').to_owned(),
-                token: SecretString::from(token),
-                mount: settings.get_or("AURORA_VAULT_MOUNT", "secret").to_owned(),
-                prefix: settings.get_or("AURORA_VAULT_PREFIX", "aurora").to_owned(),
+                token,
+                mount: raw.vault_mount,
+                prefix: raw.vault_prefix,
             }),
             (Some(_), None) => bail!("AURORA_VAULT_ADDR is set but AURORA_VAULT_TOKEN is not"),
             (None, Some(_)) => bail!("AURORA_VAULT_TOKEN is set but AURORA_VAULT_ADDR is not"),
             (None, None) => None,
         };
-        let internal_secret = settings
-            .get("AURORA_INTERNAL_SECRET")
-            .map(SecretString::from);
-        let public_url = settings
-            .get("AURORA_PUBLIC_URL")
-            .map(|s| s.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| format!("http://{bind}"));
-        let frontend_url = settings
-            .get("AURORA_FRONTEND_URL")
-            .map(|s| s.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| public_url.clone());
-        let workers = settings
-            .get_parsed("AURORA_WORKERS", 0usize)
-            .map_err(anyhow::Error::msg)?;
-        let database_pool_size = settings
-            .get_parsed("AURORA_DATABASE_POOL_SIZE", 16usize)
-            .map_err(anyhow::Error::msg)?;
-        let redis_prefix = settings.get_or("AURORA_REDIS_PREFIX", "aurora:").to_owned();
-        let body_timeout = settings
-            .get_parsed("AURORA_BODY_TIMEOUT_SECS", 10u64)
-            .map_err(anyhow::Error::msg)?;
-        if body_timeout == 0 {
-            bail!("AURORA_BODY_TIMEOUT_SECS must be at least 1");
-        }
-        let max_connections = match settings.get("AURORA_MAX_CONNECTIONS") {
-            None => None,
-            Some(_) => {
-                let n = settings
-                    .get_parsed("AURORA_MAX_CONNECTIONS", 0usize)
-                    .map_err(anyhow::Error::msg)?;
-                if n == 0 {
-                    bail!("AURORA_MAX_CONNECTIONS must be at least 1");
-                }
-                Some(n)
-            }
+        let public_url = match raw.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", raw.bind),
         };
+        let frontend_url = match raw.frontend_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => public_url.clone(),
+        };
+        if raw.max_connections == Some(0) {
+            bail!("AURORA_MAX_CONNECTIONS must be at least 1");
+        }
         // Webhooks: URL and secret both or neither (a URL without a secret refuses to start).
         connector_webhooks::WebhookConfig::from_settings(&settings).map_err(anyhow::Error::msg)?;
-        // Rate limits and the in-process credential tier: checked here, read where they are used.
+        // Rate limits: checked here, read where they are used.
         crate::ratelimit::RateLimitConfig::from_settings(&settings).map_err(anyhow::Error::msg)?;
-        credentials_local_ttl(&settings).map_err(anyhow::Error::msg)?;
-        let cfg = Self {
-            bind,
-            data_dir,
-            database_url,
-            database_pool_size,
-            redis_url,
-            redis_prefix,
+        Ok(Self {
+            bind: raw.bind,
+            data_dir: raw.data_dir,
+            database_url: raw.database_url,
+            database_pool_size: raw.database_pool_size,
+            redis_url: raw.redis_url,
+            redis_prefix: raw.redis_prefix,
             vault,
-            internal_secret,
+            internal_secret: raw.internal_secret,
             public_url,
             frontend_url,
-            workers,
-            body_timeout: std::time::Duration::from_secs(body_timeout),
-            max_connections,
+            workers: raw.workers,
+            body_timeout: raw.body_timeout_secs,
+            max_connections: raw.max_connections,
+            credentials_local_ttl: raw.credentials_local_ttl_secs,
             settings,
-        };
-        Ok(cfg)
+        })
     }
 
     /// The socket addresses `AURORA_BIND` names.
@@ -163,15 +138,53 @@ impl GatewayConfig {
     }
 }
 
-/// `AURORA_CREDENTIALS_LOCAL_TTL_SECS`: how long a replica keeps decrypted credentials in process
-/// (invalidated across replicas through the shared cache); 0 turns that tier off. Only used with Redis.
-pub fn credentials_local_ttl(settings: &Settings) -> Result<std::time::Duration, String> {
-    let default = connector_core::broker::DEFAULT_LOCAL_TTL.as_secs();
-    let secs: u64 = settings.get_parsed("AURORA_CREDENTIALS_LOCAL_TTL_SECS", default)?;
-    if secs > 300 {
-        return Err("AURORA_CREDENTIALS_LOCAL_TTL_SECS must be at most 300".into());
+/// The gateway's own `AURORA_*` variables, as read (see [`GatewayConfig`] for their meaning).
+#[derive(Deserialize)]
+#[serde(default)]
+struct Raw {
+    bind: String,
+    data_dir: PathBuf,
+    database_url: Option<SecretString>,
+    database_pool_size: usize,
+    redis_url: Option<SecretString>,
+    redis_prefix: String,
+    vault_addr: Option<String>,
+    vault_token: Option<SecretString>,
+    vault_mount: String,
+    vault_prefix: String,
+    internal_secret: Option<SecretString>,
+    public_url: Option<String>,
+    frontend_url: Option<String>,
+    workers: usize,
+    #[serde(deserialize_with = "AtLeast::<1>::secs")]
+    body_timeout_secs: Duration,
+    max_connections: Option<usize>,
+    #[serde(deserialize_with = "Range::<0, 300>::secs")]
+    credentials_local_ttl_secs: Duration,
+}
+
+impl Default for Raw {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: "./data".into(),
+            database_url: None,
+            database_pool_size: 16,
+            redis_url: None,
+            redis_prefix: "aurora:".into(),
+            vault_addr: None,
+            vault_token: None,
+            vault_mount: "secret".into(),
+            vault_prefix: "aurora".into(),
+            internal_secret: None,
+            public_url: None,
+            frontend_url: None,
+            workers: 0,
+            body_timeout_secs: Duration::from_secs(10),
+            max_connections: None,
+            credentials_local_ttl_secs: connector_core::broker::DEFAULT_LOCAL_TTL,
+        }
     }
-    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]

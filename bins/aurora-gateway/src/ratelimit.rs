@@ -42,8 +42,9 @@ const LOCAL_COUNTERS: usize = 100_000;
 /// At most one "counting in process" warning per this long.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// The configured budgets (requests per user per minute; 0 = unlimited).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The configured budgets (requests per user per minute; 0 = unlimited): `AURORA_RATE_LIMIT_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct RateLimitConfig {
     pub connect_per_min: u64,
     pub credentials_per_min: u64,
@@ -60,11 +61,7 @@ impl Default for RateLimitConfig {
 
 impl RateLimitConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
-        Ok(Self {
-            connect_per_min: settings.get_parsed(CONNECT_SETTING, DEFAULT_CONNECT_PER_MIN)?,
-            credentials_per_min: settings
-                .get_parsed(CREDENTIALS_SETTING, DEFAULT_CREDENTIALS_PER_MIN)?,
-        })
+        settings.extract("AURORA_RATE_LIMIT_")
     }
 }
 

@@ -17,8 +17,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use connector_core::settings::Range;
 use connector_core::Settings;
 use secrecy::SecretString;
+use serde::Deserialize;
 
 use crate::input::{self, Partition};
 
@@ -61,19 +63,31 @@ impl fmt::Debug for StaticCredentials {
     }
 }
 
-/// Everything the AWS connector reads from the settings.
-#[derive(Clone, Debug)]
+/// Everything the AWS connector reads from the settings: the `AURORA_AWS_*` fields through
+/// [`Settings::extract`], the `AWS_*` ones (skipped here) by name.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
 pub struct AwsConfig {
     /// The gateway's home region.
+    #[serde(skip)]
     pub region: String,
     /// An STS endpoint that replaces AWS's (moto, a stub, a VPC endpoint).
+    #[serde(skip)]
     pub endpoint_url: Option<String>,
     /// `None`: the SDK's default credential chain (environment, profile, web identity, ECS, IMDS).
+    #[serde(skip)]
     pub static_credentials: Option<StaticCredentials>,
     pub external_id_check: bool,
+    #[serde(deserialize_with = "Range::<1, { STS_MAX_SESSION_SECONDS as u64 }>::int")]
     pub session_seconds: u32,
+    #[serde(rename = "timeout_secs", deserialize_with = "Range::<1, 300>::secs")]
     pub timeout: Duration,
+    #[serde(deserialize_with = "Range::<1, 10>::int")]
     pub max_attempts: u32,
+    #[serde(
+        rename = "retry_base_ms",
+        deserialize_with = "Range::<1, 10_000>::millis"
+    )]
     pub retry_base: Duration,
     pub principal_arn: Option<String>,
     pub template_url: Option<String>,
@@ -94,20 +108,6 @@ impl Default for AwsConfig {
             template_url: None,
         }
     }
-}
-
-fn ranged<T: PartialOrd + fmt::Display + std::str::FromStr + Copy>(
-    s: &Settings,
-    key: &str,
-    default: T,
-    min: T,
-    max: T,
-) -> Result<T, String> {
-    let v = s.get_parsed(key, default)?;
-    if v < min || v > max {
-        return Err(format!("{key} must be between {min} and {max}"));
-    }
-    Ok(v)
 }
 
 /// An `http` or `https` URL with a host and no credentials, query or fragment.
@@ -137,36 +137,31 @@ fn check_url(key: &str, raw: &str, https_only: bool) -> Result<String, String> {
 impl AwsConfig {
     /// Read and check every setting; the error names the setting at fault (never its value).
     pub fn from_settings(s: &Settings) -> Result<Self, String> {
-        let region = s
+        let mut c: Self = s.extract("AURORA_AWS_")?;
+        c.region = s
             .get("AWS_REGION")
             .or_else(|| s.get("AWS_DEFAULT_REGION"))
             .unwrap_or(DEFAULT_REGION)
             .trim()
             .to_owned();
-        if Partition::of_region(&region).is_none() {
+        if Partition::of_region(&c.region).is_none() {
             return Err(
                 "AWS_REGION must be a region of the aws, aws-cn or aws-us-gov partition (like us-east-1)"
                     .into(),
             );
         }
-        let endpoint_url = match s
-            .get("AWS_ENDPOINT_URL_STS")
-            .map(|v| ("AWS_ENDPOINT_URL_STS", v))
-            .or_else(|| s.get("AWS_ENDPOINT_URL").map(|v| ("AWS_ENDPOINT_URL", v)))
-        {
-            Some((key, raw)) => {
-                let u = check_url(key, raw, false)?;
-                let parsed =
-                    url::Url::parse(&u).map_err(|_| format!("{key} is not a valid URL"))?;
-                if parsed.query().is_some() || parsed.fragment().is_some() {
-                    return Err(format!("{key} must not carry a query or a fragment"));
-                }
-                Some(u)
+        let endpoint = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+            .into_iter()
+            .find_map(|key| Some((key, s.get(key)?)));
+        if let Some((key, raw)) = endpoint {
+            let u = check_url(key, raw, false)?;
+            let parsed = url::Url::parse(&u).map_err(|_| format!("{key} is not a valid URL"))?;
+            if parsed.query().is_some() || parsed.fragment().is_some() {
+                return Err(format!("{key} must not carry a query or a fragment"));
             }
-            None => None,
-        };
-        let static_credentials = match (s.get("AWS_ACCESS_KEY_ID"), s.get("AWS_SECRET_ACCESS_KEY"))
-        {
+            c.endpoint_url = Some(u);
+        }
+        c.static_credentials = match (s.get("AWS_ACCESS_KEY_ID"), s.get("AWS_SECRET_ACCESS_KEY")) {
             (Some(id), Some(secret)) => Some(StaticCredentials {
                 access_key_id: id.trim().to_owned(),
                 secret_access_key: SecretString::from(secret.trim().to_owned()),
@@ -181,48 +176,19 @@ impl AwsConfig {
                 )
             }
         };
-        let external_id_check = s.get_bool(EXTERNAL_ID_CHECK_SETTING, true)?;
-        let session_seconds = ranged(
-            s,
-            SESSION_SECONDS_SETTING,
-            DEFAULT_SESSION_SECONDS,
-            1,
-            STS_MAX_SESSION_SECONDS,
-        )?;
-        let timeout_secs = ranged(s, TIMEOUT_SETTING, DEFAULT_TIMEOUT.as_secs(), 1, 300)?;
-        let max_attempts = ranged(s, MAX_ATTEMPTS_SETTING, DEFAULT_MAX_ATTEMPTS, 1, 10)?;
-        let retry_base_ms = ranged(
-            s,
-            RETRY_BASE_SETTING,
-            DEFAULT_RETRY_BASE.as_millis() as u64,
-            1,
-            10_000,
-        )?;
-        let principal_arn = match s.get(PRINCIPAL_SETTING) {
-            Some(p) if input::is_principal_arn(p.trim()) => Some(p.trim().to_owned()),
-            Some(_) => {
-                return Err(format!(
-                    "{PRINCIPAL_SETTING} must be an IAM or STS ARN (arn:aws:iam::123456789012:role/Name)"
-                ))
-            }
-            None => None,
-        };
-        let template_url = s
-            .get(TEMPLATE_URL_SETTING)
-            .map(|raw| check_url(TEMPLATE_URL_SETTING, raw, true))
-            .transpose()?;
-        Ok(Self {
-            region,
-            endpoint_url,
-            static_credentials,
-            external_id_check,
-            session_seconds,
-            timeout: Duration::from_secs(timeout_secs),
-            max_attempts,
-            retry_base: Duration::from_millis(retry_base_ms),
-            principal_arn,
-            template_url,
-        })
+        c.principal_arn = c.principal_arn.map(|p| p.trim().to_owned());
+        if c.principal_arn
+            .as_deref()
+            .is_some_and(|p| !input::is_principal_arn(p))
+        {
+            return Err(format!(
+                "{PRINCIPAL_SETTING} must be an IAM or STS ARN (arn:aws:iam::123456789012:role/Name)"
+            ));
+        }
+        if let Some(raw) = &c.template_url {
+            c.template_url = Some(check_url(TEMPLATE_URL_SETTING, raw, true)?);
+        }
+        Ok(c)
     }
 
     /// The gateway's home partition (of `AWS_REGION`).

@@ -22,12 +22,12 @@ mod routes;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_core::secret::{serde_secret, StoredDocument};
+use connector_core::settings::ApiSettings;
 use connector_core::{
     ApiError, AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError,
     CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo, SecretValue, Validated,
@@ -134,31 +134,24 @@ impl AzureConnector {
 
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
-    let authority = p
-        .settings
-        .get_or(AUTHORITY_URL_SETTING, client::DEFAULT_AUTHORITY_URL);
-    let management = p
-        .settings
-        .get_or(MANAGEMENT_URL_SETTING, client::DEFAULT_MANAGEMENT_URL);
-    let client = AzureClient::new(authority, management, p.http.clone(), p.metrics.clone())
-        .map_err(|(which, e)| {
-            let name = if which == "authority" {
-                AUTHORITY_URL_SETTING
-            } else {
-                MANAGEMENT_URL_SETTING
-            };
-            BuildError(format!("{name} {e}"))
-        })?;
-    let secs: u64 = p
-        .settings
-        .get_parsed(TIMEOUT_SETTING, client::DEFAULT_TIMEOUT.as_secs())
-        .map_err(BuildError)?;
-    if !(1..=300).contains(&secs) {
-        return Err(BuildError(format!(
-            "{TIMEOUT_SETTING} must be between 1 and 300 seconds"
-        )));
-    }
-    let client = client.with_timeout(Duration::from_secs(secs));
+    let api: ApiSettings = p.settings.extract("AURORA_AZURE_").map_err(BuildError)?;
+    let authority = p.settings.get(AUTHORITY_URL_SETTING);
+    let management = p.settings.get(MANAGEMENT_URL_SETTING);
+    let client = AzureClient::new(
+        authority.unwrap_or(client::DEFAULT_AUTHORITY_URL),
+        management.unwrap_or(client::DEFAULT_MANAGEMENT_URL),
+        p.http.clone(),
+        p.metrics.clone(),
+    )
+    .map_err(|(which, e)| {
+        let name = if which == "authority" {
+            AUTHORITY_URL_SETTING
+        } else {
+            MANAGEMENT_URL_SETTING
+        };
+        BuildError(format!("{name} {e}"))
+    })?
+    .with_timeout(api.timeout);
     Ok(Arc::new(AzureConnector::new(p.clone(), client)))
 }
 

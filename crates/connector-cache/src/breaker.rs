@@ -18,8 +18,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use connector_core::settings::AtLeast;
 use connector_core::{Metrics, Settings};
 use parking_lot::Mutex;
+use serde::Deserialize;
 use tokio::sync::watch;
 
 /// Consecutive timeouts or connection errors that open the breaker (`0`: it never opens).
@@ -29,14 +31,17 @@ pub const OPEN_MS_SETTING: &str = "AURORA_REDIS_BREAKER_OPEN_MS";
 /// The longest open period, in milliseconds (each failed probe doubles the period up to this).
 pub const OPEN_MAX_MS_SETTING: &str = "AURORA_REDIS_BREAKER_OPEN_MAX_MS";
 
-/// When the breaker opens and for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When the breaker opens and for how long (`AURORA_REDIS_BREAKER_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct BreakerConfig {
     /// Timeouts or connection errors in a row that open the breaker; `0` = it never opens.
     pub failures: u32,
     /// The first open period.
+    #[serde(rename = "open_ms", deserialize_with = "AtLeast::<1>::millis")]
     pub open_for: Duration,
     /// The longest open period: each failed probe doubles the period, up to this.
+    #[serde(rename = "open_max_ms", deserialize_with = "AtLeast::<0>::millis")]
     pub open_max: Duration,
 }
 
@@ -54,23 +59,13 @@ impl BreakerConfig {
     /// Read [`FAILURES_SETTING`], [`OPEN_MS_SETTING`] and [`OPEN_MAX_MS_SETTING`] (defaults: 3,
     /// 5000, 30000).
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
-        let d = Self::default();
-        let failures = settings.get_parsed(FAILURES_SETTING, d.failures)?;
-        let open_ms: u64 = settings.get_parsed(OPEN_MS_SETTING, millis(d.open_for))?;
-        let max_ms: u64 = settings.get_parsed(OPEN_MAX_MS_SETTING, millis(d.open_max))?;
-        if open_ms == 0 {
-            return Err(format!("{OPEN_MS_SETTING} must be at least 1"));
-        }
-        if max_ms < open_ms {
+        let c: Self = settings.extract("AURORA_REDIS_BREAKER_")?;
+        if c.open_max < c.open_for {
             return Err(format!(
                 "{OPEN_MAX_MS_SETTING} must be at least {OPEN_MS_SETTING}"
             ));
         }
-        Ok(Self {
-            failures,
-            open_for: Duration::from_millis(open_ms),
-            open_max: Duration::from_millis(max_ms),
-        })
+        Ok(c)
     }
 }
 

@@ -3,8 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use connector_core::settings::Range;
 use connector_core::Settings;
 use secrecy::SecretString;
+use serde::Deserialize;
 use url::Url;
 
 pub const CLIENT_ID: &str = "AURORA_GCP_CLIENT_ID";
@@ -66,25 +68,91 @@ impl fmt::Debug for OAuthClientConfig {
     }
 }
 
-/// How the durable setup worker behaves.
-#[derive(Debug, Clone)]
+/// How the durable setup worker behaves (`AURORA_GCP_*`, the names each field is renamed to).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct WorkerConfig {
     /// How often an idle worker looks for a due task.
+    #[serde(
+        rename = "setup_poll_ms",
+        deserialize_with = "Range::<10, 60_000>::millis"
+    )]
     pub poll: Duration,
     /// How long a claim holds a task; renewed at every step, page and project.
+    #[serde(
+        rename = "setup_lease_secs",
+        deserialize_with = "Range::<1, 3600>::secs"
+    )]
     pub lease: Duration,
     /// Claims of one task before it ends in `FAILURE`.
+    #[serde(
+        rename = "setup_max_attempts",
+        deserialize_with = "Range::<1, 100>::int"
+    )]
     pub max_attempts: i32,
     /// Back-off after a passing fault: this, doubled at every attempt, at most one minute.
+    #[serde(
+        rename = "setup_retry_delay_ms",
+        deserialize_with = "Range::<0, 600_000>::millis"
+    )]
     pub retry_delay: Duration,
     /// Tasks one replica works at the same time.
+    #[serde(rename = "setup_concurrency", deserialize_with = "Range::<1, 64>::int")]
     pub concurrency: usize,
     /// `testIamPermissions` retries while IAM propagates, and the pause between them.
+    #[serde(deserialize_with = "Range::<0, 50>::int")]
     pub iam_retries: u32,
+    #[serde(
+        rename = "iam_retry_delay_ms",
+        deserialize_with = "Range::<0, 120_000>::millis"
+    )]
     pub iam_retry_delay: Duration,
     /// Polling of a Service Usage long-running operation.
+    #[serde(
+        rename = "operation_poll_ms",
+        deserialize_with = "Range::<0, 60_000>::millis"
+    )]
     pub operation_poll: Duration,
+    #[serde(deserialize_with = "Range::<1, 1000>::int")]
     pub operation_max_polls: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(500),
+            lease: Duration::from_secs(60),
+            max_attempts: 5,
+            retry_delay: Duration::from_secs(2),
+            concurrency: 4,
+            iam_retries: 5,
+            iam_retry_delay: Duration::from_secs(3),
+            operation_poll: Duration::from_secs(1),
+            operation_max_polls: 30,
+        }
+    }
+}
+
+/// The plugin's other numbers (`AURORA_GCP_*`).
+#[derive(Deserialize)]
+#[serde(default)]
+struct Numbers {
+    #[serde(deserialize_with = "Range::<1, 1000>::int")]
+    max_auto_projects: usize,
+    #[serde(deserialize_with = "Range::<1, 300>::secs")]
+    timeout_secs: Duration,
+    #[serde(deserialize_with = "Range::<1, 604_800>::secs")]
+    reconcile_grace_secs: Duration,
+}
+
+impl Default for Numbers {
+    fn default() -> Self {
+        Self {
+            max_auto_projects: 5,
+            timeout_secs: Duration::from_secs(20),
+            reconcile_grace_secs: Duration::from_secs(600),
+        }
+    }
 }
 
 /// The cookie that binds a login's `state` to the browser that asked for it (login CSRF, RFC 9700
@@ -227,7 +295,7 @@ pub fn parse_endpoint(raw: &str) -> Result<Url, String> {
 }
 
 fn endpoint(s: &Settings, key: &str, default: &str) -> Result<Url, String> {
-    parse_endpoint(s.get_or(key, default)).map_err(|e| format!("{key} {e}"))
+    parse_endpoint(s.get(key).unwrap_or(default)).map_err(|e| format!("{key} {e}"))
 }
 
 fn base_url(raw: &str, key: &str) -> Result<String, String> {
@@ -236,17 +304,6 @@ fn base_url(raw: &str, key: &str) -> Result<String, String> {
         return Err(format!("{key} must not carry a query"));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-fn ranged<T>(s: &Settings, key: &str, default: T, min: T, max: T) -> Result<T, String>
-where
-    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-{
-    let v = s.get_parsed(key, default)?;
-    if v < min || v > max {
-        return Err(format!("{key} must be between {min} and {max}"));
-    }
-    Ok(v)
 }
 
 impl GcpConfig {
@@ -258,7 +315,7 @@ impl GcpConfig {
             }),
             _ => None,
         };
-        let bind = s.get_or("AURORA_BIND", "127.0.0.1:8080");
+        let bind = s.get("AURORA_BIND").unwrap_or("127.0.0.1:8080");
         let public = match s.get("AURORA_PUBLIC_URL") {
             Some(p) => base_url(p, "AURORA_PUBLIC_URL")?,
             None => format!("http://{bind}"),
@@ -308,35 +365,8 @@ impl GcpConfig {
                 .map(|a| a.to_string())
                 .collect(),
         };
-        let worker = WorkerConfig {
-            poll: Duration::from_millis(ranged(s, SETUP_POLL_MS, 500u64, 10, 60_000)?),
-            lease: Duration::from_secs(ranged(s, SETUP_LEASE_SECS, 60u64, 1, 3600)?),
-            max_attempts: ranged(s, SETUP_MAX_ATTEMPTS, 5i32, 1, 100)?,
-            retry_delay: Duration::from_millis(ranged(
-                s,
-                SETUP_RETRY_DELAY_MS,
-                2000u64,
-                0,
-                600_000,
-            )?),
-            concurrency: ranged(s, SETUP_CONCURRENCY, 4usize, 1, 64)?,
-            iam_retries: ranged(s, IAM_RETRIES, 5u32, 0, 50)?,
-            iam_retry_delay: Duration::from_millis(ranged(
-                s,
-                IAM_RETRY_DELAY_MS,
-                3000u64,
-                0,
-                120_000,
-            )?),
-            operation_poll: Duration::from_millis(ranged(
-                s,
-                OPERATION_POLL_MS,
-                1000u64,
-                0,
-                60_000,
-            )?),
-            operation_max_polls: ranged(s, OPERATION_MAX_POLLS, 30u32, 1, 1000)?,
-        };
+        let numbers: Numbers = s.extract("AURORA_GCP_")?;
+        let worker: WorkerConfig = s.extract("AURORA_GCP_")?;
         let redirect_uri = format!("{public}/gcp/callback");
         let state_cookie = StateCookie::from_settings(s, &redirect_uri)?;
         Ok(Self {
@@ -348,18 +378,12 @@ impl GcpConfig {
             api_base,
             redirect_uri,
             frontend_url: frontend,
-            max_auto_projects: ranged(s, MAX_AUTO_PROJECTS, 5usize, 1, 1000)?,
+            max_auto_projects: numbers.max_auto_projects,
             required_apis,
-            timeout: Duration::from_secs(ranged(s, TIMEOUT_SECS, 20u64, 1, 300)?),
+            timeout: numbers.timeout_secs,
             worker,
             state_cookie,
-            reconcile_grace: Duration::from_secs(ranged(
-                s,
-                RECONCILE_GRACE_SECS,
-                600u64,
-                1,
-                7 * 24 * 3600,
-            )?),
+            reconcile_grace: numbers.reconcile_grace_secs,
         })
     }
 

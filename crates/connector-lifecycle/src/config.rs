@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use connector_core::settings::AtLeast;
 use connector_core::Settings;
+use serde::Deserialize;
 
 /// A lifecycle setting has a malformed or out-of-range value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,39 +14,77 @@ pub struct ConfigError(pub String);
 
 const DAY: u64 = 24 * 60 * 60;
 
-/// What the background jobs do and how often.
-#[derive(Debug, Clone, PartialEq)]
+/// What the background jobs do and how often: `AURORA_` followed by the name each field is renamed to.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
 pub struct LifecycleConfig {
     /// `AURORA_LIFECYCLE_ENABLED` (true): start the jobs in this replica at all.
+    #[serde(rename = "lifecycle_enabled")]
     pub enabled: bool,
     /// `AURORA_CHECK_INTERVAL_SECS` (900): between two checks of a healthy connection, ±10 %.
+    #[serde(
+        rename = "check_interval_secs",
+        deserialize_with = "AtLeast::<1>::secs"
+    )]
     pub check_interval: Duration,
     /// `AURORA_CHECK_CONCURRENCY` (32): provider calls (checks and refreshes) at once, per replica.
+    #[serde(rename = "check_concurrency", deserialize_with = "AtLeast::<1>::int")]
     pub concurrency: usize,
     /// `AURORA_CHECK_POLL_SECS` (30): how often a replica looks for due checks and refreshes, ±10 %.
+    #[serde(rename = "check_poll_secs", deserialize_with = "AtLeast::<1>::secs")]
     pub poll: Duration,
     /// `AURORA_CHECK_LEASE_SECS` (300): how long a claimed check or refresh is reserved for its
     /// replica; a replica that dies leaves it to another after this. A check is cut at half of it.
+    #[serde(rename = "check_lease_secs", deserialize_with = "AtLeast::<2>::secs")]
     pub lease: Duration,
     /// `AURORA_CHECK_BACKOFF_SECS` (60): the retry after the first passing failure, doubled after
     /// each further one…
+    #[serde(rename = "check_backoff_secs", deserialize_with = "AtLeast::<1>::secs")]
     pub backoff_base: Duration,
     /// `AURORA_CHECK_BACKOFF_MAX_SECS` (3600): …up to this.
+    #[serde(
+        rename = "check_backoff_max_secs",
+        deserialize_with = "AtLeast::<1>::secs"
+    )]
     pub backoff_max: Duration,
     /// `AURORA_REFRESH_USED_WITHIN_SECS` (3600): credentials handed out within this span are
     /// refreshed ahead of use; older ones are left to expire.
+    #[serde(
+        rename = "refresh_used_within_secs",
+        deserialize_with = "AtLeast::<1>::secs"
+    )]
     pub refresh_used_within: Duration,
     /// `AURORA_EXPIRY_WARNING_DAYS` (14): warn this long before a long-lived secret ends; 0: never.
+    #[serde(
+        rename = "expiry_warning_days",
+        deserialize_with = "AtLeast::<0>::days"
+    )]
     pub expiry_warning: Duration,
     /// `AURORA_AUDIT_RETENTION_DAYS` (90): audit lines (and finished setup tasks) older than this
     /// are deleted; 0: kept forever.
+    #[serde(
+        rename = "audit_retention_days",
+        deserialize_with = "AtLeast::<0>::days"
+    )]
     pub audit_retention: Duration,
     /// `AURORA_HOUSEKEEPING_INTERVAL_SECS` (3600): how often expiry warnings and retention run, ±10 %.
+    #[serde(
+        rename = "housekeeping_interval_secs",
+        deserialize_with = "AtLeast::<1>::secs"
+    )]
     pub housekeeping_interval: Duration,
     /// `AURORA_RECONCILE_INTERVAL_SECS` (600): one reconciler sweep per this, across replicas.
+    #[serde(
+        rename = "reconcile_interval_secs",
+        deserialize_with = "AtLeast::<1>::secs"
+    )]
     pub reconcile_interval: Duration,
     /// `AURORA_RECONCILE_GRACE_SECS` (600): a secret without a row is deleted only once it is this
     /// old (a connect writes its secret, then its row).
+    #[serde(
+        rename = "reconcile_grace_secs",
+        deserialize_with = "AtLeast::<0>::secs"
+    )]
     pub reconcile_grace: Duration,
 }
 
@@ -68,40 +108,6 @@ impl Default for LifecycleConfig {
     }
 }
 
-/// Reads settings, keeping the default (and the error) for a bad value.
-struct Reader<'a> {
-    settings: &'a Settings,
-    errors: Vec<ConfigError>,
-}
-
-impl Reader<'_> {
-    fn number(&mut self, key: &str, default: u64, min: u64) -> u64 {
-        match self.settings.get_parsed::<u64>(key, default) {
-            Ok(v) if v >= min => v,
-            Ok(_) => {
-                self.errors
-                    .push(ConfigError(format!("{key} must be at least {min}")));
-                default
-            }
-            Err(e) => {
-                self.errors.push(ConfigError(e));
-                default
-            }
-        }
-    }
-
-    fn secs(&mut self, key: &str, default: Duration, min: u64) -> Duration {
-        Duration::from_secs(self.number(key, default.as_secs(), min))
-    }
-
-    fn days(&mut self, key: &str, default: Duration) -> Duration {
-        Duration::from_secs(
-            self.number(key, default.as_secs() / DAY, 0)
-                .saturating_mul(DAY),
-        )
-    }
-}
-
 impl LifecycleConfig {
     /// Every setting, or the first bad one.
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
@@ -114,44 +120,9 @@ impl LifecycleConfig {
 
     /// Every setting, with the default in place of each bad one, and the errors.
     pub fn read(settings: &Settings) -> (Self, Vec<ConfigError>) {
-        let d = Self::default();
-        let mut r = Reader {
-            settings,
-            errors: Vec::new(),
-        };
-        let enabled = match settings.get_bool("AURORA_LIFECYCLE_ENABLED", d.enabled) {
-            Ok(v) => v,
-            Err(e) => {
-                r.errors.push(ConfigError(e));
-                d.enabled
-            }
-        };
-        let backoff_base = r.secs("AURORA_CHECK_BACKOFF_SECS", d.backoff_base, 1);
-        let mut cfg = Self {
-            enabled,
-            check_interval: r.secs("AURORA_CHECK_INTERVAL_SECS", d.check_interval, 1),
-            concurrency: r.number("AURORA_CHECK_CONCURRENCY", d.concurrency as u64, 1) as usize,
-            poll: r.secs("AURORA_CHECK_POLL_SECS", d.poll, 1),
-            lease: r.secs("AURORA_CHECK_LEASE_SECS", d.lease, 2),
-            backoff_base,
-            backoff_max: r.secs("AURORA_CHECK_BACKOFF_MAX_SECS", d.backoff_max, 1),
-            refresh_used_within: r.secs(
-                "AURORA_REFRESH_USED_WITHIN_SECS",
-                d.refresh_used_within,
-                1,
-            ),
-            expiry_warning: r.days("AURORA_EXPIRY_WARNING_DAYS", d.expiry_warning),
-            audit_retention: r.days("AURORA_AUDIT_RETENTION_DAYS", d.audit_retention),
-            housekeeping_interval: r.secs(
-                "AURORA_HOUSEKEEPING_INTERVAL_SECS",
-                d.housekeeping_interval,
-                1,
-            ),
-            reconcile_interval: r.secs("AURORA_RECONCILE_INTERVAL_SECS", d.reconcile_interval, 1),
-            reconcile_grace: r.secs("AURORA_RECONCILE_GRACE_SECS", d.reconcile_grace, 0),
-        };
+        let (mut cfg, errors) = settings.extract_lenient::<Self>("AURORA_");
         cfg.backoff_max = cfg.backoff_max.max(cfg.backoff_base);
-        (cfg, r.errors)
+        (cfg, errors.into_iter().map(ConfigError).collect())
     }
 }
 

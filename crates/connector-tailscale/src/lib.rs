@@ -19,12 +19,12 @@ pub mod ssh;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_core::secret::{serde_secret, StoredDocument};
+use connector_core::settings::ApiSettings;
 use connector_core::{
     ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord, Connector,
     ConnectorError, CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo,
@@ -136,19 +136,14 @@ impl TailscaleConnector {
 
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
-    let url = p.settings.get_or(API_URL_SETTING, client::DEFAULT_API_URL);
-    let client = TailscaleClient::new(url, p.http.clone(), p.metrics.clone())
-        .map_err(|e| BuildError(format!("{API_URL_SETTING} {e}")))?;
-    let secs: u64 = p
+    let api: ApiSettings = p
         .settings
-        .get_parsed(TIMEOUT_SETTING, client::DEFAULT_TIMEOUT.as_secs())
+        .extract("AURORA_TAILSCALE_")
         .map_err(BuildError)?;
-    if !(1..=300).contains(&secs) {
-        return Err(BuildError(format!(
-            "{TIMEOUT_SETTING} must be between 1 and 300 seconds"
-        )));
-    }
-    let client = client.with_timeout(Duration::from_secs(secs));
+    let url = api.api_url.as_deref().unwrap_or(client::DEFAULT_API_URL);
+    let client = TailscaleClient::new(url, p.http.clone(), p.metrics.clone())
+        .map_err(|e| BuildError(format!("{API_URL_SETTING} {e}")))?
+        .with_timeout(api.timeout);
     Ok(Arc::new(TailscaleConnector::new(p.clone(), client)))
 }
 

@@ -7,8 +7,10 @@ use std::fmt;
 use std::time::Duration;
 
 use connector_core::outbox::WEBHOOK_URL_SETTING;
+use connector_core::settings::Range;
 use connector_core::Settings;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 
 pub const WEBHOOK_SECRET_SETTING: &str = "AURORA_WEBHOOK_SECRET";
 /// The shortest secret accepted.
@@ -52,15 +54,38 @@ impl fmt::Debug for WebhookConfig {
     }
 }
 
-fn ranged<T>(settings: &Settings, key: &str, default: T, min: T, max: T) -> Result<T, String>
-where
-    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-{
-    let v = settings.get_parsed(key, default)?;
-    if v < min || v > max {
-        return Err(format!("{key} must be between {min} and {max}"));
+/// The numbers of `AURORA_WEBHOOK_*`, with their ranges and defaults.
+#[derive(Deserialize)]
+#[serde(default)]
+struct Tuning {
+    #[serde(deserialize_with = "Range::<1, 100>::int")]
+    max_attempts: u32,
+    #[serde(deserialize_with = "Range::<1, 86_400_000>::millis")]
+    backoff_base_ms: Duration,
+    #[serde(deserialize_with = "Range::<1, 604_800_000>::millis")]
+    backoff_max_ms: Duration,
+    #[serde(deserialize_with = "Range::<1, 300>::secs")]
+    timeout_secs: Duration,
+    #[serde(deserialize_with = "Range::<10, 600_000>::millis")]
+    poll_ms: Duration,
+    #[serde(deserialize_with = "Range::<1, 256>::int")]
+    concurrency: usize,
+    #[serde(deserialize_with = "Range::<0, 36_500>::days")]
+    retention_days: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            max_attempts: 12,
+            backoff_base_ms: Duration::from_secs(60),
+            backoff_max_ms: Duration::from_secs(6 * 3600),
+            timeout_secs: Duration::from_secs(10),
+            poll_ms: Duration::from_secs(1),
+            concurrency: 8,
+            retention_days: Duration::from_secs(7 * 86_400),
+        }
     }
-    Ok(v)
 }
 
 impl WebhookConfig {
@@ -96,35 +121,17 @@ impl WebhookConfig {
                 "{WEBHOOK_SECRET_SETTING} is shorter than {MIN_SECRET_LEN} characters"
             ));
         }
-        let max_attempts = ranged(settings, "AURORA_WEBHOOK_MAX_ATTEMPTS", 12u32, 1, 100)?;
-        let base_ms = ranged(
-            settings,
-            "AURORA_WEBHOOK_BACKOFF_BASE_MS",
-            60_000u64,
-            1,
-            86_400_000,
-        )?;
-        let max_ms = ranged(
-            settings,
-            "AURORA_WEBHOOK_BACKOFF_MAX_MS",
-            21_600_000u64,
-            1,
-            7 * 86_400_000,
-        )?;
-        let timeout = ranged(settings, "AURORA_WEBHOOK_TIMEOUT_SECS", 10u64, 1, 300)?;
-        let poll_ms = ranged(settings, "AURORA_WEBHOOK_POLL_MS", 1_000u64, 10, 600_000)?;
-        let concurrency = ranged(settings, "AURORA_WEBHOOK_CONCURRENCY", 8usize, 1, 256)?;
-        let retention_days = ranged(settings, "AURORA_WEBHOOK_RETENTION_DAYS", 7u64, 0, 36_500)?;
+        let t: Tuning = settings.extract("AURORA_WEBHOOK_")?;
         Ok(Some(Self {
             url,
             secret: SecretString::from(secret.to_owned()),
-            max_attempts,
-            backoff_base: Duration::from_millis(base_ms),
-            backoff_max: Duration::from_millis(max_ms.max(base_ms)),
-            timeout: Duration::from_secs(timeout),
-            poll: Duration::from_millis(poll_ms),
-            concurrency,
-            retention: (retention_days > 0).then(|| Duration::from_secs(retention_days * 86_400)),
+            max_attempts: t.max_attempts,
+            backoff_base: t.backoff_base_ms,
+            backoff_max: t.backoff_max_ms.max(t.backoff_base_ms),
+            timeout: t.timeout_secs,
+            poll: t.poll_ms,
+            concurrency: t.concurrency,
+            retention: (!t.retention_days.is_zero()).then_some(t.retention_days),
         }))
     }
 
