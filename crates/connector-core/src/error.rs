@@ -152,7 +152,8 @@ impl PartialEq<str> for ErrorCode {
     }
 }
 
-/// The body of every error answer: `{"status":"error","code","message"}`.
+/// The body of every error answer: `{"status":"error","code","message","error"}`. `error` repeats
+/// `message`: Aurora's frontend shows `data.error` (§9.0).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Always `error`.
@@ -161,6 +162,19 @@ pub struct ErrorBody {
     pub code: String,
     /// A human sentence; never a secret or a provider's raw body.
     pub message: String,
+    /// The same sentence as `message`, where Aurora's frontend reads it.
+    pub error: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: &str) -> Self {
+        Self {
+            status: "error",
+            code: code.to_string(),
+            message: message.to_owned(),
+            error: message.to_owned(),
+        }
+    }
 }
 
 /// An error answered over HTTP with the contract's error body.
@@ -237,14 +251,10 @@ impl ApiError {
     }
     /// The error body as JSON text (for answers built outside actix-web's response types).
     pub fn body_json(&self) -> String {
-        serde_json::to_string(&ErrorBody {
-            status: "error",
-            code: self.code.to_string(),
-            message: self.message.clone(),
-        })
+        serde_json::to_string(&ErrorBody::new(self.code, &self.message))
         .unwrap_or_else(|_| {
             String::from(
-                r#"{"status":"error","code":"internal","message":"an internal error occurred"}"#,
+                r#"{"status":"error","code":"internal","message":"an internal error occurred","error":"an internal error occurred"}"#,
             )
         })
     }
@@ -284,11 +294,7 @@ impl ResponseError for ApiError {
         if let Some(s) = self.retry_after_secs {
             b.insert_header(("Retry-After", s.to_string()));
         }
-        b.json(ErrorBody {
-            status: "error",
-            code: self.code.to_string(),
-            message: self.message.clone(),
-        })
+        b.json(ErrorBody::new(self.code, &self.message))
     }
 }
 
@@ -367,6 +373,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["status"], "error");
         assert_eq!(v["code"], "rate_limited");
+        assert_eq!(v["error"], v["message"], "the frontend reads `error`");
         assert_eq!(v["message"], "slow down");
     }
 

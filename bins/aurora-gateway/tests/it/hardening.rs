@@ -32,7 +32,44 @@ async fn refusal(resp: reqwest::Response) -> (u16, String) {
     let body: Value = resp.json().await.expect("a JSON error body");
     let code = body["code"].as_str().unwrap_or_default().to_owned();
     assert!(body["message"].is_string(), "{body}");
+    assert_eq!(
+        body["error"], body["message"],
+        "the frontend reads `error`: {body}"
+    );
     (status, code)
+}
+
+/// The frontend shows `data.error`: every error answer carries it, also those raised before a
+/// handler runs (no identity, an unknown path, a body above 64 KiB, a wrong method).
+#[tokio::test]
+async fn every_error_body_carries_error_for_the_frontend() {
+    let app = TestApp::spawn_with(Backend::Embedded, trusted()).await;
+    let u = user();
+    let resp = app
+        .http
+        .get(app.url("/api/connections"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(resp).await, (401, "unauthenticated".into()));
+    let resp = app
+        .get(&u, "/no/such/path")
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(resp).await, (404, "not_found".into()));
+    let resp = app
+        .post(&u, "/scaleway_api/scaleway/connect")
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .header("Content-Type", "application/json")
+        .body(format!(r#"{{"pad":"{}"}}"#, "x".repeat(70 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(resp).await, (413, "payload_too_large".into()));
+    let resp = app.http.delete(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(refusal(resp).await.0, 405);
 }
 
 #[tokio::test]
@@ -306,6 +343,7 @@ async fn errors_of_the_http_parser_carry_the_json_error_body() {
         assert_eq!(got, status, "{answer}");
         assert_eq!(body["status"], "error", "{answer}");
         assert_eq!(body["code"], "invalid_request", "{answer}");
+        assert_eq!(body["error"], body["message"], "{answer}");
     }
     // The server still serves afterwards.
     let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
