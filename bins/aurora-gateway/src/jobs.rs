@@ -20,7 +20,7 @@ pub fn spawn(
         .flat_map(|c| c.clone().spawn_background())
         .chain(connector_webhooks::spawn(platform))
         .chain(connector_lifecycle::spawn(platform, connectors))
-        .chain([platform.broker.spawn_invalidation_listener(
+        .chain([platform.broker().spawn_invalidation_listener(
             crate::config::credentials_local_ttl(&cfg.settings).unwrap_or_default(),
         )])
         .collect();

@@ -169,12 +169,12 @@ impl AzureConnector {
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
     let authority = p
-        .settings
+        .settings()
         .get_or(AUTHORITY_URL_SETTING, client::DEFAULT_AUTHORITY_URL);
     let management = p
-        .settings
+        .settings()
         .get_or(MANAGEMENT_URL_SETTING, client::DEFAULT_MANAGEMENT_URL);
-    let client = AzureClient::new(authority, management, p.http.clone(), p.metrics.clone())
+    let client = AzureClient::new(authority, management, p.http().clone(), p.metrics().clone())
         .map_err(|(which, e)| {
             let name = if which == "authority" {
                 AUTHORITY_URL_SETTING
@@ -184,7 +184,7 @@ pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
             BuildError(format!("{name} {e}"))
         })?;
     let secs: u64 = p
-        .settings
+        .settings()
         .get_parsed(TIMEOUT_SETTING, client::DEFAULT_TIMEOUT.as_secs())
         .map_err(BuildError)?;
     if !(1..=300).contains(&secs) {

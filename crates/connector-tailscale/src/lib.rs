@@ -165,11 +165,13 @@ impl TailscaleConnector {
 
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
-    let url = p.settings.get_or(API_URL_SETTING, client::DEFAULT_API_URL);
-    let client = TailscaleClient::new(url, p.http.clone(), p.metrics.clone())
+    let url = p
+        .settings()
+        .get_or(API_URL_SETTING, client::DEFAULT_API_URL);
+    let client = TailscaleClient::new(url, p.http().clone(), p.metrics().clone())
         .map_err(|e| BuildError(format!("{API_URL_SETTING} {e}")))?;
     let secs: u64 = p
-        .settings
+        .settings()
         .get_parsed(TIMEOUT_SETTING, client::DEFAULT_TIMEOUT.as_secs())
         .map_err(BuildError)?;
     if !(1..=300).contains(&secs) {
