@@ -173,23 +173,32 @@ impl Platform {
         self.store = wrap(self.store.clone());
     }
 
-    /// Write a connection's status, then tell every replica once, whatever the write's result (a
-    /// write that failed may still have been applied): [`CredentialBroker::evict`] when the
-    /// connection now needs a reconnect (its credentials must not be handed out any more),
-    /// [`CredentialBroker::row_changed`] otherwise. `None` when `user` has no such connection.
+    /// Write a connection's status, then tell every replica once
+    /// ([`CredentialBroker::row_changed`]), whatever the write's result (a write that failed may
+    /// still have been applied). The cached credentials stay: a status is not a credential change.
+    /// `None` when `user` has no such connection.
     pub async fn update_status(
         &self,
         user: &UserId,
         id: ConnectionId,
         update: StatusUpdate,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
-        let evict = update.status == ConnectionStatus::NeedsReconnect;
         let res = self.store.update_status(user, id, update).await;
-        if evict {
-            self.broker.evict(id).await;
-        } else {
-            self.broker.row_changed(id).await;
-        }
+        self.broker.row_changed(id).await;
+        res
+    }
+
+    /// [`Platform::update_status`] for a provider that refused the credentials: the cached
+    /// credentials are dropped as well, here and in the shared cache, with the one invalidation
+    /// after the write ([`CredentialBroker::evict`]).
+    pub async fn update_status_and_evict(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+        update: StatusUpdate,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let res = self.store.update_status(user, id, update).await;
+        self.broker.evict(id).await;
         res
     }
 
@@ -473,6 +482,7 @@ impl Platform {
                     ConnectionStatus::NeedsReconnect,
                     Some("the stored credentials are missing; reconnect the account".into()),
                     actor,
+                    false,
                 )
                 .await;
         };
@@ -503,7 +513,7 @@ impl Platform {
                         conn = c;
                     }
                 }
-                self.set_status(&conn, ConnectionStatus::Active, None, actor)
+                self.set_status(&conn, ConnectionStatus::Active, None, actor, false)
                     .await
             }
             Err(e) => {
@@ -511,32 +521,35 @@ impl Platform {
                     ConnectorError::CredentialsRejected(_) => ConnectionStatus::NeedsReconnect,
                     _ => ConnectionStatus::Degraded,
                 };
-                // A `needs_reconnect` status evicts the credentials too (`update_status`).
-                self.set_status(conn, status, Some(e.to_string()), actor)
+                // Refused credentials are dropped with the status write's one invalidation.
+                let evict = status == ConnectionStatus::NeedsReconnect;
+                self.set_status(conn, status, Some(e.to_string()), actor, evict)
                     .await
             }
         }
     }
 
+    /// Write the status (dropping the cached credentials too when `evict`) and audit a change.
     async fn set_status(
         &self,
         conn: &ConnectionRecord,
         status: ConnectionStatus,
         reason: Option<String>,
         actor: Actor,
+        evict: bool,
     ) -> Result<ConnectionRecord, ApiError> {
-        let updated = self
-            .update_status(
-                &conn.user_id,
-                conn.id,
-                StatusUpdate {
-                    status,
-                    status_reason: reason.clone(),
-                    last_validated_at: Some(Utc::now()),
-                },
-            )
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such connection"))?;
+        let update = StatusUpdate {
+            status,
+            status_reason: reason.clone(),
+            last_validated_at: Some(Utc::now()),
+        };
+        let written = if evict {
+            self.update_status_and_evict(&conn.user_id, conn.id, update)
+                .await
+        } else {
+            self.update_status(&conn.user_id, conn.id, update).await
+        };
+        let updated = written?.ok_or_else(|| ApiError::not_found("no such connection"))?;
         if conn.status != status {
             self.audit(
                 &conn.user_id,

@@ -188,9 +188,32 @@ async fn every_row_write_publishes_one_invalidation() {
         status_reason: Some("slow".into()),
         last_validated_at: None,
     };
+    assert_eq!(w.token(&rec).await, r#"{"token":"s1-1"}"#);
     let row = w.platform.update_status(&w.user, rec.id, update).await;
     assert_eq!(row.unwrap().unwrap().status, ConnectionStatus::Degraded);
     assert_eq!(w.invalidations().len(), 2, "status");
+    assert_eq!(
+        w.token(&rec).await,
+        r#"{"token":"s1-1"}"#,
+        "a status is not a credential change"
+    );
+
+    let refused = StatusUpdate {
+        status: ConnectionStatus::NeedsReconnect,
+        status_reason: Some("refused".into()),
+        last_validated_at: None,
+    };
+    let row = w
+        .platform
+        .update_status_and_evict(&w.user, rec.id, refused)
+        .await;
+    assert_eq!(
+        row.unwrap().unwrap().status,
+        ConnectionStatus::NeedsReconnect
+    );
+    assert_eq!(w.invalidations().len(), 3, "status, credentials dropped");
+    let cached = w.cache.map.lock().keys().any(|k| k.starts_with("cred:"));
+    assert!(!cached, "the shared cache's credentials are gone");
 
     let meta = serde_json::json!({"region": "x"});
     let row = w
@@ -198,11 +221,11 @@ async fn every_row_write_publishes_one_invalidation() {
         .update_metadata(&w.user, rec.id, meta, None)
         .await;
     assert_eq!(row.unwrap().unwrap().metadata["region"], "x");
-    assert_eq!(w.invalidations().len(), 3, "metadata");
+    assert_eq!(w.invalidations().len(), 4, "metadata");
 
     let again = w.connect("acct", "s2").await;
     assert_eq!(again.id, rec.id, "a reconnect keeps the row");
-    assert_eq!(w.invalidations().len(), 4, "reconnect");
+    assert_eq!(w.invalidations().len(), 5, "reconnect");
 
     w.platform
         .disconnect(w.minting.as_ref(), &again, Actor::User)
@@ -210,7 +233,7 @@ async fn every_row_write_publishes_one_invalidation() {
         .unwrap();
     assert!(w.store.rows.lock().is_empty());
     assert_eq!(w.connection_secrets(), Vec::<String>::new());
-    assert_eq!(w.invalidations(), vec![id; 5], "disconnect");
+    assert_eq!(w.invalidations(), vec![id; 6], "disconnect");
 }
 
 #[tokio::test]

@@ -301,7 +301,7 @@ impl GcpConnector {
 
     /// Google refused the grant: the connection needs a reconnect (also from credentials on use,
     /// where the core does not change the status itself).
-    /// The status write evicts the cached credentials as well ([`Platform::update_status`]).
+    /// The cached credentials go with the status write's one invalidation.
     pub(crate) async fn mark_needs_reconnect(&self, conn: &ConnectionRecord, reason: &str) {
         let update = StatusUpdate {
             status: ConnectionStatus::NeedsReconnect,
@@ -310,7 +310,7 @@ impl GcpConnector {
         };
         match self
             .platform
-            .update_status(&conn.user_id, conn.id, update)
+            .update_status_and_evict(&conn.user_id, conn.id, update)
             .await
         {
             Ok(Some(_)) if conn.status != ConnectionStatus::NeedsReconnect => {

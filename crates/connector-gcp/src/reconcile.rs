@@ -223,10 +223,10 @@ impl GcpConnector {
             status_reason: Some(reason.to_owned()),
             last_validated_at: None,
         };
-        // A `needs_reconnect` status evicts the cached credentials too.
+        // The cached credentials go with the status write's one invalidation.
         let Some(updated) = self
             .platform
-            .update_status(&conn.user_id, conn.id, update)
+            .update_status_and_evict(&conn.user_id, conn.id, update)
             .await
             .map_err(store_error)?
         else {
