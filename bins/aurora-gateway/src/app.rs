@@ -49,7 +49,7 @@ impl AppState {
         let limits =
             crate::ratelimit::RateLimitConfig::from_settings(&cfg.settings).unwrap_or_default();
         let rate_limits =
-            crate::ratelimit::RateLimiter::new(limits, &connectors, platform.cache.clone());
+            crate::ratelimit::RateLimiter::new(limits, &connectors, platform.cache().clone());
         Self {
             platform,
             connectors,
@@ -289,7 +289,7 @@ async fn observe(
     }
     let _entered = span.enter();
     if let Some(state) = state {
-        let m = &state.platform.metrics;
+        let m = state.platform.metrics();
         m.http_requests
             .with_label_values(&[&route, &method, status.as_str()])
             .inc();

@@ -91,12 +91,12 @@ pub async fn build_platform(cfg: &GatewayConfig) -> anyhow::Result<(Platform, Ar
         .context("preparing the credential cache key in the secret store")?;
     if let Some(redis) = &redis {
         // Clones share the breaker: this one reports for the platform's.
-        redis.report_to(platform.metrics.clone());
+        redis.report_to(platform.metrics().clone());
     }
     tracing::info!(
-        database = platform.store.backend_name(),
-        secret_store = platform.secrets.backend_name(),
-        cache = platform.cache.backend_name(),
+        database = platform.store().backend_name(),
+        secret_store = platform.secrets().backend_name(),
+        cache = platform.cache().backend_name(),
         "backends ready"
     );
     Ok((platform, store))

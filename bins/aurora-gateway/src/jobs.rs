@@ -21,7 +21,7 @@ pub fn spawn(
         .chain(connector_webhooks::spawn(platform))
         .chain(connector_lifecycle::spawn(platform, connectors))
         .chain([platform
-            .broker
+            .broker()
             .spawn_invalidation_listener(cfg.credentials_local_ttl)])
         .collect();
     tasks

@@ -28,7 +28,7 @@ pub async fn run(cfg: GatewayConfig) -> anyhow::Result<()> {
     let providers: Vec<&str> = connectors.keys().map(|p| p.as_str()).collect();
     tracing::info!(?providers, "connectors built");
     let background = jobs::spawn(&platform, &connectors, &cfg);
-    let audit = platform.audit_buffer.clone();
+    let audit = platform.audit_buffer().clone();
     let state = app::state(platform, connectors, &cfg);
     let mut listeners = Vec::new();
     for addr in cfg.bind_addrs()? {

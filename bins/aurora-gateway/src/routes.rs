@@ -116,9 +116,9 @@ where
 pub async fn readyz(state: State) -> HttpResponse {
     let p = &state.platform;
     let (database, secret_store, cache) = tokio::join!(
-        check(p.store.ping()),
-        check(p.secrets.ping()),
-        check(p.cache.ping())
+        check(p.store().ping()),
+        check(p.secrets().ping()),
+        check(p.cache().ping())
     );
     let ready = database == "ok" && secret_store == "ok";
     let body = Ready {
@@ -141,7 +141,7 @@ pub async fn readyz(state: State) -> HttpResponse {
 pub async fn metrics(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.platform.metrics.render())
+        .body(state.platform.metrics().render())
 }
 
 /// This document.
@@ -186,7 +186,7 @@ pub async fn list_connections(
     };
     let rows = state
         .platform
-        .store
+        .store()
         .list_connections(&caller.user, provider.as_ref())
         .await?;
     let views: Vec<ConnectionView> = rows.iter().map(ConnectionView::from).collect();
@@ -379,10 +379,10 @@ pub async fn audit(
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     // Read-your-writes: this replica's queued audit lines are written first.
-    state.platform.audit_buffer.flush().await;
+    state.platform.audit_buffer().flush().await;
     let events = state
         .platform
-        .store
+        .store()
         .list_audit(&caller.user, connection, q.since, limit)
         .await?;
     Ok(HttpResponse::Ok().json(events))

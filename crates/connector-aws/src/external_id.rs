@@ -64,14 +64,19 @@ impl ExternalIds {
         })
         .map_err(|_| ApiError::internal())?;
         self.platform
-            .secrets
+            .secrets()
             .put(&self.path(user, handle)?, &doc)
             .await?;
         Ok(())
     }
 
     async fn read(&self, user: &UserId, handle: &str) -> Result<Option<SecretString>, ApiError> {
-        let Some(doc) = self.platform.secrets.get(&self.path(user, handle)?).await? else {
+        let Some(doc) = self
+            .platform
+            .secrets()
+            .get(&self.path(user, handle)?)
+            .await?
+        else {
             return Ok(None);
         };
         match doc.decode::<Stored>() {
@@ -90,7 +95,7 @@ impl ExternalIds {
         self.write(user, &handle, &candidate).await?;
         let claimed = match self
             .platform
-            .store
+            .store()
             .get_or_create_external_id(user, &handle)
             .await
         {
@@ -119,7 +124,7 @@ impl ExternalIds {
             let handle = new_handle();
             self.write(user, &handle, &legacy).await?;
             self.platform
-                .store
+                .store()
                 .rotate_external_id(user, &handle)
                 .await?;
             tracing::info!("moved the workspace's AWS external ID to the secret store");
@@ -136,16 +141,21 @@ impl ExternalIds {
         let id = generate();
         let handle = new_handle();
         self.write(user, &handle, &id).await?;
-        if let Err(e) = self.platform.store.rotate_external_id(user, &handle).await {
+        if let Err(e) = self
+            .platform
+            .store()
+            .rotate_external_id(user, &handle)
+            .await
+        {
             self.forget(user, &handle).await;
             return Err(e.into());
         }
         let folder = self.folder(user)?;
-        match self.platform.secrets.list(&folder).await {
+        match self.platform.secrets().list(&folder).await {
             Ok(names) => {
                 for name in names.iter().filter(|n| n.as_str() != handle) {
                     if let Ok(p) = folder.child(name) {
-                        if let Err(e) = self.platform.secrets.delete(&p).await {
+                        if let Err(e) = self.platform.secrets().delete(&p).await {
                             tracing::warn!(error = %e, "could not delete a replaced AWS external ID");
                         }
                     }
@@ -158,7 +168,7 @@ impl ExternalIds {
 
     async fn forget(&self, user: &UserId, handle: &str) {
         if let Ok(p) = self.path(user, handle) {
-            if let Err(e) = self.platform.secrets.delete(&p).await {
+            if let Err(e) = self.platform.secrets().delete(&p).await {
                 tracing::warn!(error = %e, "could not delete an unused AWS external ID candidate");
             }
         }

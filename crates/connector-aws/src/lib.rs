@@ -128,7 +128,7 @@ impl AwsConnector {
     pub fn new(platform: Platform, cfg: AwsConfig) -> Self {
         let provider = ProviderId::from_static(PROVIDER_ID);
         Self {
-            sts: StsClient::new(&cfg, platform.metrics.clone()),
+            sts: StsClient::new(&cfg, platform.metrics().clone()),
             external_ids: ExternalIds::new(platform.clone(), provider.clone()),
             platform,
             cfg,
@@ -187,7 +187,7 @@ impl AwsConnector {
 
 /// Build the connector from the platform's settings (the plugin's `build`). Makes no network call.
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
-    let cfg = AwsConfig::from_settings(&p.settings).map_err(BuildError)?;
+    let cfg = AwsConfig::from_settings(p.settings()).map_err(BuildError)?;
     if cfg.session_seconds < config::STS_MIN_SESSION_SECONDS {
         tracing::warn!(
             seconds = cfg.session_seconds,

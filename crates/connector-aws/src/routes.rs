@@ -372,7 +372,7 @@ pub(crate) async fn get_credentials(
         .transpose()?;
     let rows = connector
         .platform
-        .store
+        .store()
         .list_connections(&caller.user, Some(&connector.provider))
         .await?;
     let accounts: Vec<AccountView> = rows
@@ -457,7 +457,7 @@ pub(crate) async fn disconnect(
             Some(
                 connector
                     .platform
-                    .store
+                    .store()
                     .find_connection(&caller.user, &connector.provider, &a)
                     .await?
                     .ok_or_else(|| ApiError::not_found("no AWS connection for this account"))?,

@@ -134,14 +134,14 @@ impl AzureConnector {
 
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
-    let api: ApiSettings = p.settings.extract("AURORA_AZURE_").map_err(BuildError)?;
-    let authority = p.settings.get(AUTHORITY_URL_SETTING);
-    let management = p.settings.get(MANAGEMENT_URL_SETTING);
+    let api: ApiSettings = p.settings().extract("AURORA_AZURE_").map_err(BuildError)?;
+    let authority = p.settings().get(AUTHORITY_URL_SETTING);
+    let management = p.settings().get(MANAGEMENT_URL_SETTING);
     let client = AzureClient::new(
         authority.unwrap_or(client::DEFAULT_AUTHORITY_URL),
         management.unwrap_or(client::DEFAULT_MANAGEMENT_URL),
-        p.http.clone(),
-        p.metrics.clone(),
+        p.http().clone(),
+        p.metrics().clone(),
     )
     .map_err(|(which, e)| {
         let name = if which == "authority" {

@@ -9,9 +9,9 @@
 //!    replica (disconnect, reconnect, refusal) drops the copy on every replica; when the channel is
 //!    lost the tier is emptied and stays off until it is back. The same tier keeps the connection
 //!    rows the credentials route reads ([`crate::Platform::connection_for_use`]); every write to a
-//!    row goes through [`crate::invalidating_store::InvalidatingStore`], which calls
-//!    [`CredentialBroker::row_changed`], so a status change, a reconnect or a disconnect through
-//!    any replica drops the row (and the credentials) on every replica. On the embedded default,
+//!    row goes through a [`crate::Platform`] method, which calls [`CredentialBroker::row_changed`]
+//!    or [`CredentialBroker::evict`] once after the write, so a status change, a reconnect or a
+//!    disconnect through any replica drops the row (and the credentials) on every replica. On the embedded default,
 //!    the only writer, rows are kept without a channel and credentials are not copied.
 //! 2. **The shared cache** (Redis, or in process): entries sealed with the cache key. While it is
 //!    unavailable (Redis down, or its circuit breaker open, which answers at once), tier 1 is off
@@ -137,8 +137,7 @@ struct LocalTier {
     /// Whether this process currently hears invalidations; the tier is used only while it does.
     listening: AtomicBool,
     /// Rows may be kept without the channel: this process is the only writer (the embedded
-    /// default, where every write goes through this process's
-    /// [`crate::invalidating_store::InvalidatingStore`]).
+    /// default, where every row write goes through this process's [`crate::Platform`]).
     rows_without_channel: AtomicBool,
     /// Bumped by every eviction, so a read that started before an eviction does not put back
     /// what the eviction removed.
@@ -915,8 +914,8 @@ impl CredentialBroker {
     /// A connection's row changed (status, metadata, reconnect) or went away: drop this process's
     /// copies of it (the row and its decrypted credentials) and tell every replica to do the same.
     /// The shared cache's entries stay (a status or metadata change does not change credentials;
-    /// [`CredentialBroker::evict`] is for that). Called by [`crate::invalidating_store`] after
-    /// every write to a connection row.
+    /// [`CredentialBroker::evict`] is for that). Called by the [`crate::Platform`] methods that
+    /// write a connection row, once after the write.
     pub async fn row_changed(&self, id: ConnectionId) {
         self.local.evict(id);
         self.tell_replicas(id).await;

@@ -148,7 +148,7 @@ pub async fn disconnect_one_or_all<B: DisconnectBody>(
         }
         (None, Some(account)) => {
             let conn = platform
-                .store
+                .store()
                 .find_connection(&caller.user, &provider, &account)
                 .await?
                 .ok_or_else(|| {

@@ -10,7 +10,6 @@ pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod ids;
-pub mod invalidating_store;
 pub mod kit;
 pub mod metrics;
 pub mod outbox;

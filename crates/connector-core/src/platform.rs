@@ -1,5 +1,13 @@
 //! The platform handed to every plugin: backends, settings, metrics, the credential broker, and the
 //! connection flows that every provider shares (connect, disconnect, validate, credentials).
+//!
+//! Its fields are private. A connection row is written only through its methods
+//! ([`Platform::connect`], [`Platform::disconnect`], [`Platform::update_status`],
+//! [`Platform::update_metadata`], …), each of which tells the credential broker once, after the
+//! write, so the copies of the row (and of its credentials) that replicas keep in process are
+//! dropped everywhere ([`CredentialBroker::row_changed`], [`CredentialBroker::evict`]). The store
+//! itself ([`Platform::store`]) is for reads and for the tables a plugin owns (setup tasks, external
+//! ids, OAuth states): a connection-row write through it would tell no replica.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +18,7 @@ use crate::broker::{CredentialBroker, Credentials};
 use crate::cache::Cache;
 use crate::connector::Connector;
 use crate::crypto::SealingKey;
-use crate::error::{ApiError, ConnectorError, SecretStoreError};
+use crate::error::{ApiError, ConnectorError, SecretStoreError, StoreError};
 use crate::ids::{ConnectionId, ConnectionStatus, CredentialMode, ProviderId, UserId};
 use crate::metrics::Metrics;
 use crate::secret::SecretValue;
@@ -18,19 +26,20 @@ use crate::secrets::{SecretPath, SecretStore};
 use crate::settings::Settings;
 use crate::store::{AuditEvent, ConnectionRecord, NewConnection, StatusUpdate, Store};
 
-/// Shared services. Cheap to clone (every field is an `Arc` or a handle).
+/// Shared services. Cheap to clone (every field is an `Arc` or a handle). See the module docs for
+/// why the fields are private.
 #[derive(Clone)]
 pub struct Platform {
-    pub store: Arc<dyn Store>,
-    pub secrets: Arc<dyn SecretStore>,
-    pub cache: Arc<dyn Cache>,
-    pub settings: Arc<Settings>,
-    pub metrics: Arc<Metrics>,
-    pub broker: Arc<CredentialBroker>,
+    store: Arc<dyn Store>,
+    secrets: Arc<dyn SecretStore>,
+    cache: Arc<dyn Cache>,
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+    broker: Arc<CredentialBroker>,
     /// Batched audit writes for the credential hot path.
-    pub audit_buffer: crate::audit_buffer::AuditBuffer,
+    audit_buffer: crate::audit_buffer::AuditBuffer,
     /// An HTTP client for provider APIs (connect and request timeouts set).
-    pub http: reqwest::Client,
+    http: reqwest::Client,
 }
 
 /// What a provider's connect hands to [`Platform::connect`] once the provider accepted the credentials.
@@ -87,10 +96,6 @@ impl Platform {
         // The embedded default (SQLite beside an in-process cache) is one process that every change
         // goes through; with servers, rows are kept only while the invalidation channel is heard.
         broker.keep_rows_without_channel(store.backend_name() == "sqlite" && !cache.is_shared());
-        let store: Arc<dyn Store> = Arc::new(crate::invalidating_store::InvalidatingStore::new(
-            store,
-            broker.clone(),
-        ));
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(20))
@@ -110,6 +115,111 @@ impl Platform {
         })
     }
 
+    /// The store: for reads, and for the tables a plugin keeps itself (setup tasks, external ids,
+    /// OAuth states, audit). Connection rows are written through the platform's methods
+    /// ([`Platform::update_status`], [`Platform::update_metadata`], [`Platform::connect`],
+    /// [`Platform::disconnect`]), which tell every replica; a row write through this store would not.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The secret store.
+    pub fn secrets(&self) -> &Arc<dyn SecretStore> {
+        &self.secrets
+    }
+
+    /// The shared (or in-process) cache.
+    pub fn cache(&self) -> &Arc<dyn Cache> {
+        &self.cache
+    }
+
+    /// The settings the process was started with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The credential broker (cache, single-flight refresh, in-process tier).
+    pub fn broker(&self) -> &Arc<CredentialBroker> {
+        &self.broker
+    }
+
+    /// Batched audit writes for the credential hot path.
+    pub fn audit_buffer(&self) -> &crate::audit_buffer::AuditBuffer {
+        &self.audit_buffer
+    }
+
+    /// An HTTP client for provider APIs (connect and request timeouts set).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// This platform with other settings (the same backends, broker and metrics): another
+    /// replica's view, in tests.
+    pub fn with_settings(&self, settings: Settings) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            ..self.clone()
+        }
+    }
+
+    /// Replace the store by `wrap(store)`, e.g. to inject faults in a test. The audit buffer keeps
+    /// the store it was started with.
+    pub fn wrap_store(&mut self, wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) {
+        self.store = wrap(self.store.clone());
+    }
+
+    /// Write a connection's status, then tell every replica once
+    /// ([`CredentialBroker::row_changed`]), whatever the write's result (a write that failed may
+    /// still have been applied). The cached credentials stay: a status is not a credential change.
+    /// `None` when `user` has no such connection.
+    pub async fn update_status(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+        update: StatusUpdate,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let res = self.store.update_status(user, id, update).await;
+        self.broker.row_changed(id).await;
+        res
+    }
+
+    /// [`Platform::update_status`] for a provider that refused the credentials: the cached
+    /// credentials are dropped as well, here and in the shared cache, with the one invalidation
+    /// after the write ([`CredentialBroker::evict`]).
+    pub async fn update_status_and_evict(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+        update: StatusUpdate,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let res = self.store.update_status(user, id, update).await;
+        self.broker.evict(id).await;
+        res
+    }
+
+    /// Write a connection's metadata and expiry, then tell every replica once
+    /// ([`CredentialBroker::row_changed`]), whatever the write's result. `None` when `user` has no
+    /// such connection.
+    pub async fn update_metadata(
+        &self,
+        user: &UserId,
+        id: ConnectionId,
+        metadata: serde_json::Value,
+        expires_at: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let res = self
+            .store
+            .update_metadata(user, id, metadata, expires_at)
+            .await;
+        self.broker.row_changed(id).await;
+        res
+    }
+
     /// A connection of `user`, or 404 (also when it belongs to someone else).
     pub async fn owned_connection(
         &self,
@@ -123,7 +233,7 @@ impl Platform {
     }
 
     /// A connection of `user` for the credentials route: from the in-process tier when it holds the
-    /// row (kept current on every replica through [`crate::invalidating_store`]), else from the
+    /// row (kept current on every replica by the platform's row writes), else from the
     /// store, then kept. 404 as [`Platform::owned_connection`].
     pub async fn connection_for_use(
         &self,
@@ -227,6 +337,11 @@ impl Platform {
                 if let Err(undo_err) = undo {
                     tracing::error!(error = %undo_err, path = %path, "could not roll back the secret of a failed connect");
                 }
+                if existing.is_some() {
+                    // The write may have been applied, and credentials may have been issued from
+                    // the secret that was just rolled back. (A new id is known to nobody yet.)
+                    self.broker.evict(id).await;
+                }
                 return Err(e.into());
             }
         };
@@ -237,6 +352,7 @@ impl Platform {
             // in between leaves a secret no row references, which the reconciler removes.
             self.move_secret(&path, &record, &spec.secret).await?;
         }
+        // The one invalidation of this connect, after the row write: the row and its credentials.
         self.broker.evict(record.id).await;
         self.audit(
             &record.user_id,
@@ -306,8 +422,11 @@ impl Platform {
             }
         }
         self.secrets.delete(&path).await?;
+        let deleted = self.store.delete_connection(&conn.user_id, conn.id).await;
+        // The one invalidation of this disconnect, after the row write (whatever its result: it may
+        // have been applied), so no replica keeps the row read before it.
         self.broker.evict(conn.id).await;
-        self.store.delete_connection(&conn.user_id, conn.id).await?;
+        deleted?;
         self.audit(
             &conn.user_id,
             Some(conn),
@@ -363,6 +482,7 @@ impl Platform {
                     ConnectionStatus::NeedsReconnect,
                     Some("the stored credentials are missing; reconnect the account".into()),
                     actor,
+                    false,
                 )
                 .await;
         };
@@ -387,14 +507,13 @@ impl Platform {
                     let meta = v.metadata.unwrap_or_else(|| conn.metadata.clone());
                     let exp = v.expires_at.or(conn.expires_at);
                     if let Some(c) = self
-                        .store
                         .update_metadata(&conn.user_id, conn.id, meta, exp)
                         .await?
                     {
                         conn = c;
                     }
                 }
-                self.set_status(&conn, ConnectionStatus::Active, None, actor)
+                self.set_status(&conn, ConnectionStatus::Active, None, actor, false)
                     .await
             }
             Err(e) => {
@@ -402,35 +521,35 @@ impl Platform {
                     ConnectorError::CredentialsRejected(_) => ConnectionStatus::NeedsReconnect,
                     _ => ConnectionStatus::Degraded,
                 };
-                if status == ConnectionStatus::NeedsReconnect {
-                    self.broker.evict(conn.id).await;
-                }
-                self.set_status(conn, status, Some(e.to_string()), actor)
+                // Refused credentials are dropped with the status write's one invalidation.
+                let evict = status == ConnectionStatus::NeedsReconnect;
+                self.set_status(conn, status, Some(e.to_string()), actor, evict)
                     .await
             }
         }
     }
 
+    /// Write the status (dropping the cached credentials too when `evict`) and audit a change.
     async fn set_status(
         &self,
         conn: &ConnectionRecord,
         status: ConnectionStatus,
         reason: Option<String>,
         actor: Actor,
+        evict: bool,
     ) -> Result<ConnectionRecord, ApiError> {
-        let updated = self
-            .store
-            .update_status(
-                &conn.user_id,
-                conn.id,
-                StatusUpdate {
-                    status,
-                    status_reason: reason.clone(),
-                    last_validated_at: Some(Utc::now()),
-                },
-            )
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such connection"))?;
+        let update = StatusUpdate {
+            status,
+            status_reason: reason.clone(),
+            last_validated_at: Some(Utc::now()),
+        };
+        let written = if evict {
+            self.update_status_and_evict(&conn.user_id, conn.id, update)
+                .await
+        } else {
+            self.update_status(&conn.user_id, conn.id, update).await
+        };
+        let updated = written?.ok_or_else(|| ApiError::not_found("no such connection"))?;
         if conn.status != status {
             self.audit(
                 &conn.user_id,

@@ -280,7 +280,7 @@ impl de::Visitor<'_> for DurationVisitor {
 
 /// The usual settings of a provider's HTTP API, `{prefix}API_URL` (`None`: the provider's own) and
 /// `{prefix}TIMEOUT_SECS` (per request, 1 to 300 seconds, default 10):
-/// `platform.settings.extract::<ApiSettings>("AURORA_SCALEWAY_")`.
+/// `platform.settings().extract::<ApiSettings>("AURORA_SCALEWAY_")`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct ApiSettings {

@@ -128,7 +128,7 @@ fn not_configured() -> ApiError {
 
 impl GcpConnector {
     pub fn new(p: &Platform) -> Result<Self, BuildError> {
-        let cfg = Arc::new(GcpConfig::from_settings(&p.settings).map_err(BuildError)?);
+        let cfg = Arc::new(GcpConfig::from_settings(p.settings()).map_err(BuildError)?);
         if cfg.client.is_none() {
             tracing::info!(
                 "AURORA_GCP_CLIENT_ID / AURORA_GCP_CLIENT_SECRET unset: the GCP routes answer 503"
@@ -142,8 +142,8 @@ impl GcpConnector {
         }
         Ok(Self {
             platform: p.clone(),
-            oauth: OAuthClient::new(p.http.clone(), p.metrics.clone(), cfg.clone()),
-            api: GcpApi::new(p.http.clone(), p.metrics.clone(), cfg.clone()),
+            oauth: OAuthClient::new(p.http().clone(), p.metrics().clone(), cfg.clone()),
+            api: GcpApi::new(p.http().clone(), p.metrics().clone(), cfg.clone()),
             cfg,
             provider: ProviderId::from_static(PROVIDER_ID),
             worker_id: format!("gcp-{}", uuid::Uuid::new_v4().simple()),
@@ -179,7 +179,7 @@ impl GcpConnector {
         let candidate = SealingKey::generate();
         let stored = self
             .platform
-            .secrets
+            .secrets()
             .get_or_create(
                 &path,
                 &SecretValue::from_bytes(candidate.expose_bytes().to_vec()),
@@ -234,7 +234,7 @@ impl GcpConnector {
         // A connection removed meanwhile (force-disconnect) must not get its secret back.
         match self
             .platform
-            .store
+            .store()
             .get_connection(&conn.user_id, conn.id)
             .await
         {
@@ -247,21 +247,21 @@ impl GcpConnector {
         }
         let res = async {
             let path = SecretPath::from_stored(&conn.secret_ref)?;
-            let Some(current) = self.platform.secrets.get_versioned(&path).await? else {
+            let Some(current) = self.platform.secrets().get_versioned(&path).await? else {
                 return Ok(false); // deleted meanwhile: nothing to rotate
             };
             if current.value.expose_bytes() != read.expose_bytes() {
                 return Ok(false); // a newer secret is stored: it wins
             }
             self.platform
-                .secrets
+                .secrets()
                 .put_cas(&path, updated, current.version)
                 .await
                 .map(|_| true)
         }
         .await;
         match res {
-            Ok(true) => self.platform.broker.evict(conn.id).await,
+            Ok(true) => self.platform.broker().evict(conn.id).await,
             Ok(false) | Err(connector_core::SecretStoreError::Conflict(_)) => {
                 tracing::info!(connection = %conn.id, "a newer Google authorization was stored meanwhile; the rotated token was not written over it");
             }
@@ -273,8 +273,8 @@ impl GcpConnector {
 
     /// Google refused the grant: the connection needs a reconnect (also from credentials on use,
     /// where the core does not change the status itself).
+    /// The cached credentials go with the status write's one invalidation.
     pub(crate) async fn mark_needs_reconnect(&self, conn: &ConnectionRecord, reason: &str) {
-        self.platform.broker.evict(conn.id).await;
         let update = StatusUpdate {
             status: ConnectionStatus::NeedsReconnect,
             status_reason: Some(reason.to_owned()),
@@ -282,8 +282,7 @@ impl GcpConnector {
         };
         match self
             .platform
-            .store
-            .update_status(&conn.user_id, conn.id, update)
+            .update_status_and_evict(&conn.user_id, conn.id, update)
             .await
         {
             Ok(Some(_)) if conn.status != ConnectionStatus::NeedsReconnect => {
@@ -309,7 +308,7 @@ impl GcpConnector {
     pub(crate) async fn force_disconnect(&self, user: &UserId) -> Result<usize, ApiError> {
         let cancelled = self
             .platform
-            .store
+            .store()
             .cancel_setup_tasks(
                 user,
                 &self.provider,
@@ -323,18 +322,18 @@ impl GcpConnector {
             .await?;
         let folder = SecretPath::user_provider_folder(user, &self.provider);
         let mut orphans = 0usize;
-        for name in self.platform.secrets.list(&folder).await? {
+        for name in self.platform.secrets().list(&folder).await? {
             let path = folder.child(&name)?;
-            if let Some(v) = self.platform.secrets.get(&path).await? {
+            if let Some(v) = self.platform.secrets().get(&path).await? {
                 if let Ok(stored) = StoredSecret::decode(&v) {
                     if let Err(e) = self.oauth.revoke(&stored.refresh_token).await {
                         tracing::warn!(error = %e, "could not revoke a leftover Google grant; deleting it anyway");
                     }
                 }
             }
-            self.platform.secrets.delete(&path).await?;
+            self.platform.secrets().delete(&path).await?;
             if let Ok(id) = name.trim_end_matches('/').parse::<ConnectionId>() {
-                self.platform.broker.evict(id).await;
+                self.platform.broker().evict(id).await;
             }
             orphans += 1;
         }

@@ -59,7 +59,7 @@ impl GcpConnector {
         }
         let grace = chrono::Duration::from_std(self.cfg.reconcile_grace).unwrap_or_default();
         let cutoff = Utc::now() - grace;
-        let store = &self.platform.store;
+        let store = self.platform.store();
         let mut after = None;
         let mut seen = 0usize;
         let mut repaired = 0u64;
@@ -90,7 +90,7 @@ impl GcpConnector {
 
     /// Repair one candidate; `false` when it turned out to need nothing.
     async fn repair_pending(&self, conn: ConnectionRecord) -> Result<bool, ConnectorError> {
-        let store = &self.platform.store;
+        let store = self.platform.store();
         let named = conn
             .metadata
             .get("setupTaskId")
@@ -155,7 +155,7 @@ impl GcpConnector {
         conn: &ConnectionRecord,
         named: Option<uuid::Uuid>,
     ) -> Result<bool, ConnectorError> {
-        let store = &self.platform.store;
+        let store = self.platform.store();
         let task_id = match named {
             Some(id) => id,
             None => {
@@ -166,7 +166,8 @@ impl GcpConnector {
                     _ => serde_json::Map::new(),
                 };
                 metadata.insert("setupTaskId".into(), id.to_string().into());
-                if store
+                if self
+                    .platform
                     .update_metadata(
                         &conn.user_id,
                         conn.id,
@@ -222,16 +223,15 @@ impl GcpConnector {
             status_reason: Some(reason.to_owned()),
             last_validated_at: None,
         };
+        // The cached credentials go with the status write's one invalidation.
         let Some(updated) = self
             .platform
-            .store
-            .update_status(&conn.user_id, conn.id, update)
+            .update_status_and_evict(&conn.user_id, conn.id, update)
             .await
             .map_err(store_error)?
         else {
             return Ok(false);
         };
-        self.platform.broker.evict(conn.id).await;
         self.platform
             .audit(
                 &conn.user_id,

@@ -220,7 +220,7 @@ pub(crate) async fn login(
     let expires_at = now + chrono::Duration::from_std(STATE_TTL).unwrap_or_default();
     connector
         .platform
-        .store
+        .store()
         .put_oauth_state(OAuthStateRecord {
             state_hash: hash,
             user_id: caller.user.clone(),
@@ -343,7 +343,7 @@ async fn complete_login(
 ) -> Result<HttpResponse, ApiError> {
     let client = connector.client()?;
     let cfg = connector.config();
-    let store = &connector.platform.store;
+    let store = connector.platform.store();
     let failed = cfg.frontend_redirect("gcp_failed", None);
     let bad_state = || {
         ApiError::invalid_state(
@@ -540,7 +540,7 @@ async fn owned_task(
     let id = uuid::Uuid::parse_str(raw.trim()).map_err(|_| not_found())?;
     connector
         .platform
-        .store
+        .store()
         .get_setup_task(user, id)
         .await?
         .filter(|t| t.provider == connector.provider)
@@ -646,13 +646,13 @@ pub(crate) async fn post_auth_retry(
     }
     let conn = connector
         .platform
-        .store
+        .store()
         .get_connection(&caller.user, cp.connection_id)
         .await?
         .ok_or_else(|| {
             ApiError::not_found("the Google Cloud connection of this setup no longer exists")
         })?;
-    let store = &connector.platform.store;
+    let store = connector.platform.store();
     store
         .cancel_setup_tasks(
             &caller.user,

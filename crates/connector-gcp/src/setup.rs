@@ -297,7 +297,7 @@ pub async fn run_worker(connector: Arc<GcpConnector>) {
         let lease_until = now + chrono::Duration::from_std(w.lease).unwrap_or_default();
         match connector
             .platform
-            .store
+            .store()
             .claim_setup_task(&connector.provider, &connector.worker_id, now, lease_until)
             .await
         {
@@ -435,7 +435,7 @@ impl<'a> TaskRun<'a> {
         if self
             .c
             .platform
-            .store
+            .store()
             .save_setup_progress(self.task.id, &self.c.worker_id, p)
             .await?
         {
@@ -449,7 +449,7 @@ impl<'a> TaskRun<'a> {
         if self
             .c
             .platform
-            .store
+            .store()
             .renew_setup_lease(self.task.id, &self.c.worker_id, self.lease_until())
             .await?
         {
@@ -462,7 +462,7 @@ impl<'a> TaskRun<'a> {
     async fn connection(&self) -> Result<ConnectionRecord, StepError> {
         self.c
             .platform
-            .store
+            .store()
             .get_connection(self.user(), self.cp.connection_id)
             .await?
             .filter(|c| c.provider == self.c.provider)
@@ -675,7 +675,7 @@ impl<'a> TaskRun<'a> {
         if !self
             .c
             .platform
-            .store
+            .store()
             .finish_setup_task(self.task.id, &self.c.worker_id, outcome)
             .await?
         {
@@ -685,7 +685,6 @@ impl<'a> TaskRun<'a> {
             let _ = self
                 .c
                 .platform
-                .store
                 .update_status(
                     self.user(),
                     conn.id,
@@ -925,8 +924,8 @@ impl<'a> TaskRun<'a> {
         if let Some(sub) = &self.cp.sub {
             metadata.insert("sub".into(), sub.clone().into());
         }
-        let store = &self.c.platform.store;
-        store
+        let platform = &self.c.platform;
+        platform
             .update_metadata(
                 self.user(),
                 conn.id,
@@ -937,7 +936,8 @@ impl<'a> TaskRun<'a> {
             .ok_or_else(|| {
                 StepError::permanent("the Google Cloud connection was removed during setup")
             })?;
-        let updated = store
+        // Each write tells every replica once; the credentials stay cached (the secret is unchanged).
+        let updated = platform
             .update_status(
                 self.user(),
                 conn.id,
@@ -951,7 +951,6 @@ impl<'a> TaskRun<'a> {
             .ok_or_else(|| {
                 StepError::permanent("the Google Cloud connection was removed during setup")
             })?;
-        self.c.platform.broker.evict(conn.id).await;
         let n = projects.len();
         let result = serde_json::json!({
             "status": "success",
@@ -975,7 +974,8 @@ impl<'a> TaskRun<'a> {
             result: Some(result),
             input: Some(self.cp.to_json()),
         };
-        if !store
+        if !platform
+            .store()
             .finish_setup_task(self.task.id, &self.c.worker_id, outcome)
             .await?
         {
@@ -1010,7 +1010,7 @@ impl<'a> TaskRun<'a> {
         match self
             .c
             .platform
-            .store
+            .store()
             .finish_setup_task(self.task.id, &self.c.worker_id, outcome)
             .await
         {
@@ -1031,7 +1031,6 @@ impl<'a> TaskRun<'a> {
             if let Ok(Some(updated)) = self
                 .c
                 .platform
-                .store
                 .update_status(
                     self.user(),
                     conn.id,
@@ -1077,7 +1076,7 @@ impl<'a> TaskRun<'a> {
         if let Err(e) = self
             .c
             .platform
-            .store
+            .store()
             .release_setup_task(self.task.id, &self.c.worker_id, not_before, &status)
             .await
         {

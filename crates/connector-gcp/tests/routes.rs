@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::{test, App};
 use aurora_testkit::TestPlatform;
 use connector_core::store::StatusUpdate;
-use connector_core::{ConnectionStatus, Connector, CredentialMode, Settings, Store, UserId};
+use connector_core::{ConnectionStatus, Connector, CredentialMode, Settings, UserId};
 use serde_json::{json, Value};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -223,7 +223,7 @@ async fn credentials_wait_for_the_setup_then_come_from_one_refresh() {
 
     // As the setup worker leaves it once done.
     let active =
-        h.tp.store
+        h.tp.platform
             .update_status(
                 &UserId::parse("alice").unwrap(),
                 pending.id,

@@ -40,7 +40,7 @@ impl Housekeeping {
     /// A failing step is logged and the next one still runs.
     pub async fn run_once(&self) -> HousekeepingReport {
         let mut r = HousekeepingReport::default();
-        let store = &self.platform.store;
+        let store = self.platform.store();
         let now = Utc::now();
         if !self.cfg.expiry_warning.is_zero() {
             let warn_before =

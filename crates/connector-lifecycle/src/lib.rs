@@ -45,7 +45,7 @@ pub type Connectors = BTreeMap<ProviderId, Arc<dyn Connector>>;
 /// the current runtime, configured from the platform's settings; none when
 /// `AURORA_LIFECYCLE_ENABLED=false`. A malformed setting is logged and its default used.
 pub fn spawn(platform: &Platform, connectors: &Connectors) -> Vec<JoinHandle<()>> {
-    let (cfg, errors) = LifecycleConfig::read(&platform.settings);
+    let (cfg, errors) = LifecycleConfig::read(platform.settings());
     for e in &errors {
         tracing::error!(error = %e, "a lifecycle setting is invalid; using its default");
     }

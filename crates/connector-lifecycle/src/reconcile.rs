@@ -75,7 +75,7 @@ impl Reconciler {
                     r.plugin_repairs += n;
                     if n > 0 {
                         self.platform
-                            .metrics
+                            .metrics()
                             .reconciler_repairs
                             .with_label_values(&["plugin"])
                             .inc_by(n);
@@ -90,7 +90,7 @@ impl Reconciler {
     }
 
     async fn orphaned_secrets(&self, r: &mut ReconcileReport) -> Result<(), SweepError> {
-        let secrets = &self.platform.secrets;
+        let secrets = self.platform.secrets();
         let paths: Vec<SecretPath> = secrets
             .scan(&SecretPath::users_root())
             .await?
@@ -101,7 +101,7 @@ impl Reconciler {
         let grace = chrono::Duration::from_std(self.cfg.reconcile_grace).unwrap_or_default();
         for chunk in paths.chunks(BATCH) {
             let refs: Vec<String> = chunk.iter().map(|p| p.as_str().to_owned()).collect();
-            let referenced = self.platform.store.referenced_secrets(&refs).await?;
+            let referenced = self.platform.store().referenced_secrets(&refs).await?;
             for path in chunk.iter().filter(|p| !referenced.contains(p.as_str())) {
                 // Young (or of unknown age): a connect may be between its two writes.
                 let old_enough = match secrets.written_at(path).await? {
@@ -115,7 +115,7 @@ impl Reconciler {
                 // Asked again right before the delete: a row may have been written since.
                 let again = self
                     .platform
-                    .store
+                    .store()
                     .referenced_secrets(std::slice::from_ref(&path.as_str().to_owned()))
                     .await?;
                 if !again.is_empty() {
@@ -124,7 +124,7 @@ impl Reconciler {
                 secrets.delete(path).await?;
                 r.orphans_deleted += 1;
                 self.platform
-                    .metrics
+                    .metrics()
                     .reconciler_repairs
                     .with_label_values(&["orphaned_secret"])
                     .inc();
@@ -141,7 +141,7 @@ impl Reconciler {
         loop {
             let lease = self
                 .platform
-                .cache
+                .cache()
                 .try_lock("reconcile:lease", self.cfg.reconcile_interval)
                 .await;
             // Taken: sweep, and leave the lease to run out (one sweep per interval). Held by

@@ -124,7 +124,11 @@ impl Scheduler {
     /// from now (jittered); returns how many.
     pub async fn schedule_new(&self) -> Result<u64, StoreError> {
         let at = Utc::now() + chrono(jitter(self.0.cfg.check_interval));
-        self.0.platform.store.schedule_unscheduled_checks(at).await
+        self.0
+            .platform
+            .store()
+            .schedule_unscheduled_checks(at)
+            .await
     }
 
     /// Check every connection due now, oldest due first, with at most `concurrency` provider calls
@@ -138,7 +142,7 @@ impl Scheduler {
             .drain(
                 |limit| {
                     let now = Utc::now();
-                    inner.platform.store.claim_due_checks(
+                    inner.platform.store().claim_due_checks(
                         &inner.worker,
                         due_before,
                         now,
@@ -182,7 +186,7 @@ impl Scheduler {
             .drain(
                 |limit| {
                     let now = Utc::now();
-                    inner.platform.store.claim_due_refreshes(
+                    inner.platform.store().claim_due_refreshes(
                         &inner.worker,
                         now,
                         now - chrono(inner.cfg.refresh_used_within),
@@ -363,7 +367,7 @@ impl Inner {
         let next = Utc::now() + chrono(wait);
         let held = match self
             .platform
-            .store
+            .store()
             .finish_check(conn.id, &self.worker, next, failures)
             .await
         {
@@ -392,7 +396,7 @@ impl Inner {
                 let get = async {
                     let _permit = permits.acquire_owned().await;
                     self.platform
-                        .broker
+                        .broker()
                         .get(connector.clone(), conn, claim.mode)
                         .await
                 };
@@ -420,7 +424,7 @@ impl Inner {
         };
         if let Err(e) = self
             .platform
-            .store
+            .store()
             .finish_refresh(conn.id, claim.mode, &self.worker, next)
             .await
         {

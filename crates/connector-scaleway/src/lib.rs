@@ -128,9 +128,12 @@ impl ScalewayConnector {
 
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
-    let api: ApiSettings = p.settings.extract("AURORA_SCALEWAY_").map_err(BuildError)?;
+    let api: ApiSettings = p
+        .settings()
+        .extract("AURORA_SCALEWAY_")
+        .map_err(BuildError)?;
     let url = api.api_url.as_deref().unwrap_or(client::DEFAULT_API_URL);
-    let client = ScalewayClient::new(url, p.http.clone(), p.metrics.clone())
+    let client = ScalewayClient::new(url, p.http().clone(), p.metrics().clone())
         .map_err(|e| BuildError(format!("{API_URL_SETTING} {e}")))?
         .with_timeout(api.timeout);
     Ok(Arc::new(ScalewayConnector::new(p.clone(), client)))

@@ -424,7 +424,7 @@ async fn connect_stores_the_secret_apart_and_answers_the_contract() {
     assert_eq!(body["connectionId"], id.as_str());
     assert_eq!(body["projectId"], pid(3));
     assert_eq!(h.store.rows.lock().unwrap().len(), 1);
-    assert!(!h.platform.metrics.render().contains(SECRET));
+    assert!(!h.platform.metrics().render().contains(SECRET));
 }
 
 #[actix_web::test]

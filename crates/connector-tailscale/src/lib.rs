@@ -137,11 +137,11 @@ impl TailscaleConnector {
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
     let api: ApiSettings = p
-        .settings
+        .settings()
         .extract("AURORA_TAILSCALE_")
         .map_err(BuildError)?;
     let url = api.api_url.as_deref().unwrap_or(client::DEFAULT_API_URL);
-    let client = TailscaleClient::new(url, p.http.clone(), p.metrics.clone())
+    let client = TailscaleClient::new(url, p.http().clone(), p.metrics().clone())
         .map_err(|e| BuildError(format!("{API_URL_SETTING} {e}")))?
         .with_timeout(api.timeout);
     Ok(Arc::new(TailscaleConnector::new(p.clone(), client)))

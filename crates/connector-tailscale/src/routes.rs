@@ -81,7 +81,7 @@ async fn key_pair_for(
 ) -> Result<SshKeyPair, ApiError> {
     let existing = connector
         .platform
-        .store
+        .store()
         .find_connection(user, &connector.provider, account_id)
         .await?;
     if let Some(conn) = existing {

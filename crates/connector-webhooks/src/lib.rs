@@ -27,7 +27,7 @@ pub use signature::{sign, verify, VerifyError};
 /// Start the delivery worker when webhooks are configured (`None` otherwise). A configuration error
 /// is logged and starts nothing; the gateway refuses such a configuration before it gets here.
 pub fn spawn(platform: &Platform) -> Option<JoinHandle<()>> {
-    match WebhookConfig::from_settings(&platform.settings) {
+    match WebhookConfig::from_settings(platform.settings()) {
         Ok(Some(cfg)) => Some(tokio::spawn(worker::run(platform.clone(), Arc::new(cfg)))),
         Ok(None) => None,
         Err(e) => {

@@ -186,7 +186,7 @@ impl Deliverer {
             ),
         }
         match platform
-            .store
+            .store()
             .finish_webhook_attempt(event.id, &self.worker_id, outcome)
             .await
         {
@@ -221,7 +221,7 @@ pub async fn run(platform: Platform, cfg: Arc<WebhookConfig>) {
     loop {
         let now = Utc::now();
         match platform
-            .store
+            .store()
             .claim_webhooks(
                 &deliverer.worker_id,
                 now,
@@ -248,7 +248,7 @@ pub async fn run(platform: Platform, cfg: Arc<WebhookConfig>) {
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 last_prune = Some(Instant::now());
                 let before = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
-                match platform.store.prune_webhooks(before).await {
+                match platform.store().prune_webhooks(before).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(pruned = n, "pruned delivered webhook events"),
                     Err(e) => {

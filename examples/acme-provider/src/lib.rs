@@ -62,10 +62,10 @@ pub struct AcmeConnector {
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
     let url = p
-        .settings
+        .settings()
         .get(API_URL_SETTING)
         .unwrap_or(client::DEFAULT_API_URL);
-    let client = AcmeClient::new(url, p.http.clone(), p.metrics.clone())
+    let client = AcmeClient::new(url, p.http().clone(), p.metrics().clone())
         .map_err(|e| BuildError(format!("{API_URL_SETTING} {e}")))?;
     Ok(Arc::new(AcmeConnector {
         platform: p.clone(),

@@ -105,7 +105,7 @@ async fn scaleway_connect_list_credentials_disconnect(b: Backend) {
     let path = SecretPath::from_stored(&format!("users/{u}/scaleway/{id}")).unwrap();
     let stored = app
         .platform
-        .secrets
+        .secrets()
         .get(&path)
         .await
         .unwrap()
@@ -181,7 +181,7 @@ async fn scaleway_connect_list_credentials_disconnect(b: Backend) {
     assert_eq!(resp.status(), 200);
     let d: Value = resp.json().await.unwrap();
     assert_eq!(d["disconnected"], 1);
-    assert!(app.platform.secrets.get(&path).await.unwrap().is_none());
+    assert!(app.platform.secrets().get(&path).await.unwrap().is_none());
     let resp = app.credentials(&u, &id, "full").send().await.unwrap();
     assert_eq!(resp.status(), 404);
     let key = connector_core::broker::cache_key(
@@ -189,7 +189,7 @@ async fn scaleway_connect_list_credentials_disconnect(b: Backend) {
         connector_core::CredentialMode::Full,
     );
     assert!(
-        app.platform.cache.get(&key).await.unwrap().is_none(),
+        app.platform.cache().get(&key).await.unwrap().is_none(),
         "cache evicted"
     );
     let audit: Value = app
@@ -324,7 +324,13 @@ async fn scaleway_bad_input_and_provider_errors(b: Backend) {
         &connector_core::UserId::parse(&u).unwrap(),
         &connector_core::ProviderId::from_static("scaleway"),
     );
-    assert!(app.platform.secrets.list(&folder).await.unwrap().is_empty());
+    assert!(app
+        .platform
+        .secrets()
+        .list(&folder)
+        .await
+        .unwrap()
+        .is_empty());
     assert_not_leaked(&app, &acct.secret_key).await;
 }
 
@@ -617,7 +623,7 @@ async fn kept_rows_follow_every_change(b: Backend) {
     if b == Backend::Servers {
         // Rows are kept only while the invalidation channel is heard.
         let start = std::time::Instant::now();
-        while !app.platform.broker.local_tier_active() {
+        while !app.platform.broker().local_tier_active() {
             assert!(
                 start.elapsed().as_secs() < 5,
                 "never listened to invalidations"
@@ -631,17 +637,16 @@ async fn kept_rows_follow_every_change(b: Backend) {
     let body = connect(&app, &u, &acct).await;
     let id: connector_core::ConnectionId = body["connectionId"].as_str().unwrap().parse().unwrap();
     let owner = connector_core::UserId::parse(&u).unwrap();
-    assert!(!app.platform.broker.holds_local_row(id));
+    assert!(!app.platform.broker().holds_local_row(id));
     let resp = app
         .credentials(&u, &id.to_string(), "full")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(app.platform.broker.holds_local_row(id), "the row is kept");
+    assert!(app.platform.broker().holds_local_row(id), "the row is kept");
 
     app.platform
-        .store
         .update_status(
             &owner,
             id,
@@ -654,7 +659,10 @@ async fn kept_rows_follow_every_change(b: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert!(!app.platform.broker.holds_local_row(id), "dropped at once");
+    assert!(
+        !app.platform.broker().holds_local_row(id),
+        "dropped at once"
+    );
     let resp = app
         .credentials(&u, &id.to_string(), "full")
         .send()
@@ -671,7 +679,7 @@ async fn kept_rows_follow_every_change(b: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(!app.platform.broker.holds_local_row(id));
+    assert!(!app.platform.broker().holds_local_row(id));
     let resp = app
         .credentials(&u, &id.to_string(), "full")
         .send()

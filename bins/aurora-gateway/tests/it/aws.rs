@@ -417,7 +417,7 @@ async fn moto_setup_connect_use_disconnect(b: Backend) {
     let path = SecretPath::from_stored(&format!("users/{u}/aws/{id}")).unwrap();
     let stored: Value = app
         .platform
-        .secrets
+        .secrets()
         .get(&path)
         .await
         .unwrap()
@@ -481,7 +481,7 @@ async fn moto_setup_connect_use_disconnect(b: Backend) {
     .await;
     assert_eq!(st, 200, "{d}");
     assert_eq!(d["disconnected"], 1);
-    assert!(app.platform.secrets.get(&path).await.unwrap().is_none());
+    assert!(app.platform.secrets().get(&path).await.unwrap().is_none());
     let (st, _) = credentials(&app, &u, &id, "full").await;
     assert_eq!(st, 404);
     let (_, list) = call(app.get(&u, "/aws/get-credentials")).await;

@@ -394,7 +394,13 @@ async fn nothing_stored(app: &TestApp, u: &str) {
         &connector_core::UserId::parse(u).unwrap(),
         &connector_core::ProviderId::from_static("azure"),
     );
-    assert!(app.platform.secrets.list(&folder).await.unwrap().is_empty());
+    assert!(app
+        .platform
+        .secrets()
+        .list(&folder)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 // ---- tests ----
@@ -463,7 +469,7 @@ async fn azure_login_list_credentials_disconnect(b: Backend) {
     let path = SecretPath::from_stored(&format!("users/{u}/azure/{id}")).unwrap();
     let stored: Value = app
         .platform
-        .secrets
+        .secrets()
         .get(&path)
         .await
         .unwrap()
@@ -543,7 +549,7 @@ async fn azure_login_list_credentials_disconnect(b: Backend) {
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["status"], "success");
     assert_eq!(d["disconnected"], 1);
-    assert!(app.platform.secrets.get(&path).await.unwrap().is_none());
+    assert!(app.platform.secrets().get(&path).await.unwrap().is_none());
     let resp = app.credentials(&u, &id, "full").send().await.unwrap();
     assert_eq!(resp.status(), 404);
     for mode in [
@@ -552,7 +558,7 @@ async fn azure_login_list_credentials_disconnect(b: Backend) {
     ] {
         let key = connector_core::broker::cache_key(id.parse().unwrap(), mode);
         assert!(
-            app.platform.cache.get(&key).await.unwrap().is_none(),
+            app.platform.cache().get(&key).await.unwrap().is_none(),
             "cache evicted"
         );
     }

@@ -145,7 +145,7 @@ async fn failed_connect_leaves_nothing(b: Backend) {
         &ProviderId::from_static("scaleway"),
     );
     assert_eq!(
-        app.platform.secrets.list(&folder).await.unwrap(),
+        app.platform.secrets().list(&folder).await.unwrap(),
         Vec::<String>::new()
     );
     assert!(app
@@ -297,7 +297,7 @@ async fn credentials_near_expiry_are_refreshed(b: Backend) {
     // The cache holds only ciphertext.
     let key = connector_core::broker::cache_key(id.parse().unwrap(), CredentialMode::ReadOnly);
     let _ = app.credentials(&u, &id, "read_only").send().await.unwrap();
-    if let Some(raw) = app.platform.cache.get(&key).await.unwrap() {
+    if let Some(raw) = app.platform.cache().get(&key).await.unwrap() {
         assert!(!String::from_utf8_lossy(&raw).contains("s33d"));
     }
 }
@@ -307,7 +307,13 @@ async fn cached_credentials_are_encrypted(b: Backend) {
     let resp = app.credentials(&u, &id, "full").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let key = connector_core::broker::cache_key(id.parse().unwrap(), CredentialMode::Full);
-    let raw = app.platform.cache.get(&key).await.unwrap().expect("cached");
+    let raw = app
+        .platform
+        .cache()
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("cached");
     let text = String::from_utf8_lossy(&raw);
     assert!(
         !text.contains("s33d") && !text.contains("token"),
@@ -540,7 +546,7 @@ async fn servers_black_hole_redis_opens_the_breaker() {
         }
         assert!(Instant::now() < deadline, "the breaker never opened");
     }
-    let m = &app.platform.metrics;
+    let m = app.platform.metrics();
     let skipped_at_open = m.cache_breaker_skipped.get();
 
     // 500 warm requests, timed. Every 50, the relay's counts: between two probes (half-open
@@ -606,7 +612,7 @@ async fn servers_black_hole_redis_opens_the_breaker() {
     }
     assert!(m.cache_breaker_probes.get() >= 1);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !app.platform.broker.local_tier_active() {
+    while !app.platform.broker().local_tier_active() {
         assert!(
             Instant::now() < deadline,
             "the in-process tier did not come back"

@@ -492,7 +492,7 @@ fn gcp_folder(u: &str) -> SecretPath {
 
 async fn metadata(app: &TestApp, u: &str, id: &str) -> Value {
     app.platform
-        .store
+        .store()
         .get_connection(&UserId::parse(u).unwrap(), id.parse().unwrap())
         .await
         .unwrap()
@@ -678,7 +678,7 @@ async fn browser_flow_against_oauth2_mock_server(b: Backend) {
     // The refresh token is in the secret store.
     let stored: Value = app
         .platform
-        .secrets
+        .secrets()
         .get(&gcp_folder(&u).child(&id).unwrap())
         .await
         .unwrap()
@@ -710,7 +710,7 @@ async fn browser_flow_against_oauth2_mock_server(b: Backend) {
     // The mock rotates refresh tokens on every refresh: the newest one was written back.
     let now_stored: Value = app
         .platform
-        .secrets
+        .secrets()
         .get(&gcp_folder(&u).child(&id).unwrap())
         .await
         .unwrap()
@@ -732,11 +732,11 @@ async fn browser_flow_against_oauth2_mock_server(b: Backend) {
     // A stale rotation never overwrites a newer secret: a check that read the secret before a
     // reconnect stored a newer one refreshes (the mock rotates the token) and leaves the newer one.
     let path = gcp_folder(&u).child(&id).unwrap();
-    let before = app.platform.secrets.get(&path).await.unwrap().unwrap();
+    let before = app.platform.secrets().get(&path).await.unwrap().unwrap();
     let mut newer: Value = before.decode().unwrap();
     newer["refreshToken"] = json!("1//newer-from-a-reconnect");
     app.platform
-        .secrets
+        .secrets()
         .put(
             &path,
             &SecretValue::from_bytes(serde_json::to_vec(&newer).unwrap()),
@@ -745,7 +745,7 @@ async fn browser_flow_against_oauth2_mock_server(b: Backend) {
         .unwrap();
     let record = app
         .platform
-        .store
+        .store()
         .get_connection(&UserId::parse(&u).unwrap(), id.parse().unwrap())
         .await
         .unwrap()
@@ -757,7 +757,7 @@ async fn browser_flow_against_oauth2_mock_server(b: Backend) {
         .expect("the stale check itself succeeds");
     let after: Value = app
         .platform
-        .secrets
+        .secrets()
         .get(&path)
         .await
         .unwrap()
@@ -766,7 +766,7 @@ async fn browser_flow_against_oauth2_mock_server(b: Backend) {
         .unwrap();
     assert_eq!(after["refreshToken"], "1//newer-from-a-reconnect");
     // The rest of the flow with the token the gateway itself rotated.
-    app.platform.secrets.put(&path, &before).await.unwrap();
+    app.platform.secrets().put(&path, &before).await.unwrap();
 
     // Force-disconnect: revoked at the mock, secrets gone, connection gone.
     let resp = app
@@ -782,7 +782,7 @@ async fn browser_flow_against_oauth2_mock_server(b: Backend) {
     assert!(connections(&app, &u).await.is_empty());
     assert!(app
         .platform
-        .secrets
+        .secrets()
         .list(&gcp_folder(&u))
         .await
         .unwrap()
@@ -926,7 +926,7 @@ async fn token_contract_and_invalid_grant(b: Backend) {
         .respond_with(ResponseTemplate::new(200))
         .mount(&oauth)
         .await;
-    app.platform.broker.evict(id.parse().unwrap()).await;
+    app.platform.broker().evict(id.parse().unwrap()).await;
     let resp = app.credentials(&u, &id, "full").send().await.unwrap();
     assert_eq!(resp.status(), 422);
     let e: Value = resp.json().await.unwrap();
@@ -972,7 +972,7 @@ async fn token_contract_and_invalid_grant(b: Backend) {
     );
     assert!(app
         .platform
-        .secrets
+        .secrets()
         .list(&gcp_folder(&u))
         .await
         .unwrap()
@@ -1088,19 +1088,19 @@ async fn state_forged_expired_replayed(b: Backend) {
     let now = chrono::Utc::now();
     let mut rec = app
         .platform
-        .store
+        .store()
         .take_oauth_state(&hash, now)
         .await
         .unwrap()
         .expect("the stored state");
     rec.created_at = now - chrono::Duration::minutes(20);
     rec.expires_at = now - chrono::Duration::minutes(10);
-    app.platform.store.put_oauth_state(rec).await.unwrap();
+    app.platform.store().put_oauth_state(rec).await.unwrap();
     let query = authorize(&l).await;
     expect_400(callback(&app, &l, &query).await, "expired");
     assert!(
         app.platform
-            .store
+            .store()
             .take_oauth_state(&hash, now)
             .await
             .unwrap()
@@ -1111,7 +1111,7 @@ async fn state_forged_expired_replayed(b: Backend) {
     assert!(connections(&app, &v).await.is_empty());
     assert!(app
         .platform
-        .secrets
+        .secrets()
         .list(&gcp_folder(&v))
         .await
         .unwrap()
@@ -1156,7 +1156,7 @@ async fn refused_exchange_and_declined_consent(b: Backend) {
     assert!(connections(&app, &u).await.is_empty());
     assert!(app
         .platform
-        .secrets
+        .secrets()
         .list(&gcp_folder(&u))
         .await
         .unwrap()
@@ -1235,7 +1235,7 @@ async fn state_cookie_binds_the_login_to_its_browser(b: Backend) {
     );
     assert!(app
         .platform
-        .secrets
+        .secrets()
         .list(&gcp_folder(&a))
         .await
         .unwrap()
@@ -1608,7 +1608,7 @@ async fn force_disconnect_cancels_a_running_setup(b: Backend) {
     let doc =
         json!({"refreshToken": "1//rt-orphan-Ll", "sub": "x", "obtainedAt": chrono::Utc::now()});
     app.platform
-        .secrets
+        .secrets()
         .put(&orphan, &SecretValue::encode(&doc).unwrap())
         .await
         .unwrap();
@@ -1633,7 +1633,7 @@ async fn force_disconnect_cancels_a_running_setup(b: Backend) {
     assert_eq!(revoked, ["1//rt-main-Jj", "1//rt-orphan-Ll"]);
     assert!(app
         .platform
-        .secrets
+        .secrets()
         .list(&gcp_folder(&u))
         .await
         .unwrap()
@@ -1644,12 +1644,11 @@ async fn force_disconnect_cancels_a_running_setup(b: Backend) {
 /// A GCP connector built on `app`'s platform with extra settings (another replica's view), called
 /// through the `Connector` trait as the core's reconciler calls it.
 fn gcp_connector(app: &TestApp, extra: &[(&str, &str)]) -> Arc<dyn Connector> {
-    let mut platform = app.platform.clone();
-    let mut settings = (*platform.settings).clone();
+    let mut settings = app.platform.settings().clone();
     for (k, v) in extra {
         settings.set(*k, *v);
     }
-    platform.settings = Arc::new(settings);
+    let platform = app.platform.with_settings(settings);
     let plugins = connector_core::plugin::registered().unwrap();
     (plugins["gcp"].build)(&platform).unwrap()
 }
@@ -1706,7 +1705,7 @@ fn task_for(conn: &ConnectionRecord, id: uuid::Uuid) -> NewSetupTask {
 
 async fn row(app: &TestApp, conn: &ConnectionRecord) -> ConnectionRecord {
     app.platform
-        .store
+        .store()
         .get_connection(&conn.user_id, conn.id)
         .await
         .unwrap()
@@ -1724,7 +1723,7 @@ async fn reconcile_repairs_pending_connections_left_without_a_task(b: Backend) {
     let app = TestApp::spawn_with(b, options(gcp_settings(&oauth.url, &api.uri()))).await;
     // No worker and no reconciler of the gateway's own: this test drives both.
     app.stop_jobs();
-    let store = app.platform.store.clone();
+    let store = app.platform.store();
     let gcp = ProviderId::from_static("gcp");
 
     // Waiting for the user's project choice: its task ended with `needs_selection`.
@@ -1776,7 +1775,7 @@ async fn reconcile_repairs_pending_connections_left_without_a_task(b: Backend) {
     // The same, but the grant is gone too.
     let (no_grant, _) = half_done_connection(&app, &user(), "nogrant@example.com").await;
     app.platform
-        .secrets
+        .secrets()
         .delete(&SecretPath::from_stored(&no_grant.secret_ref).unwrap())
         .await
         .unwrap();

@@ -182,7 +182,7 @@ async fn app_with(b: Backend, stub: &Arc<Stub>, extra: &[(&str, &str)]) -> TestA
 
 /// A scheduler on `app`'s platform, configured from its settings.
 fn scheduler(app: &TestApp, stub: &Arc<Stub>) -> Scheduler {
-    let cfg = LifecycleConfig::from_settings(&app.platform.settings).unwrap();
+    let cfg = LifecycleConfig::from_settings(app.platform.settings()).unwrap();
     Scheduler::new(app.platform.clone(), stub_connectors(stub), cfg)
 }
 
@@ -193,7 +193,7 @@ async fn seed(app: &TestApp, prefix: &str, n: usize) -> (Vec<UserId>, Vec<Connec
     let provider = ProviderId::from_static(STUB);
     let path = SecretPath::connection(&users[0], &provider, ConnectionId::new());
     app.platform
-        .secrets
+        .secrets()
         .put(&path, &SecretValue::encode(&json!({"key": "k"})).unwrap())
         .await
         .unwrap();
@@ -214,12 +214,9 @@ async fn seed(app: &TestApp, prefix: &str, n: usize) -> (Vec<UserId>, Vec<Connec
             expires_at: None,
         })
         .collect();
-    let store = app.platform.store.clone();
+    let store = app.platform.store();
     let records: Vec<ConnectionRecord> = futures::stream::iter(rows)
-        .map(|r| {
-            let store = store.clone();
-            async move { store.upsert_connection(r).await.unwrap().0 }
-        })
+        .map(|r| async move { store.upsert_connection(r).await.unwrap().0 })
         .buffer_unordered(16)
         .collect()
         .await;
@@ -229,7 +226,13 @@ async fn seed(app: &TestApp, prefix: &str, n: usize) -> (Vec<UserId>, Vec<Connec
 async fn statuses(app: &TestApp, users: &[UserId]) -> HashMap<String, ConnectionRecord> {
     let mut out = HashMap::new();
     for u in users {
-        for c in app.platform.store.list_connections(u, None).await.unwrap() {
+        for c in app
+            .platform
+            .store()
+            .list_connections(u, None)
+            .await
+            .unwrap()
+        {
             out.insert(c.account_id.clone(), c);
         }
     }
@@ -274,7 +277,7 @@ async fn a_sweep_checks_each_connection_once_within_the_bound(b: Backend) {
             _ => {}
         }
     }
-    let store = &app.platform.store;
+    let store = app.platform.store();
     assert_eq!(
         store
             .schedule_unscheduled_checks(Utc::now() - chrono::Duration::seconds(1))
@@ -333,7 +336,7 @@ async fn a_sweep_checks_each_connection_once_within_the_bound(b: Backend) {
         .contains("refused"));
     // The credentials are kept for the user's reconnect.
     let path = SecretPath::from_stored(&refused.secret_ref).unwrap();
-    assert!(app.platform.secrets.get(&path).await.unwrap().is_some());
+    assert!(app.platform.secrets().get(&path).await.unwrap().is_some());
     let audit = store
         .list_audit(&refused.user_id, Some(refused.id), None, 10)
         .await
@@ -421,7 +424,7 @@ async fn two_schedulers_never_check_a_connection_twice(b: Backend) {
     )
     .await;
     let (_users, records) = seed(&first, "acct", 400).await;
-    let store = &first.platform.store;
+    let store = first.platform.store();
     store
         .schedule_unscheduled_checks(Utc::now() - chrono::Duration::seconds(1))
         .await
@@ -507,7 +510,7 @@ async fn statuses_move_on_their_own(b: Backend) {
     };
     let (rec, _) = app.platform.connect(spec(), Actor::User).await.unwrap();
     let status = || {
-        let store = app.platform.store.clone();
+        let store = app.platform.store();
         let u = u.clone();
         async move { store.get_connection(&u, rec.id).await.unwrap().unwrap() }
     };
@@ -529,7 +532,7 @@ async fn statuses_move_on_their_own(b: Backend) {
     let c = status().await;
     assert!(app
         .platform
-        .secrets
+        .secrets()
         .get(&SecretPath::from_stored(&c.secret_ref).unwrap())
         .await
         .unwrap()
@@ -549,7 +552,7 @@ async fn statuses_move_on_their_own(b: Backend) {
     .await;
     let actions: Vec<String> = app
         .platform
-        .store
+        .store()
         .list_audit(&u, Some(rec.id), None, 100)
         .await
         .unwrap()
@@ -671,7 +674,7 @@ async fn expiry_warnings_once_and_retention_prunes(b: Backend) {
     // An audit line past retention, one inside it, and an expired OAuth state.
     for age in [days(100), days(1)] {
         app.platform
-            .store
+            .store()
             .append_audit(AuditEvent {
                 id: uuid::Uuid::new_v4(),
                 user_id: u.clone(),
@@ -686,7 +689,7 @@ async fn expiry_warnings_once_and_retention_prunes(b: Backend) {
             .unwrap();
     }
     app.platform
-        .store
+        .store()
         .put_oauth_state(OAuthStateRecord {
             state_hash: "expired-state".into(),
             user_id: u.clone(),
@@ -699,7 +702,7 @@ async fn expiry_warnings_once_and_retention_prunes(b: Backend) {
         .await
         .unwrap();
 
-    let cfg = LifecycleConfig::from_settings(&app.platform.settings).unwrap();
+    let cfg = LifecycleConfig::from_settings(app.platform.settings()).unwrap();
     let hk = Housekeeping::new(app.platform.clone(), cfg);
     let r = hk.run_once().await;
     assert_eq!(r.expiry_warnings, 1);
@@ -708,7 +711,7 @@ async fn expiry_warnings_once_and_retention_prunes(b: Backend) {
     assert_eq!(hk.run_once().await.expiry_warnings, 0, "once per value");
 
     let warnings = |c: ConnectionId| {
-        let store = app.platform.store.clone();
+        let store = app.platform.store();
         let u = u.clone();
         async move {
             store
@@ -746,7 +749,6 @@ async fn expiry_warnings_once_and_retention_prunes(b: Backend) {
         .any(|e| e["action"] == "expiry_warning"));
     // The provider reports a new end date (a rotated secret): warned again, once.
     app.platform
-        .store
         .update_metadata(&u, ending.id, json!({}), Some(Utc::now() + days(10)))
         .await
         .unwrap();
@@ -756,7 +758,7 @@ async fn expiry_warnings_once_and_retention_prunes(b: Backend) {
 
     let kept: Vec<String> = app
         .platform
-        .store
+        .store()
         .list_audit(&u, None, None, 100)
         .await
         .unwrap()

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 async fn secrets_and_rows(app: &TestApp, users: &[&str]) -> (BTreeSet<String>, BTreeSet<String>) {
     let secrets = app
         .platform
-        .secrets
+        .secrets()
         .scan(&SecretPath::users_root())
         .await
         .expect("scan")
@@ -31,7 +31,13 @@ async fn secrets_and_rows(app: &TestApp, users: &[&str]) -> (BTreeSet<String>, B
     let mut rows = BTreeSet::new();
     for u in users {
         let u = UserId::parse(u).unwrap();
-        for c in app.platform.store.list_connections(&u, None).await.unwrap() {
+        for c in app
+            .platform
+            .store()
+            .list_connections(&u, None)
+            .await
+            .unwrap()
+        {
             rows.insert(c.secret_ref);
         }
     }
@@ -163,21 +169,21 @@ async fn a_connect_killed_between_its_writes_is_reconciled(b: Backend) {
         .child("external-id")
         .unwrap();
     app.platform
-        .secrets
+        .secrets()
         .put(&external, &SecretValue::from_bytes(b"ext".to_vec()))
         .await
         .unwrap();
 
     // The connect that dies after writing its secret.
     let stall = Arc::new(StallAfterPut {
-        inner: app.platform.secrets.clone(),
+        inner: app.platform.secrets().clone(),
         armed: AtomicBool::new(true),
         stalled: Notify::new(),
     });
     let platform = connector_core::Platform::new(
-        app.platform.store.clone(),
+        app.store.clone(),
         stall.clone(),
-        app.platform.cache.clone(),
+        app.platform.cache().clone(),
         Settings::new(),
     )
     .await
@@ -226,8 +232,14 @@ async fn a_connect_killed_between_its_writes_is_reconciled(b: Backend) {
         secrets, rows,
         "the secret store holds exactly the rows' secrets"
     );
-    assert!(app.platform.secrets.get(&external).await.unwrap().is_some());
-    let metrics = app.platform.metrics.render();
+    assert!(app
+        .platform
+        .secrets()
+        .get(&external)
+        .await
+        .unwrap()
+        .is_some());
+    let metrics = app.platform.metrics().render();
     assert!(
         metrics.contains("aurora_reconciler_repairs_total{kind=\"orphaned_secret\"} 1"),
         "{metrics}"

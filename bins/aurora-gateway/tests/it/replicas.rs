@@ -147,7 +147,7 @@ async fn replicas(
     let apps = Replicas(apps);
     for (i, app) in apps.0.iter().enumerate() {
         wait_for(Duration::from_secs(5), || {
-            app.platform.broker.local_tier_active()
+            app.platform.broker().local_tier_active()
         })
         .await
         .unwrap_or_else(|| panic!("replica {} never listened to invalidations", i + 1));
@@ -303,7 +303,7 @@ async fn five_hundred_requests_over_three_replicas_make_one_refresh() {
     // Let them expire (enter the refresh margin): gone from the shared cache and every replica.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let key = connector_core::broker::cache_key(rec.id, CredentialMode::Full);
-    assert_eq!(apps[0].platform.cache.get(&key).await.unwrap(), None);
+    assert_eq!(apps[0].platform.cache().get(&key).await.unwrap(), None);
     conn.ttl_secs.store(3600, Ordering::SeqCst);
 
     let started = Instant::now();
@@ -385,8 +385,8 @@ async fn a_connection_disconnected_on_one_replica_is_refused_by_the_others_withi
     for app in [&apps[0], &apps[1]] {
         let (status, _) = token(app, &u, &id).await;
         assert_eq!(status, 200);
-        assert!(app.platform.broker.holds_local_copy(rec.id));
-        assert!(app.platform.broker.holds_local_row(rec.id));
+        assert!(app.platform.broker().holds_local_copy(rec.id));
+        assert!(app.platform.broker().holds_local_row(rec.id));
     }
     assert_eq!(conn.calls(), 1);
 
@@ -400,7 +400,7 @@ async fn a_connection_disconnected_on_one_replica_is_refused_by_the_others_withi
     // Within a second (the invalidation's trip through Redis): the row is gone for everyone.
     for (i, app) in [&apps[0], &apps[1]].into_iter().enumerate() {
         let took = wait_for(Duration::from_secs(1), || {
-            !app.platform.broker.holds_local_row(rec.id)
+            !app.platform.broker().holds_local_row(rec.id)
         })
         .await
         .unwrap_or_else(|| panic!("replica {} kept the row", i + 1));
@@ -413,7 +413,7 @@ async fn a_connection_disconnected_on_one_replica_is_refused_by_the_others_withi
     // refused (the secret is gone from OpenBao).
     for (i, app) in [&apps[0], &apps[1]].into_iter().enumerate() {
         let took = wait_for(Duration::from_secs(1), || {
-            !app.platform.broker.holds_local_copy(rec.id)
+            !app.platform.broker().holds_local_copy(rec.id)
         })
         .await
         .unwrap_or_else(|| panic!("replica {} kept its copy", i + 1));
@@ -445,7 +445,7 @@ async fn a_status_change_on_one_replica_reaches_the_rows_the_others_keep() {
     let owner = UserId::parse(&u).unwrap();
     for app in [&apps[0], &apps[1]] {
         assert_eq!(token(app, &u, &id).await.0, 200);
-        assert!(app.platform.broker.holds_local_row(rec.id));
+        assert!(app.platform.broker().holds_local_row(rec.id));
     }
     // Another user asking for the kept row is refused like for a row that does not exist.
     let (status, v) = token(&apps[0], &user(), &id).await;
@@ -457,7 +457,6 @@ async fn a_status_change_on_one_replica_reaches_the_rows_the_others_keep() {
     ] {
         apps[2]
             .platform
-            .store
             .update_status(
                 &owner,
                 rec.id,
@@ -472,7 +471,7 @@ async fn a_status_change_on_one_replica_reaches_the_rows_the_others_keep() {
             .unwrap();
         for (i, app) in [&apps[0], &apps[1]].into_iter().enumerate() {
             let took = wait_for(Duration::from_secs(1), || {
-                !app.platform.broker.holds_local_row(rec.id)
+                !app.platform.broker().holds_local_row(rec.id)
             })
             .await
             .unwrap_or_else(|| panic!("replica {} kept the {to:?} row's predecessor", i + 1));
@@ -513,7 +512,7 @@ async fn a_reconnect_on_one_replica_invalidates_the_copies_of_the_others() {
     // The in-process tier really serves: with the shared entry gone, replica 1 still answers
     // without calling the provider.
     let key = connector_core::broker::cache_key(rec.id, CredentialMode::Full);
-    apps[0].platform.cache.delete(&key).await.unwrap();
+    apps[0].platform.cache().delete(&key).await.unwrap();
     assert_eq!(token_of(&token(&apps[0], &u, &id).await.1), "old-1");
     assert_eq!(conn.calls(), 1);
 
@@ -526,7 +525,7 @@ async fn a_reconnect_on_one_replica_invalidates_the_copies_of_the_others() {
     assert_eq!(again.id, rec.id);
     for (i, app) in [&apps[0], &apps[1]].into_iter().enumerate() {
         wait_for(Duration::from_secs(1), || {
-            !app.platform.broker.holds_local_copy(rec.id)
+            !app.platform.broker().holds_local_copy(rec.id)
         })
         .await
         .unwrap_or_else(|| panic!("replica {} kept the old credentials", i + 1));
@@ -569,7 +568,13 @@ async fn a_stale_refresh_never_overwrites_newer_credentials() {
     );
     assert_eq!(conn.calls(), 2);
     let path = SecretPath::from_stored(&rec.secret_ref).unwrap();
-    let stored = apps[1].platform.secrets.get(&path).await.unwrap().unwrap();
+    let stored = apps[1]
+        .platform
+        .secrets()
+        .get(&path)
+        .await
+        .unwrap()
+        .unwrap();
     let stored: Value = stored.decode().unwrap();
     assert_eq!(
         stored["seed"], "b+r",
@@ -818,5 +823,5 @@ async fn rate_limits_fall_back_to_the_process_when_redis_is_down() {
     }
     assert_limited(post_connect(&app, &u, "/scaleway_api/scaleway/connect").await).await;
     assert!(crate::common::captured_logs().contains("counting in this process only"));
-    assert!(!app.platform.broker.local_tier_active());
+    assert!(!app.platform.broker().local_tier_active());
 }

@@ -319,7 +319,13 @@ async fn nothing_stored(app: &TestApp, u: &str) {
         &connector_core::UserId::parse(u).unwrap(),
         &connector_core::ProviderId::from_static("tailscale"),
     );
-    assert!(app.platform.secrets.list(&folder).await.unwrap().is_empty());
+    assert!(app
+        .platform
+        .secrets()
+        .list(&folder)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// The base64 body of an OpenSSH private key, the part that must never leak.
@@ -424,7 +430,7 @@ async fn tailscale_connect_list_credentials_ssh_setup_disconnect(b: Backend) {
     let path = SecretPath::from_stored(&format!("users/{u}/tailscale/{id}")).unwrap();
     let stored: Value = app
         .platform
-        .secrets
+        .secrets()
         .get(&path)
         .await
         .unwrap()
@@ -512,14 +518,14 @@ async fn tailscale_connect_list_credentials_ssh_setup_disconnect(b: Backend) {
         d["message"].as_str().unwrap().contains("authorized_keys"),
         "{d}"
     );
-    assert!(app.platform.secrets.get(&path).await.unwrap().is_none());
+    assert!(app.platform.secrets().get(&path).await.unwrap().is_none());
     let resp = app.credentials(&u, &id, "full").send().await.unwrap();
     assert_eq!(resp.status(), 404);
     let key = connector_core::broker::cache_key(
         id.parse().unwrap(),
         connector_core::CredentialMode::Full,
     );
-    assert!(app.platform.cache.get(&key).await.unwrap().is_none());
+    assert!(app.platform.cache().get(&key).await.unwrap().is_none());
     let (status, e) = get(&app, &u, SSH_SETUP).await;
     assert_error(status, &e, 404, "not_found", &[]);
     nothing_stored(&app, &u).await;

@@ -217,7 +217,11 @@ async fn connect(app: &TestApp, user: &str, acct: &ScwAccount) -> String {
 }
 
 async fn outbox(app: &TestApp) -> Vec<OutboxRecord> {
-    app.platform.store.list_webhooks(None, 1000).await.unwrap()
+    app.platform
+        .store()
+        .list_webhooks(None, 1000)
+        .await
+        .unwrap()
 }
 
 async fn outbox_row(app: &TestApp, id: &str) -> OutboxRecord {
@@ -455,7 +459,7 @@ async fn last_failed_attempt_dead_letters(b: Backend) {
     // Kept for inspection, and not pruned (only delivered events are).
     assert_eq!(
         app.platform
-            .store
+            .store()
             .list_webhooks(Some(OutboxState::Failed), 10)
             .await
             .unwrap()

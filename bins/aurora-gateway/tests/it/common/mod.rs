@@ -140,7 +140,7 @@ impl TestApp {
         let config = GatewayConfig::from_settings(settings).expect("config");
         let (mut platform, store) = backends::build_platform(&config).await.expect("backends");
         if let Some(wrap) = opts.wrap_store {
-            platform.store = wrap(platform.store.clone());
+            platform.wrap_store(wrap);
         }
         let mut connectors = registry::build_connectors(&platform).expect("connectors");
         for c in opts.extra_connectors {
