@@ -1007,17 +1007,19 @@ impl<'a> TaskRun<'a> {
             result: Some(serde_json::json!({"status": "failed", "error": message})),
             input: None,
         };
+        // The connection first, the task second: a caller that reads FAILURE from the task then finds
+        // the connection already marked. Only while this attempt still holds the lease, so a lost
+        // lease changes nothing here (the attempt that holds it decides).
         match self
             .c
             .platform
             .store()
-            .finish_setup_task(self.task.id, &self.c.worker_id, outcome)
+            .renew_setup_lease(self.task.id, &self.c.worker_id, self.lease_until())
             .await
         {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                // The lease lapses and another attempt (or the attempt limit) ends it.
                 tracing::error!(task = %self.task.id, error = %e, "could not record a setup failure");
                 return;
             }
@@ -1053,6 +1055,16 @@ impl<'a> TaskRun<'a> {
                     )
                     .await;
             }
+        }
+        if let Err(e) = self
+            .c
+            .platform
+            .store()
+            .finish_setup_task(self.task.id, &self.c.worker_id, outcome)
+            .await
+        {
+            // The lease lapses and another attempt (or the attempt limit) ends it.
+            tracing::error!(task = %self.task.id, error = %e, "could not record a setup failure");
         }
     }
 
