@@ -110,7 +110,7 @@ fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
         E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::payload_too_large(),
         E::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            connector_core::ErrorCode::UnsupportedMediaType,
             "a request body must be JSON: send it with Content-Type: application/json",
         ),
         E::Deserialize(e) => {
@@ -205,7 +205,7 @@ fn body_media_type(req: &ServiceRequest, open: bool) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            connector_core::ErrorCode::UnsupportedMediaType,
             "a request body must be JSON: send it with Content-Type: application/json",
         ))
     }
@@ -235,7 +235,7 @@ async fn read_body(
         Ok(r) => r,
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            connector_core::ErrorCode::RequestTimeout,
             format!(
                 "the request body did not arrive within {} s",
                 deadline.as_secs()
@@ -342,12 +342,16 @@ fn normalize_error<B: MessageBody + 'static>(res: ServiceResponse<B>) -> Service
         StatusCode::NOT_FOUND => ApiError::not_found("no route serves this path"),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
             status,
-            "method_not_allowed",
+            connector_core::ErrorCode::MethodNotAllowed,
             "this path does not accept that method",
         ),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
         StatusCode::UNAUTHORIZED => ApiError::unauthenticated("authentication is required"),
-        s if s.is_client_error() => ApiError::new(s, "invalid_request", "the request is malformed"),
+        s if s.is_client_error() => ApiError::new(
+            s,
+            connector_core::ErrorCode::InvalidRequest,
+            "the request is malformed",
+        ),
         _ => ApiError::internal(),
     };
     let (req, old) = res.into_parts();

@@ -38,15 +38,19 @@ fn error_for(status: StatusCode) -> ApiError {
         }
         StatusCode::REQUEST_TIMEOUT => ApiError::new(
             status,
-            "request_timeout",
+            connector_core::ErrorCode::RequestTimeout,
             "the request head did not arrive in time",
         ),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::new(
             status,
-            "request_header_fields_too_large",
+            connector_core::ErrorCode::RequestHeaderFieldsTooLarge,
             "the request head is too large",
         ),
-        s if s.is_client_error() => ApiError::new(s, "invalid_request", "the request is malformed"),
+        s if s.is_client_error() => ApiError::new(
+            s,
+            connector_core::ErrorCode::InvalidRequest,
+            "the request is malformed",
+        ),
         _ => ApiError::internal(),
     }
 }
