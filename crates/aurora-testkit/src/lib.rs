@@ -4,6 +4,8 @@
 //! Everything here is for tests: failures are reported as `anyhow` errors with a sentence saying what
 //! is missing and how to get it, or as panics in the `&'static` helpers.
 
+use std::time::{Duration, Instant};
+
 mod openbao;
 mod peers;
 #[cfg(feature = "platform")]
@@ -20,7 +22,7 @@ pub use platform::{build_plugin, TestPlatform};
 pub use postgres::{postgres_schema_url, PgSchema};
 pub use relay::{Relay, RelayCounts, RelayMode};
 #[cfg(feature = "platform")]
-pub use stub::{Answer, StubBuilder, StubConnector};
+pub use stub::{refused, unavailable, Answer, DelayFn, StubBuilder, StubConnector};
 
 /// The Redis URL of the tests: `AURORA_TEST_REDIS_URL`, or `redis://127.0.0.1:6379`.
 pub fn redis_url() -> String {
@@ -86,6 +88,67 @@ pub fn servers_available(what: &str) -> bool {
     false
 }
 
+/// The longest pause between two polls of [`poll_until`] and [`poll_until_blocking`].
+const MAX_POLL_PAUSE: Duration = Duration::from_millis(50);
+
+/// Polls `cond` until it holds and returns how long that took, or `None` once `timeout` has passed
+/// without it holding. The pauses between polls start at 2 ms and double up to 50 ms. Use it (or
+/// [`eventually`]) instead of a `sleep` that waits for something to happen: a background task, an
+/// invalidation, a server coming up.
+pub async fn poll_until(
+    timeout: Duration,
+    mut cond: impl AsyncFnMut() -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if cond().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        // The pause between two polls: `cond` decides, not the time slept.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_POLL_PAUSE);
+    }
+}
+
+/// [`poll_until`] that panics naming `what` when `timeout` passes first; how long it took.
+pub async fn eventually(
+    what: &str,
+    timeout: Duration,
+    cond: impl AsyncFnMut() -> bool,
+) -> Duration {
+    poll_until(timeout, cond)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// [`poll_until`] for code outside a runtime (starting a child process, a `#[test]` that drives
+/// one).
+pub fn poll_until_blocking(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        // The pause between two polls: `cond` decides, not the time slept.
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(MAX_POLL_PAUSE);
+    }
+}
+
+/// [`eventually`] for code outside a runtime.
+pub fn eventually_blocking(what: &str, timeout: Duration, cond: impl FnMut() -> bool) -> Duration {
+    poll_until_blocking(timeout, cond)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
 /// A key prefix that no other test (or test run) uses: `test:<tag>:<uuid>:`.
 pub fn unique_prefix(tag: &str) -> String {
     format!("test:{tag}:{}:", uuid::Uuid::new_v4().simple())
@@ -125,6 +188,43 @@ mod tests {
         let p = free_port();
         assert!(p > 0);
         std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn eventually_polls_until_the_condition_holds() {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let setter = flag.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            setter.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut polls = 0;
+        let took = eventually("the flag", Duration::from_secs(5), async || {
+            polls += 1;
+            flag.load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .await;
+        assert!(took >= Duration::from_millis(30), "{took:?}");
+        assert!(polls > 1);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "timed out after 50ms waiting for nothing")]
+    async fn eventually_panics_at_the_deadline() {
+        eventually("nothing", Duration::from_millis(50), async || false).await;
+    }
+
+    #[test]
+    fn eventually_blocking_polls_and_gives_up() {
+        let start = Instant::now();
+        let took = eventually_blocking("a tenth of a second", Duration::from_secs(5), || {
+            start.elapsed() > Duration::from_millis(100)
+        });
+        assert!(took >= Duration::from_millis(100));
+        let r = std::panic::catch_unwind(|| {
+            eventually_blocking("never", Duration::from_millis(20), || false)
+        });
+        assert!(r.is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
@@ -109,38 +109,39 @@ impl OpenBao {
             log: Some(log_path),
         };
         let sock = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
+        let mut exited = None;
+        let answered = crate::poll_until_blocking(START_TIMEOUT, || {
             if health_status(sock) == Some(200) {
-                return Ok(bao);
+                return true;
             }
-            let exited = match bao.child.as_mut().map(Child::try_wait) {
+            exited = match bao.child.as_mut().map(Child::try_wait) {
                 Some(Ok(Some(status))) => Some(status.to_string()),
                 Some(Err(e)) => Some(e.to_string()),
                 _ => None,
             };
-            if let Some(status) = exited {
-                bao.child = None;
-                let tail = bao.log_tail();
-                let msg = anyhow!(
-                    "OpenBao exited before answering ({status}) on port {port}; its log:\n{tail}"
-                );
-                return Err(if tail.contains("address already in use") {
-                    StartError::PortTaken(msg)
-                } else {
-                    StartError::Other(msg)
-                });
-            }
-            if Instant::now() > deadline {
-                let tail = bao.log_tail();
-                bao.stop();
-                return Err(StartError::Other(anyhow!(
-                    "OpenBao did not answer GET /v1/sys/health with 200 within {}s on port {port}; its log:\n{tail}",
-                    START_TIMEOUT.as_secs()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            exited.is_some()
+        });
+        if let Some(status) = exited {
+            bao.child = None;
+            let tail = bao.log_tail();
+            let msg = anyhow!(
+                "OpenBao exited before answering ({status}) on port {port}; its log:\n{tail}"
+            );
+            return Err(if tail.contains("address already in use") {
+                StartError::PortTaken(msg)
+            } else {
+                StartError::Other(msg)
+            });
         }
+        if answered.is_some() {
+            return Ok(bao);
+        }
+        let tail = bao.log_tail();
+        bao.stop();
+        Err(StartError::Other(anyhow!(
+            "OpenBao did not answer GET /v1/sys/health with 200 within {}s on port {port}; its log:\n{tail}",
+            START_TIMEOUT.as_secs()
+        )))
     }
 
     /// Use a server that is already running (nothing to stop).
@@ -166,15 +167,12 @@ impl OpenBao {
         };
         // Closing the pipe makes the watchdog send SIGTERM to the server and exit after it.
         drop(child.stdin.take());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            }
+        let exited =
+            crate::poll_until_blocking(STOP_TIMEOUT, || !matches!(child.try_wait(), Ok(None)));
+        if exited.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 
     /// The last lines of the server's log (empty for an external server).
@@ -280,6 +278,7 @@ pub(crate) fn http_status(sock: SocketAddr, path: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn start_answer_and_stop() {

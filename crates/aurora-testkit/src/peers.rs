@@ -5,7 +5,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
@@ -100,28 +100,32 @@ impl Peer {
             log,
         };
         let sock = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
+        let mut exited = None;
+        let answered = crate::poll_until_blocking(START_TIMEOUT, || {
             if http_status(sock, health_path).is_some_and(|s| s < 500) {
-                return Ok(peer);
+                return true;
             }
             if let Some(Ok(Some(status))) = peer.child.as_mut().map(Child::try_wait) {
-                peer.child = None;
-                bail!(
-                    "{name} exited ({status}) before answering; its log:\n{}",
-                    peer.log_tail()
-                );
+                exited = Some(status);
             }
-            if Instant::now() > deadline {
-                let tail = peer.log_tail();
-                peer.stop();
-                bail!(
-                    "{name} did not answer GET {health_path} within {}s; its log:\n{tail}",
-                    START_TIMEOUT.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            exited.is_some()
+        });
+        if let Some(status) = exited {
+            peer.child = None;
+            bail!(
+                "{name} exited ({status}) before answering; its log:\n{}",
+                peer.log_tail()
+            );
         }
+        if answered.is_some() {
+            return Ok(peer);
+        }
+        let tail = peer.log_tail();
+        peer.stop();
+        bail!(
+            "{name} did not answer GET {health_path} within {}s; its log:\n{tail}",
+            START_TIMEOUT.as_secs()
+        );
     }
 
     /// Stop the peer and wait until it has exited.
@@ -130,15 +134,13 @@ impl Peer {
             return;
         };
         drop(child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            }
+        let exited = crate::poll_until_blocking(Duration::from_secs(10), || {
+            !matches!(child.try_wait(), Ok(None))
+        });
+        if exited.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 
     pub fn log_tail(&self) -> String {

@@ -375,6 +375,7 @@ mod cases {
         assert_eq!(a.created_at, a.updated_at);
         assert_eq!(s.get_connection(&u, a.id).await.unwrap(), Some(a.clone()));
 
+        // Not synchronization: the clock must move so the timestamps differ.
         tokio::time::sleep(Duration::from_millis(5)).await;
         let second = NewConnection {
             id: ConnectionId::new(),
@@ -506,6 +507,7 @@ mod cases {
         for (p, acct) in [("aws", "1"), ("gcp", "a"), ("aws", "2"), ("scaleway", "o")] {
             let (r, _) = s.upsert_connection(new_conn(&u, p, acct)).await.unwrap();
             created.push(r);
+            // Not synchronization: the clock must move so the timestamps differ.
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         // An update does not move a row in the list.
@@ -536,6 +538,7 @@ mod cases {
             .upsert_connection(new_conn(&u, "aws", "111"))
             .await
             .unwrap();
+        // Not synchronization: the clock must move so the timestamps differ.
         tokio::time::sleep(Duration::from_millis(2)).await;
 
         // Without last_validated_at the stored one is kept.
@@ -1009,6 +1012,7 @@ mod cases {
             .create_setup_task(new_task(&u, "gcp", None))
             .await
             .unwrap();
+        // Not synchronization: the clock must move so the timestamps differ.
         tokio::time::sleep(Duration::from_millis(5)).await;
         let t2 = s
             .create_setup_task(new_task(&u, "gcp", None))

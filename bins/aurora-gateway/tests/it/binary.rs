@@ -2,7 +2,7 @@
 //! migrates, refuses an exposed bind without a trusted-caller secret, and shuts down gracefully.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aurora-gateway");
 
@@ -55,16 +55,15 @@ async fn serves_on_the_embedded_default_and_stops_gracefully() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status() == 200 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "gateway did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    aurora_testkit::eventually(
+        "the gateway to become ready",
+        Duration::from_secs(30),
+        async || {
+            let r = http.get(format!("{base}/readyz")).send().await;
+            r.is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
     let providers: serde_json::Value = http
         .get(format!("{base}/api/providers"))
         .header("X-User-ID", "u1")
@@ -92,15 +91,13 @@ async fn serves_on_the_embedded_default_and_stops_gracefully() {
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(35);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            assert!(s.success(), "exit status {s}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "gateway did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut exit = None;
+    aurora_testkit::eventually_blocking("the gateway to stop", Duration::from_secs(35), || {
+        exit = child.try_wait().unwrap();
+        exit.is_some()
+    });
+    let s = exit.unwrap();
+    assert!(s.success(), "exit status {s}");
 }
 
 /// Logs written to a file (not a terminal) are plain text: no ANSI colour codes.
@@ -122,11 +119,9 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         .spawn()
         .unwrap();
     // Wait for the listening line, then stop.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "gateway did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    aurora_testkit::eventually_blocking("the gateway to listen", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let text = format!(

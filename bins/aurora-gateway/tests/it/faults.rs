@@ -1,18 +1,16 @@
 //! Fault and concurrency tests through the HTTP surface: a connect that fails half-way, Redis down,
 //! OpenBao down, and single-flight refresh of expiring credentials.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
-use actix_web::web;
+use aurora_testkit::{eventually, StubConnector};
 use chrono::{DateTime, Utc};
 use connector_core::store::*;
 use connector_core::{
-    async_trait, Actor, AuthKind, ConnectSpec, ConnectionId, ConnectionStatus, Connector,
-    ConnectorError, CredentialMode, IssuedCredentials, ProviderId, ProviderInfo, SecretPath,
-    SecretValue, StoreError, UserId, Validated,
+    async_trait, Actor, ConnectSpec, ConnectionId, ConnectionStatus, CredentialMode, ProviderId,
+    SecretPath, SecretValue, StoreError, UserId,
 };
 use serde_json::{json, Value};
 
@@ -157,61 +155,22 @@ async fn failed_connect_leaves_nothing(b: Backend) {
     assert!(!app.db_dump().await.contains(&acct.secret_key));
 }
 
-/// A connector whose credentials expire `ttl` after issue; counts provider calls.
-struct Expiring {
-    calls: AtomicUsize,
-    ttl: chrono::Duration,
-}
+const EXPIRING: &str = "testexpiring";
 
-#[async_trait]
-impl Connector for Expiring {
-    fn info(&self) -> ProviderInfo {
-        ProviderInfo {
-            id: ProviderId::from_static("testexpiring"),
-            display_name: "Test".into(),
-            auth_kind: AuthKind::ApiKey,
-            capabilities: vec![],
-            open_paths: vec![],
-            connect_paths: vec![],
-        }
-    }
-    fn configure(self: Arc<Self>, _cfg: &mut web::ServiceConfig) {}
-    async fn validate(
-        &self,
-        _: &ConnectionRecord,
-        _: &SecretValue,
-    ) -> Result<Validated, ConnectorError> {
-        Ok(Validated::default())
-    }
-    async fn issue_credentials(
-        &self,
-        _: &ConnectionRecord,
-        secret: &SecretValue,
-        _: CredentialMode,
-    ) -> Result<IssuedCredentials, ConnectorError> {
-        // Slow enough that concurrent callers pile up behind the first.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        let s: Value = secret.decode().unwrap();
-        Ok(IssuedCredentials {
-            credentials: SecretValue::encode(
-                &json!({"token": format!("{}-{n}", s["seed"].as_str().unwrap())}),
-            )
-            .unwrap(),
-            expires_at: Some(Utc::now() + self.ttl),
-            updated_secret: None,
-        })
-    }
+/// A stub provider whose credentials (`{"token": "<seed>-<n>"}`) expire `ttl` after issue; each
+/// issue takes 200 ms, slow enough that concurrent callers pile up behind the first.
+fn expiring(ttl: chrono::Duration) -> Arc<StubConnector> {
+    StubConnector::builder(EXPIRING)
+        .ttl(Some(ttl))
+        .issue_delay(Duration::from_millis(200))
+        .build()
 }
 
 async fn expiring_app(
     b: Backend,
     ttl: chrono::Duration,
-) -> (TestApp, Arc<Expiring>, String, String) {
-    let conn = Arc::new(Expiring {
-        calls: AtomicUsize::new(0),
-        ttl,
-    });
+) -> (TestApp, Arc<StubConnector>, String, String) {
+    let conn = expiring(ttl);
     let app = TestApp::spawn_with(
         b,
         Options {
@@ -227,7 +186,7 @@ async fn expiring_app(
         .connect(
             ConnectSpec {
                 user: UserId::parse(&u).unwrap(),
-                provider: ProviderId::from_static("testexpiring"),
+                provider: ProviderId::from_static(EXPIRING),
                 account_id: "acct-1".into(),
                 display_name: None,
                 read_only: false,
@@ -261,20 +220,16 @@ async fn concurrent_refreshes_share_one_provider_call(b: Backend) {
         tokens.insert(v["credentials"]["token"].as_str().unwrap().to_owned());
         assert!(v["expiresAt"].is_string());
     }
-    assert_eq!(
-        conn.calls.load(Ordering::SeqCst),
-        1,
-        "exactly one provider call"
-    );
+    assert_eq!(conn.issue_calls(), 1, "exactly one provider call");
     assert_eq!(tokens.len(), 1);
     // Fresh in the cache: no further call.
     let resp = app.credentials(&u, &id, "full").send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(conn.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(conn.issue_calls(), 1);
     // Another mode is another cache entry.
     let resp = app.credentials(&u, &id, "read_only").send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(conn.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(conn.issue_calls(), 2);
 }
 
 async fn credentials_near_expiry_are_refreshed(b: Backend) {
@@ -292,7 +247,7 @@ async fn credentials_near_expiry_are_refreshed(b: Backend) {
             .unwrap();
         seen.push(v["credentials"]["token"].as_str().unwrap().to_owned());
     }
-    assert_eq!(conn.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(conn.issue_calls(), 3);
     assert_eq!(seen, vec!["s33d-1", "s33d-2", "s33d-3"]);
     // The cache holds only ciphertext.
     let key = connector_core::broker::cache_key(id.parse().unwrap(), CredentialMode::ReadOnly);
@@ -331,6 +286,9 @@ both_backends!(
 /// Redis down: requests still succeed from the secret store, and readiness says what is down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_redis_down_still_serves() {
+    if !aurora_testkit::servers_available("servers_redis_down_still_serves") {
+        return;
+    }
     let app = TestApp::spawn_with(
         Backend::Servers,
         Options {
@@ -384,6 +342,9 @@ async fn servers_redis_down_still_serves() {
 /// OpenBao down: 503 dependency_unavailable, nothing half-written, readiness 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_openbao_down_answers_503() {
+    if !aurora_testkit::servers_available("servers_openbao_down_answers_503") {
+        return;
+    }
     let mut bao = aurora_testkit::OpenBao::start().expect("start OpenBao");
     let app = TestApp::spawn_with(
         Backend::Servers,
@@ -467,16 +428,16 @@ async fn warm_scaleway(app: &TestApp, u: &str, id: &str, acct: &ScwAccount) {
 /// asserted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_black_hole_redis_opens_the_breaker() {
+    if !aurora_testkit::servers_available("servers_black_hole_redis_opens_the_breaker") {
+        return;
+    }
     use aurora_testkit::{Relay, RelayMode};
     use std::time::Instant;
 
     let relay = Relay::start(&redis_upstream(), RelayMode::Forward)
         .await
         .unwrap();
-    let expiring = Arc::new(Expiring {
-        calls: AtomicUsize::new(0),
-        ttl: chrono::Duration::hours(1),
-    });
+    let expiring = expiring(chrono::Duration::hours(1));
     let app = TestApp::spawn_with(
         Backend::Servers,
         Options {
@@ -514,7 +475,7 @@ async fn servers_black_hole_redis_opens_the_breaker() {
         .connect(
             ConnectSpec {
                 user: UserId::parse(&u).unwrap(),
-                provider: ProviderId::from_static("testexpiring"),
+                provider: ProviderId::from_static(EXPIRING),
                 account_id: "acct-bh".into(),
                 display_name: None,
                 read_only: false,
@@ -533,7 +494,7 @@ async fn servers_black_hole_redis_opens_the_breaker() {
         let resp = app.credentials(&u, &exp_id, "full").send().await.unwrap();
         assert_eq!(resp.status(), 200);
     }
-    assert_eq!(expiring.calls.load(Ordering::SeqCst), 1, "cached in Redis");
+    assert_eq!(expiring.issue_calls(), 1, "cached in Redis");
     assert_eq!(metric(&app, "aurora_cache_breaker_open").await, 0.0);
 
     // Black hole. Warm requests go on; the first ones wait for Redis's timeouts.
@@ -585,7 +546,7 @@ async fn servers_black_hole_redis_opens_the_breaker() {
     );
 
     // A provider whose credentials need a call: one call for this outage, then the pinned copy.
-    let calls = expiring.calls.load(Ordering::SeqCst);
+    let calls = expiring.issue_calls();
     for _ in 0..20 {
         let resp = app.credentials(&u, &exp_id, "full").send().await.unwrap();
         assert_eq!(resp.status(), 200);
@@ -596,28 +557,26 @@ async fn servers_black_hole_redis_opens_the_breaker() {
             "one provider call, then the same credentials"
         );
     }
-    assert_eq!(expiring.calls.load(Ordering::SeqCst), calls + 1);
+    assert_eq!(expiring.issue_calls(), calls + 1);
 
     // Redis back: a probe gets an answer and the breaker closes; the in-process tier returns once
     // the invalidation channel is heard again.
     relay.set(RelayMode::Forward);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        warm_scaleway(&app, &u, &id, &acct).await;
-        if metric(&app, "aurora_cache_breaker_open").await == 0.0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the breaker never closed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the breaker to close",
+        Duration::from_secs(60),
+        async || {
+            warm_scaleway(&app, &u, &id, &acct).await;
+            metric(&app, "aurora_cache_breaker_open").await == 0.0
+        },
+    )
+    .await;
     assert!(m.cache_breaker_probes.get() >= 1);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !app.platform.broker().local_tier_active() {
-        assert!(
-            Instant::now() < deadline,
-            "the in-process tier did not come back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the in-process tier to come back",
+        Duration::from_secs(30),
+        async || app.platform.broker().local_tier_active(),
+    )
+    .await;
     warm_scaleway(&app, &u, &id, &acct).await;
 }

@@ -431,9 +431,9 @@ async fn poll_from(
     mut last_progress: i64,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
     let mut last_step = 0;
-    loop {
+    let mut last = Value::Null;
+    let finished = aurora_testkit::poll_until(Duration::from_secs(30), async || {
         let (code, s) = status(app, u, task).await;
         assert_eq!(code, 200, "{s}");
         assert_eq!(s["taskId"], task);
@@ -461,12 +461,13 @@ async fn poll_from(
         assert!(s["status"].is_string());
         last_progress = progress;
         last_step = step;
-        if done(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "timed out; last status {s}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        let finished = done(&s);
+        last = s;
+        finished
+    })
+    .await;
+    assert!(finished.is_some(), "timed out; last status {last}");
+    last
 }
 
 fn complete(s: &Value) -> bool {
@@ -1795,16 +1796,14 @@ async fn reconcile_repairs_pending_connections_left_without_a_task(b: Backend) {
 
     // Past a 1-second grace: the three half-done ones are repaired, once.
     let quick = gcp_connector(&app, &[("AURORA_GCP_RECONCILE_GRACE_SECS", "1")]);
-    let deadline = Instant::now() + Duration::from_secs(20);
     let mut repaired = 0;
-    while repaired < 3 {
+    let done = aurora_testkit::poll_until(Duration::from_secs(20), async || {
         repaired += quick.reconcile().await.unwrap();
         assert!(repaired <= 3, "repaired {repaired}");
-        assert!(Instant::now() < deadline, "repaired {repaired} of 3");
-        if repaired < 3 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+        repaired == 3
+    })
+    .await;
+    assert!(done.is_some(), "repaired {repaired} of 3");
     assert_eq!(
         quick.reconcile().await.unwrap(),
         0,

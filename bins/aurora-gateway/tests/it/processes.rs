@@ -141,27 +141,34 @@ impl Gateway {
         http: &reqwest::Client,
         deadline: Instant,
     ) -> Result<(), String> {
-        loop {
+        let mut exited = None;
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let ready = aurora_testkit::poll_until(timeout, async || {
             if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await {
                 if r.status() == 200 {
-                    return Ok(());
+                    return true;
                 }
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "gateway {} exited ({status}) before it was ready:\n{}",
-                    self.base,
-                    self.log_text()
-                ));
+                exited = Some(status);
             }
-            assert!(
-                Instant::now() < deadline,
-                "gateway {} not ready in time:\n{}",
+            exited.is_some()
+        })
+        .await;
+        if let Some(status) = exited {
+            return Err(format!(
+                "gateway {} exited ({status}) before it was ready:\n{}",
                 self.base,
                 self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            ));
         }
+        assert!(
+            ready.is_some(),
+            "gateway {} not ready in time:\n{}",
+            self.base,
+            self.log_text()
+        );
+        Ok(())
     }
 
     async fn metric(&self, http: &reqwest::Client, name: &str) -> f64 {
@@ -359,6 +366,9 @@ async fn round(n: usize, http: &reqwest::Client) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_started_together_share_one_cache_key() {
+    if !aurora_testkit::servers_available("replicas_started_together_share_one_cache_key") {
+        return;
+    }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

@@ -161,16 +161,18 @@ impl Receiver {
 
     /// Wait until an accepted event matches `pred`; return it.
     async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..400 {
-            if let Some(e) = self.accepted().into_iter().find(|e| pred(e)) {
-                return e;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "no {what} was delivered in 20 s; accepted: {:?}",
-            self.accepted()
-        );
+        let mut found = None;
+        aurora_testkit::poll_until(Duration::from_secs(20), async || {
+            found = self.accepted().into_iter().find(|e| pred(e));
+            found.is_some()
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "no {what} was delivered in 20 s; accepted: {:?}",
+                self.accepted()
+            )
+        })
     }
 }
 
@@ -234,17 +236,20 @@ async fn outbox_row(app: &TestApp, id: &str) -> OutboxRecord {
 
 /// Wait until the outbox row of `id` satisfies `pred`.
 async fn wait_row(app: &TestApp, id: &str, pred: impl Fn(&OutboxRecord) -> bool) -> OutboxRecord {
-    for _ in 0..400 {
-        let row = outbox_row(app, id).await;
-        if pred(&row) {
-            return row;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "outbox row {id} never reached the state: {:?}",
-        outbox_row(app, id).await
+    let mut row = None;
+    let reached = aurora_testkit::poll_until(Duration::from_secs(20), async || {
+        let r = outbox_row(app, id).await;
+        let done = pred(&r);
+        row = Some(r);
+        done
+    })
+    .await;
+    let row = row.expect("polled at least once");
+    assert!(
+        reached.is_some(),
+        "outbox row {id} never reached the state: {row:?}"
     );
+    row
 }
 
 fn is(e: &Value, event_type: &str, conn: &str) -> bool {
@@ -375,7 +380,8 @@ async fn lifecycle_events_are_signed_and_delivered_once(b: Backend) {
         );
     }
 
-    // Wait a little more: nothing is sent again.
+    // Wait a little more: nothing is sent again. Not synchronization: nothing may happen here, so
+    // the test watches for a while and then counts.
     let sent = recv.requests();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(recv.requests(), sent, "no delivery after success");
@@ -425,6 +431,7 @@ async fn receiver_that_is_down_gets_the_event_later(b: Backend) {
         row.last_error.as_deref().unwrap_or("").contains("503"),
         "{row:?}"
     );
+    // Not synchronization: no delivery may come, so the test watches for a while and then counts.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(recv.requests_for(&event_id), 4, "no delivery after success");
     recv.assert_clean();
@@ -449,6 +456,7 @@ async fn last_failed_attempt_dead_letters(b: Backend) {
     );
     assert!(row.lease_owner.is_none() && row.delivered_at.is_none());
     recv.set_down(false);
+    // Not synchronization: no delivery may come, so the test watches for a while and then counts.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
         recv.requests_for(&event_id),
@@ -513,6 +521,8 @@ async fn event_survives_a_restart(b: Backend) {
     assert_eq!(event["id"], event_id.as_str(), "the same event id");
     let row = wait_row(&second, &event_id, |r| r.state == OutboxState::Delivered).await;
     assert_eq!(row.attempts, attempts_before + 1);
+    // Not synchronization: no second delivery may come, so the test watches for a while and then
+    // counts.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(recv.accepted().len(), 1);
     recv.assert_clean();
@@ -569,14 +579,13 @@ async fn two_gateways_deliver_each_event_exactly_once(b: Backend) {
     }
     assert_eq!(outbox(&one).await.len(), EVENTS);
     recv.set_down(false);
-    for _ in 0..400 {
-        if recv.accepted().len() >= EVENTS {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    aurora_testkit::poll_until(Duration::from_secs(20), async || {
+        recv.accepted().len() >= EVENTS
+    })
+    .await;
     assert_eq!(recv.accepted().len(), EVENTS, "every event delivered");
-    // Let any stray second delivery arrive before counting.
+    // Let any stray second delivery arrive before counting. Not synchronization: no second
+    // delivery may come, so the test watches for a while and then counts.
     tokio::time::sleep(Duration::from_millis(800)).await;
     recv.assert_clean();
     let accepted: HashMap<String, usize> =
