@@ -141,37 +141,11 @@ fn output(cmd: &mut Command) -> Result<Output> {
 /// `.tools/venv/bin/<bin>`, pip-installing `requirement` into the virtualenv (created when missing)
 /// the first time.
 fn venv_tool(root: &Path, bin: &str, requirement: &str) -> Result<PathBuf> {
-    let venv = root.join(".tools/venv");
-    let path = venv.join("bin").join(bin);
+    let path = root.join(".tools/venv/bin").join(bin);
     if path.is_file() {
         return Ok(path);
     }
-    let pip = venv.join("bin/pip");
-    if !pip.is_file() {
-        let mut cmd = Command::new("python3");
-        cmd.arg("-m").arg("venv").arg(&venv);
-        println!("deploy-check: creating a virtualenv: {}", describe(&cmd));
-        run(&mut cmd)?;
-    }
-    let mut cmd = Command::new(&pip);
-    cmd.args([
-        "install",
-        "--disable-pip-version-check",
-        "--progress-bar",
-        "off",
-        requirement,
-    ]);
-    println!(
-        "deploy-check: installing {requirement} from PyPI: {}",
-        describe(&cmd)
-    );
-    run(&mut cmd)?;
-    if !path.is_file() {
-        bail!(
-            "`pip install {requirement}` did not provide {}",
-            path.display()
-        );
-    }
+    crate::services::pip_install(root, requirement, &path, "deploy-check:")?;
     Ok(path)
 }
 

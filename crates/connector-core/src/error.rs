@@ -195,30 +195,12 @@ impl ApiError {
             retry_after_secs: None,
         }
     }
-    pub fn invalid_request(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, msg)
-    }
-    pub fn invalid_state(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidState, msg)
-    }
-    pub fn unauthenticated(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, msg)
-    }
     pub fn user_mismatch() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             ErrorCode::UserMismatch,
             "userId in the body does not match the X-User-ID header",
         )
-    }
-    pub fn forbidden(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, msg)
-    }
-    pub fn not_found(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, msg)
-    }
-    pub fn conflict(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, msg)
     }
     pub fn payload_too_large() -> Self {
         Self::new(
@@ -227,27 +209,10 @@ impl ApiError {
             "the request body is larger than 64 KiB",
         )
     }
-    pub fn credentials_rejected(msg: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::CredentialsRejected,
-            msg,
-        )
-    }
     pub fn rate_limited(msg: impl Into<String>, retry_after_secs: u64) -> Self {
         let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, msg);
         e.retry_after_secs = Some(retry_after_secs.max(1));
         e
-    }
-    pub fn provider_unavailable(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderUnavailable, msg)
-    }
-    pub fn dependency_unavailable(msg: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::DependencyUnavailable,
-            msg,
-        )
     }
     /// The error body as JSON text (for answers built outside actix-web's response types).
     pub fn body_json(&self) -> String {
@@ -265,6 +230,31 @@ impl ApiError {
             "an internal error occurred; it has been logged",
         )
     }
+}
+
+/// `ApiError::$name(msg)`: an error of one status and code with the caller's message.
+macro_rules! api_error_constructors {
+    ($($name:ident => $status:ident, $code:ident;)*) => {
+        impl ApiError {
+            $(
+                pub fn $name(msg: impl Into<String>) -> Self {
+                    Self::new(StatusCode::$status, ErrorCode::$code, msg)
+                }
+            )*
+        }
+    };
+}
+
+api_error_constructors! {
+    invalid_request => BAD_REQUEST, InvalidRequest;
+    invalid_state => BAD_REQUEST, InvalidState;
+    unauthenticated => UNAUTHORIZED, Unauthenticated;
+    forbidden => FORBIDDEN, Forbidden;
+    not_found => NOT_FOUND, NotFound;
+    conflict => CONFLICT, Conflict;
+    credentials_rejected => UNPROCESSABLE_ENTITY, CredentialsRejected;
+    provider_unavailable => BAD_GATEWAY, ProviderUnavailable;
+    dependency_unavailable => SERVICE_UNAVAILABLE, DependencyUnavailable;
 }
 
 impl fmt::Debug for ApiError {

@@ -11,6 +11,39 @@ use uuid::Uuid;
 #[error("{0}")]
 pub struct ParseError(pub &'static str);
 
+/// The conversions of a validated string id (`parse` is the type's own): serde through `String`,
+/// `as_str`, `Display` as the bare id, and `Debug` as `Name(id)`.
+macro_rules! string_id_impls {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = ParseError;
+            fn try_from(s: String) -> Result<Self, ParseError> {
+                Self::parse(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.0)
+            }
+        }
+    };
+}
+
 /// The caller's identity, taken from `X-User-ID`: 1-128 characters of `[A-Za-z0-9_.@:-]`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -30,32 +63,9 @@ impl UserId {
             ))
         }
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for UserId {
-    type Error = ParseError;
-    fn try_from(s: String) -> Result<Self, ParseError> {
-        Self::parse(&s)
-    }
-}
-impl From<UserId> for String {
-    fn from(u: UserId) -> String {
-        u.0
-    }
-}
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl fmt::Debug for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UserId({})", self.0)
-    }
-}
+string_id_impls!(UserId);
 
 /// A connection's id: a UUID the gateway creates.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -116,31 +126,8 @@ impl ProviderId {
     pub fn from_static(s: &'static str) -> Self {
         Self::parse(s).expect("invalid static provider id")
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
-impl TryFrom<String> for ProviderId {
-    type Error = ParseError;
-    fn try_from(s: String) -> Result<Self, ParseError> {
-        Self::parse(&s)
-    }
-}
-impl From<ProviderId> for String {
-    fn from(p: ProviderId) -> String {
-        p.0
-    }
-}
-impl fmt::Display for ProviderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl fmt::Debug for ProviderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ProviderId({})", self.0)
-    }
-}
+string_id_impls!(ProviderId);
 
 /// The lifecycle state of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
