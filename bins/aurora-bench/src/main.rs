@@ -3,6 +3,8 @@
 
 mod gateway;
 mod load;
+mod report;
+mod setup;
 mod stub;
 mod sweep;
 
@@ -15,6 +17,8 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use self::report::*;
+use self::setup::*;
 use gateway::Gateway;
 use load::{LoadResult, Stop, Target};
 use stub::StubState;
@@ -100,132 +104,6 @@ async fn repeat(n: usize, target: &Target, clients: usize, secs: f64) -> anyhow:
         median: runs[runs.len() / 2].clone(),
         runs: runs.len(),
     })
-}
-
-struct Env {
-    vars: Vec<(String, String)>,
-    vault: Option<(String, String)>,
-    _bao: Option<aurora_testkit::OpenBao>,
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    /// The gateway's `AURORA_DATA_DIR` (the embedded database lives there).
-    fn data_dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-}
-
-async fn backend_env(backend: &str, stub_url: &str) -> anyhow::Result<Env> {
-    let dir = tempfile::tempdir()?;
-    let mut vars: Vec<(String, String)> = vec![
-        ("AURORA_DATA_DIR".into(), dir.path().display().to_string()),
-        ("AURORA_INTERNAL_SECRET".into(), SECRET.into()),
-        ("AWS_ENDPOINT_URL_STS".into(), format!("{stub_url}/sts")),
-        ("AWS_ACCESS_KEY_ID".into(), "AKIABENCHGATEWAY0000".into()),
-        (
-            "AWS_SECRET_ACCESS_KEY".into(),
-            "bench-gateway-secret".into(),
-        ),
-        ("AWS_REGION".into(), "us-east-1".into()),
-        ("AURORA_AWS_EXTERNAL_ID_CHECK".into(), "false".into()),
-        ("AURORA_SCALEWAY_API_URL".into(), format!("{stub_url}/scw")),
-        ("AURORA_RATE_LIMIT_CONNECT_PER_MIN".into(), "0".into()),
-        ("AURORA_RATE_LIMIT_CREDENTIALS_PER_MIN".into(), "0".into()),
-    ];
-    let mut vault = None;
-    let mut bao = None;
-    if backend == "servers" {
-        let pg = aurora_testkit::postgres_schema_url().await?;
-        let b = aurora_testkit::OpenBao::start()?;
-        vars.push(("AURORA_DATABASE_URL".into(), pg.url.clone()));
-        vars.push(("AURORA_REDIS_URL".into(), aurora_testkit::redis_url()));
-        vars.push((
-            "AURORA_REDIS_PREFIX".into(),
-            aurora_testkit::unique_prefix("bench"),
-        ));
-        vars.push(("AURORA_VAULT_ADDR".into(), b.addr.clone()));
-        vars.push(("AURORA_VAULT_TOKEN".into(), b.token.clone()));
-        vault = Some((b.addr.clone(), b.token.clone()));
-        bao = Some(b);
-    }
-    Ok(Env {
-        vars,
-        vault,
-        _bao: bao,
-        dir,
-    })
-}
-
-async fn json_call(http: &reqwest::Client, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-    let _ = http;
-    let resp = req.send().await?;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("{status}: {body}");
-    }
-    Ok(body)
-}
-
-/// Connect the benchmark's AWS account; returns the connection id.
-async fn connect_aws(http: &reqwest::Client, base: &str, user: &str) -> anyhow::Result<String> {
-    let setup = json_call(
-        http,
-        http.get(format!("{base}/aws/setup"))
-            .header("X-User-ID", user)
-            .header("X-Internal-Secret", SECRET),
-    )
-    .await?;
-    let ext = setup["externalId"].as_str().context("externalId")?;
-    let auth = json_call(
-        http,
-        http.post(format!("{base}/aws/auth"))
-            .header("X-User-ID", user)
-            .header("X-Internal-Secret", SECRET)
-            .json(&json!({"roleArn": format!("arn:aws:iam::{}:role/bench", stub::ACCOUNT), "externalId": ext})),
-    )
-    .await?;
-    Ok(auth["connectionId"]
-        .as_str()
-        .context("connectionId")?
-        .to_owned())
-}
-
-/// Connect `n` Scaleway organizations for one user; returns their connection ids.
-async fn connect_scaleway(
-    http: &reqwest::Client,
-    base: &str,
-    user: &str,
-    n: usize,
-) -> anyhow::Result<Vec<String>> {
-    use futures::StreamExt;
-    let ids: Vec<anyhow::Result<String>> = futures::stream::iter(0..n)
-        .map(|i| async move {
-            let body = json!({"accessKey": format!("SCW{:017}", i + 1), "secretKey": uuid::Uuid::new_v4().to_string()});
-            let v = json_call(
-                http,
-                http.post(format!("{base}/scaleway_api/scaleway/connect"))
-                    .header("X-User-ID", user)
-                    .header("X-Internal-Secret", SECRET)
-                    .json(&body),
-            )
-            .await?;
-            Ok(v["connectionId"].as_str().context("connectionId")?.to_owned())
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    ids.into_iter().collect()
-}
-
-fn creds_target(gw: &Gateway, user: &str, id: &str) -> Target {
-    Target::new(
-        gw.addr,
-        format!("/api/connections/{id}/credentials?mode=full"),
-    )
-    .header("X-User-ID", user)
-    .header("X-Internal-Secret", SECRET)
 }
 
 async fn run_backend(
@@ -373,105 +251,6 @@ async fn run_backend(
         "refreshStorm": {"requests": 1000, "providerCalls": storm_calls, "providerCallsEachRun": storm_calls_each, "result": storm},
         "listing": {"connections": ids.len(), "clients": 16, "result": listing, "connectSeconds": connect_secs},
     }))
-}
-
-fn print_table(report: &Value) {
-    println!(
-        "\nAurora Connectors benchmark ({} cores, {})",
-        report["machine"]["cores"], report["machine"]["memory"]
-    );
-    println!(
-        "release binary: {:.1} MiB",
-        report["binaryMiB"].as_f64().unwrap_or(0.0)
-    );
-    for b in report["backends"].as_array().into_iter().flatten() {
-        println!(
-            "\n[{}] ready {:.0} ms, RSS idle {:.1} MiB, after warm load {:.1} MiB",
-            b["backend"].as_str().unwrap_or("?"),
-            b["readyMs"].as_f64().unwrap_or(0.0),
-            b["rssIdleMiB"].as_f64().unwrap_or(0.0),
-            b["rssAfterWarmLoadMiB"].as_f64().unwrap_or(0.0)
-        );
-        println!(
-            "{:>7} | {:>22} | {:>22} | {:>16} | {:>6} {:>6} {:>6}",
-            "clients",
-            "healthz rps p50/p99 µs",
-            "creds rps p50/p99 µs",
-            "openbao rps",
-            "c/h",
-            "p99×",
-            "c/bao"
-        );
-        for r in b["warm"].as_array().into_iter().flatten() {
-            let f = |k: &str, f: &str| r[k]["median"][f].as_f64().unwrap_or(0.0);
-            println!(
-                "{:>7} | {:>8.0} {:>6.0}/{:<6.0} | {:>8.0} {:>6.0}/{:<6.0} | {:>16.0} | {:>6.2} {:>6.2} {:>6}",
-                r["clients"],
-                f("healthz", "rps"), f("healthz", "p50_us"), f("healthz", "p99_us"),
-                f("credentials", "rps"), f("credentials", "p50_us"), f("credentials", "p99_us"),
-                f("openbao", "rps"),
-                r["credentialsOverHealthzRps"].as_f64().unwrap_or(0.0),
-                r["credentialsOverHealthzP99"].as_f64().unwrap_or(0.0),
-                r["credentialsOverOpenbaoRps"].as_f64().map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
-            );
-        }
-        if b.get("cold").is_none() {
-            continue; // --warm-only
-        }
-        let c = &b["cold"]["result"];
-        println!(
-            "cold cache: {} connections each read once, 16 clients: {:.0} rps ({:.0}–{:.0}), p50 {} µs, p99 {} µs",
-            b["cold"]["connections"],
-            c["median"]["rps"].as_f64().unwrap_or(0.0),
-            c["min_rps"].as_f64().unwrap_or(0.0),
-            c["max_rps"].as_f64().unwrap_or(0.0),
-            c["median"]["p50_us"],
-            c["median"]["p99_us"]
-        );
-        let s = &b["refreshStorm"];
-        println!(
-            "refresh storm: 1000 concurrent requests, provider calls per run {}, slowest {:.1} ms (median run), errors {}",
-            s["providerCallsEachRun"], s["result"]["max_us"].as_f64().unwrap_or(0.0) / 1000.0, s["result"]["errors"]
-        );
-        let sw = &b["sweep"];
-        if !sw.is_null() {
-            println!(
-                "status sweep: {} connections, stub 50 ms, concurrency {}: {:.1} s ({:.1}–{:.1}; ideal {:.1} s, {:.2}×), {} provider calls, {} distinct, at most {} at once",
-                sw["connections"], sw["concurrency"],
-                sw["wallSeconds"].as_f64().unwrap_or(0.0),
-                sw["minWallSeconds"].as_f64().unwrap_or(0.0),
-                sw["maxWallSeconds"].as_f64().unwrap_or(0.0),
-                sw["idealSeconds"].as_f64().unwrap_or(0.0),
-                sw["overIdeal"].as_f64().unwrap_or(0.0),
-                sw["providerCalls"], sw["distinctConnections"], sw["maxConcurrentCalls"]
-            );
-        }
-        let l = &b["listing"]["result"]["median"];
-        println!(
-            "listing {} connections: {:.0} rps, p50 {:.1} ms, p99 {:.1} ms",
-            b["listing"]["connections"],
-            l["rps"].as_f64().unwrap_or(0.0),
-            l["p50_us"].as_f64().unwrap_or(0.0) / 1000.0,
-            l["p99_us"].as_f64().unwrap_or(0.0) / 1000.0
-        );
-    }
-}
-
-fn machine() -> Value {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .next()
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
-        })
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map(|kb| format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0))
-        .unwrap_or_default();
-    json!({"cores": cores, "memory": mem})
 }
 
 fn main() -> anyhow::Result<()> {
