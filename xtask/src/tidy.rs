@@ -192,12 +192,12 @@ fn layer_problems(krate: &str, deps: &BTreeSet<String>, providers: &[String]) ->
     problems
 }
 
-/// Print the median and 90th-percentile length (lines) of the non-test source files (`src/`).
+/// Print the median and 90th-percentile length (lines) of the non-test source files (`src/`, without unit-test files).
 fn print_lengths(root: &Path, files: &[PathBuf]) -> Result<()> {
     let mut lengths = Vec::new();
     for f in files {
         let rel = rel(root, f);
-        if !rel.split('/').any(|seg| seg == "src") || rel.split('/').any(|seg| seg == "tests") {
+        if !rel.split('/').any(|seg| seg == "src") || is_test_file(&rel) {
             continue;
         }
         let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {rel}"))?;
@@ -209,6 +209,14 @@ fn print_lengths(root: &Path, files: &[PathBuf]) -> Result<()> {
         lengths.len()
     );
     Ok(())
+}
+
+/// Test code: under a `tests/` folder, or a unit-test module in its own file (`tests.rs`,
+/// `*_tests.rs`, rust-analyzer's layout).
+fn is_test_file(rel: &str) -> bool {
+    let mut segs = rel.split('/');
+    let name = segs.next_back().unwrap_or_default();
+    segs.any(|seg| seg == "tests") || name == "tests.rs" || name.ends_with("_tests.rs")
 }
 
 /// Median and 90th percentile (nearest rank) of `v`; 0 when empty.
@@ -247,6 +255,15 @@ mod tests {
         ]
         .into();
         assert_eq!(layer_problems("connector-core", &bad, &providers).len(), 3);
+    }
+
+    #[test]
+    fn unit_test_files_are_test_code() {
+        assert!(is_test_file("crates/a/tests/x.rs"));
+        assert!(is_test_file("crates/a/src/broker/tests.rs"));
+        assert!(is_test_file("crates/a/src/broker/outage_tests.rs"));
+        assert!(!is_test_file("crates/a/src/broker/mod.rs"));
+        assert!(!is_test_file("crates/a/src/contests.rs"));
     }
 
     #[test]
