@@ -4,6 +4,7 @@
 pub mod app;
 pub mod backends;
 pub mod config;
+pub mod frontend;
 pub mod jobs;
 pub mod limits;
 pub mod openapi;

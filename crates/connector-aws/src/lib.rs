@@ -18,6 +18,7 @@
 pub mod config;
 pub mod external_id;
 pub mod flow;
+mod frontend;
 pub mod input;
 mod routes;
 pub mod setup;
@@ -208,6 +209,13 @@ connector_core::register_plugin!("aws", build);
 
 #[async_trait]
 impl Connector for AwsConnector {
+    fn frontend_summary(
+        &self,
+        connection: &connector_core::ConnectionRecord,
+    ) -> connector_core::FrontendSummary {
+        frontend::summary(&self.info(), connection)
+    }
+
     fn info(&self) -> ProviderInfo {
         ProviderInfo {
             id: self.provider.clone(),

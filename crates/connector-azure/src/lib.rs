@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod flow;
+mod frontend;
 pub mod input;
 mod routes;
 
@@ -159,6 +160,13 @@ connector_core::register_plugin!("azure", build);
 
 #[async_trait]
 impl Connector for AzureConnector {
+    fn frontend_summary(
+        &self,
+        connection: &connector_core::ConnectionRecord,
+    ) -> connector_core::FrontendSummary {
+        frontend::summary(&self.info(), connection)
+    }
+
     fn info(&self) -> ProviderInfo {
         ProviderInfo {
             id: self.provider.clone(),

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::error::ConnectorError;
-use crate::ids::{CredentialMode, ProviderId};
+use crate::error::{ApiError, ConnectorError};
+use crate::frontend::FrontendSummary;
+use crate::ids::{CredentialMode, ProviderId, UserId};
 use crate::secret::SecretValue;
 use crate::store::ConnectionRecord;
 
@@ -133,6 +134,19 @@ pub trait Connector: Send + Sync + 'static {
     /// logged by the plugin). Default: nothing to repair.
     async fn reconcile(&self) -> Result<u64, ConnectorError> {
         Ok(0)
+    }
+
+    /// How Aurora's frontend shows this connection when it is connected (§9.1: C1, C2, C3): stored
+    /// state only, no provider call. Default: [`FrontendSummary::generic`].
+    fn frontend_summary(&self, connection: &ConnectionRecord) -> FrontendSummary {
+        FrontendSummary::generic(&self.info(), connection)
+    }
+
+    /// C4 (§9.1): remove every connection of `user` with this provider's own clean-up, answering how
+    /// many went. `None` (the default): the gateway removes each through
+    /// [`crate::Platform::disconnect`] (revoke, secret, row).
+    async fn disconnect_all(&self, _user: &UserId) -> Option<Result<usize, ApiError>> {
+        None
     }
 }
 

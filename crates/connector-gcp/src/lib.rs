@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod config;
+mod frontend;
 pub mod oauth;
 mod reconcile;
 mod routes;
@@ -352,6 +353,21 @@ impl GcpConnector {
 
 #[async_trait]
 impl Connector for GcpConnector {
+    fn frontend_summary(
+        &self,
+        connection: &connector_core::ConnectionRecord,
+    ) -> connector_core::FrontendSummary {
+        frontend::summary(&self.info(), connection)
+    }
+
+    /// C4 removes a user's Google Cloud connections as `POST /api/gcp/force-disconnect` does.
+    async fn disconnect_all(
+        &self,
+        user: &connector_core::UserId,
+    ) -> Option<Result<usize, connector_core::ApiError>> {
+        Some(self.force_disconnect(user).await)
+    }
+
     fn info(&self) -> ProviderInfo {
         ProviderInfo {
             id: self.provider.clone(),

@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod flow;
+mod frontend;
 pub mod input;
 mod routes;
 
@@ -143,6 +144,13 @@ connector_core::register_plugin!("scaleway", build);
 
 #[async_trait]
 impl Connector for ScalewayConnector {
+    fn frontend_summary(
+        &self,
+        connection: &connector_core::ConnectionRecord,
+    ) -> connector_core::FrontendSummary {
+        frontend::summary(&self.info(), connection)
+    }
+
     fn info(&self) -> ProviderInfo {
         ProviderInfo {
             id: self.provider.clone(),

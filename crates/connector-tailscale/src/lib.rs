@@ -13,6 +13,7 @@
 //! edits their policy themselves, following `/ssh-setup`.
 
 pub mod client;
+mod frontend;
 pub mod input;
 mod routes;
 pub mod ssh;
@@ -151,6 +152,13 @@ connector_core::register_plugin!("tailscale", build);
 
 #[async_trait]
 impl Connector for TailscaleConnector {
+    fn frontend_summary(
+        &self,
+        connection: &connector_core::ConnectionRecord,
+    ) -> connector_core::FrontendSummary {
+        frontend::summary(&self.info(), connection)
+    }
+
     fn info(&self) -> ProviderInfo {
         ProviderInfo {
             id: self.provider.clone(),

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::config::GatewayConfig;
 use crate::registry::Connectors;
-use crate::{openapi, routes};
+use crate::{frontend, openapi, routes};
 
 mod guard;
 mod observe;
@@ -103,6 +103,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             );
         // The shared routes before the plugins' (patterns are tried in order; no two overlap).
         routes::configure(cfg);
+        frontend::configure(cfg);
         for connector in state.connectors.values() {
             connector.clone().configure(cfg);
         }

@@ -38,6 +38,10 @@ use self::merge::*;
         routes::validate_connection,
         routes::connection_credentials,
         routes::audit,
+        crate::frontend::connected_accounts,
+        crate::frontend::connectors_status,
+        crate::frontend::user_tokens,
+        crate::frontend::disconnect_provider,
     ),
     components(schemas(
         connector_core::error::ErrorBody,
@@ -45,6 +49,7 @@ use self::merge::*;
         connector_core::ProviderInfo,
         connector_core::DisconnectResponse,
         routes::AuditEventDoc,
+        connector_core::UserToken,
     ))
 )]
 struct SharedApi;
