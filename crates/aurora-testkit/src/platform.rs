@@ -2,6 +2,7 @@
 //! secret store in a temporary folder, the in-process cache), and the app data a provider's routes
 //! need in an `actix_web::test` app (feature `platform`).
 
+use connector_core::store::ConnectionStore;
 use std::sync::Arc;
 
 use actix_web::web;

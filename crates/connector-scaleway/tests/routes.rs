@@ -9,10 +9,15 @@ use std::time::Duration;
 use actix_web::{test, web, App};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use connector_core::outbox::{DeliveryOutcome, NewOutboxEvent, OutboxRecord, OutboxState};
+use connector_core::store::{
+    AuditStore, CheckClaim, CheckStore, ConnectionStore, NewSetupTask, OAuthStateStore,
+    PluginValueStore, RefreshClaim, SetupOutcome, SetupProgress, SetupTaskRecord, SetupTaskStore,
+};
 use connector_core::{
     ApiError, AuditEvent, Cache, CacheError, ConnectionId, ConnectionRecord, ConnectionStatus,
     Connector, CredentialMode, NewConnection, OAuthStateRecord, Platform, ProviderId, SecretPath,
-    SecretStore, SecretStoreError, SecretValue, Settings, StatusUpdate, Store, StoreError, UserId,
+    SecretStore, SecretStoreError, SecretValue, Settings, StatusUpdate, StoreError, UserId,
 };
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path, query_param};
@@ -32,7 +37,7 @@ struct MemStore {
 }
 
 #[async_trait]
-impl Store for MemStore {
+impl ConnectionStore for MemStore {
     fn backend_name(&self) -> &'static str {
         "memory"
     }
@@ -165,6 +170,10 @@ impl Store for MemStore {
             .cloned()
             .collect())
     }
+}
+
+#[async_trait]
+impl AuditStore for MemStore {
     async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
         self.audit.lock().unwrap().push(event);
         Ok(())
@@ -181,6 +190,46 @@ impl Store for MemStore {
     async fn prune_audit(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
         Ok(0)
     }
+    // The webhook outbox: this fake has none.
+    async fn enqueue_webhook(&self, _: NewOutboxEvent) -> Result<(), StoreError> {
+        Err(no("the webhook outbox"))
+    }
+    async fn claim_webhooks(
+        &self,
+        _: &str,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+        _: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        Err(no("the webhook outbox"))
+    }
+    async fn finish_webhook_attempt(
+        &self,
+        _: uuid::Uuid,
+        _: &str,
+        _: DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        Err(no("the webhook outbox"))
+    }
+    async fn list_webhooks(
+        &self,
+        _: Option<OutboxState>,
+        _: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        Err(no("the webhook outbox"))
+    }
+    async fn prune_webhooks(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
+        Err(no("the webhook outbox"))
+    }
+}
+
+/// What this fake does not keep.
+fn no(what: &str) -> StoreError {
+    StoreError::Other(format!("{what} is not kept by this fake store"))
+}
+
+#[async_trait]
+impl OAuthStateStore for MemStore {
     async fn put_oauth_state(&self, _: OAuthStateRecord) -> Result<(), StoreError> {
         Ok(())
     }
@@ -191,11 +240,178 @@ impl Store for MemStore {
     ) -> Result<Option<OAuthStateRecord>, StoreError> {
         Ok(None)
     }
-    async fn get_or_create_external_id(&self, _: &UserId, c: &str) -> Result<String, StoreError> {
-        Ok(c.to_owned())
+    async fn peek_oauth_state(
+        &self,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<Option<OAuthStateRecord>, StoreError> {
+        Err(no("reading an OAuth state without taking it"))
     }
-    async fn rotate_external_id(&self, _: &UserId, new: &str) -> Result<String, StoreError> {
+    async fn prune_oauth_states(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+/// Plugin values are not kept: the candidate (or the new value) is what comes back.
+#[async_trait]
+impl PluginValueStore for MemStore {
+    async fn get_or_create_plugin_value(
+        &self,
+        _: &ProviderId,
+        _: &UserId,
+        _: &str,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        Ok(candidate.to_owned())
+    }
+    async fn replace_plugin_value(
+        &self,
+        _: &ProviderId,
+        _: &UserId,
+        _: &str,
+        new: &str,
+    ) -> Result<String, StoreError> {
         Ok(new.to_owned())
+    }
+}
+
+/// No lifecycle: nothing is ever due.
+#[async_trait]
+impl CheckStore for MemStore {
+    async fn schedule_unscheduled_checks(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    async fn claim_due_checks(
+        &self,
+        _: &str,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+        _: i64,
+    ) -> Result<Vec<CheckClaim>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn finish_check(
+        &self,
+        _: ConnectionId,
+        _: &str,
+        _: DateTime<Utc>,
+        _: i32,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn record_credential_use(
+        &self,
+        _: ConnectionId,
+        _: CredentialMode,
+        _: DateTime<Utc>,
+        _: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn claim_due_refreshes(
+        &self,
+        _: &str,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+        _: i64,
+    ) -> Result<Vec<RefreshClaim>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn finish_refresh(
+        &self,
+        _: ConnectionId,
+        _: CredentialMode,
+        _: &str,
+        _: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn take_expiry_warnings(
+        &self,
+        _: DateTime<Utc>,
+        _: i64,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// No setup tasks: writes are refused, nothing is pending.
+#[async_trait]
+impl SetupTaskStore for MemStore {
+    async fn create_setup_task(&self, _: NewSetupTask) -> Result<SetupTaskRecord, StoreError> {
+        Err(no("a setup task"))
+    }
+    async fn get_setup_task(
+        &self,
+        _: &UserId,
+        _: uuid::Uuid,
+    ) -> Result<Option<SetupTaskRecord>, StoreError> {
+        Err(no("a setup task"))
+    }
+    async fn claim_setup_task(
+        &self,
+        _: &ProviderId,
+        _: &str,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<Option<SetupTaskRecord>, StoreError> {
+        Err(no("a setup task"))
+    }
+    async fn renew_setup_lease(
+        &self,
+        _: uuid::Uuid,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Err(no("a setup task"))
+    }
+    async fn save_setup_progress(
+        &self,
+        _: uuid::Uuid,
+        _: &str,
+        _: SetupProgress,
+    ) -> Result<bool, StoreError> {
+        Err(no("a setup task"))
+    }
+    async fn finish_setup_task(
+        &self,
+        _: uuid::Uuid,
+        _: &str,
+        _: SetupOutcome,
+    ) -> Result<bool, StoreError> {
+        Err(no("a setup task"))
+    }
+    async fn release_setup_task(
+        &self,
+        _: uuid::Uuid,
+        _: &str,
+        _: DateTime<Utc>,
+        _: &str,
+    ) -> Result<bool, StoreError> {
+        Err(no("a setup task"))
+    }
+    async fn cancel_setup_tasks(
+        &self,
+        _: &UserId,
+        _: &ProviderId,
+        _: Option<ConnectionId>,
+        _: &str,
+    ) -> Result<u64, StoreError> {
+        Err(no("a setup task"))
+    }
+    async fn pending_without_live_task(
+        &self,
+        _: &ProviderId,
+        _: DateTime<Utc>,
+        _: Option<ConnectionId>,
+        _: i64,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn prune_setup_tasks(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }
 

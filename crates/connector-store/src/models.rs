@@ -10,7 +10,7 @@ use connector_core::store::{
 };
 use diesel::prelude::*;
 
-use crate::schema::{audit_events, external_ids, oauth_states, setup_tasks, user_connections};
+use crate::schema::{audit_events, oauth_states, plugin_values, setup_tasks, user_connections};
 
 /// A UTC instant as stored: naive UTC, truncated to microseconds (PostgreSQL's precision), so
 /// both backends hold and return the same value.
@@ -199,13 +199,15 @@ impl OAuthRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = external_ids)]
+#[diesel(table_name = plugin_values)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-pub(crate) struct ExternalIdRow {
+pub(crate) struct PluginValueRow {
+    pub provider: String,
     pub user_id: String,
-    pub external_id: String,
+    pub name: String,
+    pub value: String,
     pub created_at: NaiveDateTime,
-    pub rotated_at: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
 }
 
 /// A setup task row (the GCP post-auth setup; see `tasks.rs`).
@@ -398,12 +400,14 @@ impl Dump {
             .t("expires_at", Some(r.expires_at));
     }
 
-    pub fn external_id(&mut self, r: &ExternalIdRow) {
-        self.row("external_ids")
+    pub fn plugin_value(&mut self, r: &PluginValueRow) {
+        self.row("plugin_values")
+            .s("provider", &r.provider)
             .s("user_id", &r.user_id)
-            .s("external_id", &r.external_id)
+            .s("name", &r.name)
+            .s("value", &r.value)
             .t("created_at", Some(r.created_at))
-            .t("rotated_at", r.rotated_at);
+            .t("updated_at", Some(r.updated_at));
     }
 
     pub fn setup_task(&mut self, r: &SetupTaskRow) {
