@@ -10,7 +10,7 @@ use anyhow::Context;
 use connector_cache::MemoryCache;
 use connector_core::{
     ApiError, AuthConfig, ConnectionId, ConnectionRecord, Connector, Platform, SecretPath,
-    SecretStore, Settings, Store, UserId,
+    SecretStore, Settings, UserId,
 };
 use connector_store::{DbConfig, SqlStore};
 use secret_store::EmbeddedSecretStore;

@@ -10,14 +10,11 @@ use actix_web::{test, web, App};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_core::outbox::{DeliveryOutcome, NewOutboxEvent, OutboxRecord, OutboxState};
-use connector_core::store::{
-    AuditStore, CheckClaim, CheckStore, ConnectionStore, NewSetupTask, OAuthStateStore,
-    PluginValueStore, RefreshClaim, SetupOutcome, SetupProgress, SetupTaskRecord, SetupTaskStore,
-};
+use connector_core::store::{AuditStore, ConnectionStore};
 use connector_core::{
     ApiError, AuditEvent, Cache, CacheError, ConnectionId, ConnectionRecord, ConnectionStatus,
-    Connector, CredentialMode, NewConnection, OAuthStateRecord, Platform, ProviderId, SecretPath,
-    SecretStore, SecretStoreError, SecretValue, Settings, StatusUpdate, StoreError, UserId,
+    Connector, CredentialMode, NewConnection, Platform, ProviderId, SecretPath, SecretStore,
+    SecretStoreError, SecretValue, Settings, StatusUpdate, StoreError, UserId,
 };
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path, query_param};
@@ -225,195 +222,10 @@ impl AuditStore for MemStore {
 
 /// What this fake does not keep.
 fn no(what: &str) -> StoreError {
-    StoreError::Other(format!("{what} is not kept by this fake store"))
+    aurora_testkit::fakes::not_kept(what)
 }
 
-#[async_trait]
-impl OAuthStateStore for MemStore {
-    async fn put_oauth_state(&self, _: OAuthStateRecord) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn take_oauth_state(
-        &self,
-        _: &str,
-        _: DateTime<Utc>,
-    ) -> Result<Option<OAuthStateRecord>, StoreError> {
-        Ok(None)
-    }
-    async fn peek_oauth_state(
-        &self,
-        _: &str,
-        _: DateTime<Utc>,
-    ) -> Result<Option<OAuthStateRecord>, StoreError> {
-        Err(no("reading an OAuth state without taking it"))
-    }
-    async fn prune_oauth_states(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-}
-
-/// Plugin values are not kept: the candidate (or the new value) is what comes back.
-#[async_trait]
-impl PluginValueStore for MemStore {
-    async fn get_or_create_plugin_value(
-        &self,
-        _: &ProviderId,
-        _: &UserId,
-        _: &str,
-        candidate: &str,
-    ) -> Result<String, StoreError> {
-        Ok(candidate.to_owned())
-    }
-    async fn replace_plugin_value(
-        &self,
-        _: &ProviderId,
-        _: &UserId,
-        _: &str,
-        new: &str,
-    ) -> Result<String, StoreError> {
-        Ok(new.to_owned())
-    }
-}
-
-/// No lifecycle: nothing is ever due.
-#[async_trait]
-impl CheckStore for MemStore {
-    async fn schedule_unscheduled_checks(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-    async fn claim_due_checks(
-        &self,
-        _: &str,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-        _: i64,
-    ) -> Result<Vec<CheckClaim>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn finish_check(
-        &self,
-        _: ConnectionId,
-        _: &str,
-        _: DateTime<Utc>,
-        _: i32,
-    ) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-    async fn record_credential_use(
-        &self,
-        _: ConnectionId,
-        _: CredentialMode,
-        _: DateTime<Utc>,
-        _: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn claim_due_refreshes(
-        &self,
-        _: &str,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-        _: i64,
-    ) -> Result<Vec<RefreshClaim>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn finish_refresh(
-        &self,
-        _: ConnectionId,
-        _: CredentialMode,
-        _: &str,
-        _: Option<DateTime<Utc>>,
-    ) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-    async fn take_expiry_warnings(
-        &self,
-        _: DateTime<Utc>,
-        _: i64,
-    ) -> Result<Vec<ConnectionRecord>, StoreError> {
-        Ok(Vec::new())
-    }
-}
-
-/// No setup tasks: writes are refused, nothing is pending.
-#[async_trait]
-impl SetupTaskStore for MemStore {
-    async fn create_setup_task(&self, _: NewSetupTask) -> Result<SetupTaskRecord, StoreError> {
-        Err(no("a setup task"))
-    }
-    async fn get_setup_task(
-        &self,
-        _: &UserId,
-        _: uuid::Uuid,
-    ) -> Result<Option<SetupTaskRecord>, StoreError> {
-        Err(no("a setup task"))
-    }
-    async fn claim_setup_task(
-        &self,
-        _: &ProviderId,
-        _: &str,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-    ) -> Result<Option<SetupTaskRecord>, StoreError> {
-        Err(no("a setup task"))
-    }
-    async fn renew_setup_lease(
-        &self,
-        _: uuid::Uuid,
-        _: &str,
-        _: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        Err(no("a setup task"))
-    }
-    async fn save_setup_progress(
-        &self,
-        _: uuid::Uuid,
-        _: &str,
-        _: SetupProgress,
-    ) -> Result<bool, StoreError> {
-        Err(no("a setup task"))
-    }
-    async fn finish_setup_task(
-        &self,
-        _: uuid::Uuid,
-        _: &str,
-        _: SetupOutcome,
-    ) -> Result<bool, StoreError> {
-        Err(no("a setup task"))
-    }
-    async fn release_setup_task(
-        &self,
-        _: uuid::Uuid,
-        _: &str,
-        _: DateTime<Utc>,
-        _: &str,
-    ) -> Result<bool, StoreError> {
-        Err(no("a setup task"))
-    }
-    async fn cancel_setup_tasks(
-        &self,
-        _: &UserId,
-        _: &ProviderId,
-        _: Option<ConnectionId>,
-        _: &str,
-    ) -> Result<u64, StoreError> {
-        Err(no("a setup task"))
-    }
-    async fn pending_without_live_task(
-        &self,
-        _: &ProviderId,
-        _: DateTime<Utc>,
-        _: Option<ConnectionId>,
-        _: i64,
-    ) -> Result<Vec<ConnectionRecord>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn prune_setup_tasks(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-}
+aurora_testkit::fake_store_rest!(MemStore);
 
 #[derive(Default)]
 struct MemSecrets(Mutex<HashMap<String, SecretValue>>);

@@ -13,6 +13,9 @@ use crate::models::{now_db, PluginValueRow};
 use crate::schema::plugin_values::dsl as pv;
 use crate::sql::{db_run, SqlStore};
 
+/// The primary key: one value per provider, user and name.
+const KEY: (pv::provider, pv::user_id, pv::name) = (pv::provider, pv::user_id, pv::name);
+
 fn row(provider: &ProviderId, user: &UserId, name: &str, value: &str) -> PluginValueRow {
     let now = now_db();
     PluginValueRow {
@@ -38,7 +41,7 @@ impl PluginValueStore for SqlStore {
         db_run!(self, |conn| {
             diesel::insert_into(pv::plugin_values)
                 .values(&row)
-                .on_conflict((pv::provider, pv::user_id, pv::name))
+                .on_conflict(KEY)
                 .do_nothing()
                 .execute(conn)
                 .await
@@ -65,7 +68,7 @@ impl PluginValueStore for SqlStore {
         db_run!(self, |conn| {
             diesel::insert_into(pv::plugin_values)
                 .values(&row)
-                .on_conflict((pv::provider, pv::user_id, pv::name))
+                .on_conflict(KEY)
                 .do_update()
                 .set((
                     pv::value.eq(excluded(pv::value)),

@@ -29,6 +29,22 @@ const LIVE: [&str; 3] = ["PENDING", "STARTED", "PROGRESS"];
 /// The states of a finished task.
 const FINISHED: [&str; 2] = ["SUCCESS", "FAILURE"];
 
+/// The live task `id` while `worker` holds its lease: what every write of a worker touches.
+type Held<'a> = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<st::setup_tasks, diesel::dsl::Eq<st::id, &'a str>>,
+        diesel::dsl::Eq<st::lease_owner, &'a str>,
+    >,
+    diesel::dsl::EqAny<st::state, [&'static str; 3]>,
+>;
+
+fn held<'a>(id: &'a str, worker: &'a str) -> Held<'a> {
+    st::setup_tasks
+        .filter(st::id.eq(id))
+        .filter(st::lease_owner.eq(worker))
+        .filter(st::state.eq_any(LIVE))
+}
+
 fn live_state(s: SetupState, what: &str) -> Result<(), StoreError> {
     if s.is_terminal() {
         Err(StoreError::Other(format!(
@@ -43,10 +59,7 @@ impl SqlStore {
     /// The `(step, progress)` of a live task leased by `worker`.
     async fn task_held(&self, id: &str, worker: &str) -> Result<Option<(i32, i32)>, StoreError> {
         db_run!(self, |conn| {
-            st::setup_tasks
-                .filter(st::id.eq(id))
-                .filter(st::lease_owner.eq(worker))
-                .filter(st::state.eq_any(LIVE))
+            held(id, worker)
                 .select((st::step, st::progress))
                 .first::<(i32, i32)>(conn)
                 .await
@@ -147,13 +160,8 @@ impl SetupTaskStore for SqlStore {
         let now = now_db();
         let n = count_rows!(
             self,
-            diesel::update(
-                st::setup_tasks
-                    .filter(st::id.eq(&id))
-                    .filter(st::lease_owner.eq(worker))
-                    .filter(st::state.eq_any(LIVE)),
-            )
-            .set((st::lease_expires_at.eq(Some(until)), st::updated_at.eq(now)))
+            diesel::update(held(&id, worker),)
+                .set((st::lease_expires_at.eq(Some(until)), st::updated_at.eq(now)))
         )?;
         Ok(n > 0)
     }
@@ -177,10 +185,7 @@ impl SetupTaskStore for SqlStore {
         let n = count_rows!(
             self,
             diesel::update(
-                st::setup_tasks
-                    .filter(st::id.eq(&id))
-                    .filter(st::lease_owner.eq(worker))
-                    .filter(st::state.eq_any(LIVE))
+                held(&id, worker)
                     .filter(st::step.le(step))
                     .filter(st::progress.le(progress)),
             )
@@ -219,14 +224,7 @@ impl SetupTaskStore for SqlStore {
         let now = now_db();
         let n = count_rows!(
             self,
-            diesel::update(
-                st::setup_tasks
-                    .filter(st::id.eq(&id))
-                    .filter(st::lease_owner.eq(worker))
-                    .filter(st::state.eq_any(LIVE))
-                    .filter(st::progress.le(progress)),
-            )
-            .set((
+            diesel::update(held(&id, worker).filter(st::progress.le(progress)),).set((
                 st::state.eq(o.state.as_str()),
                 st::progress.eq(progress),
                 st::status_message.eq(&o.status_message),
@@ -253,13 +251,7 @@ impl SetupTaskStore for SqlStore {
         let now = now_db();
         let n = count_rows!(
             self,
-            diesel::update(
-                st::setup_tasks
-                    .filter(st::id.eq(&id))
-                    .filter(st::lease_owner.eq(worker))
-                    .filter(st::state.eq_any(LIVE)),
-            )
-            .set((
+            diesel::update(held(&id, worker),).set((
                 st::lease_owner.eq(None::<String>),
                 st::lease_expires_at.eq(Some(not_before)),
                 st::status_message.eq(status_message),
