@@ -18,9 +18,10 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 
+use crate::dump::Dump;
 use crate::error::DbResultExt;
 use crate::lease::claim_rows;
-use crate::models::{to_db, ConnectionRow, Dump};
+use crate::models::{to_db, ConnectionRow};
 use crate::schema::credential_usage::dsl as cu;
 use crate::schema::user_connections::dsl as uc;
 use crate::sql::{count_rows, db_run, SqlStore};

@@ -11,6 +11,7 @@ mod audit;
 mod checks;
 mod config;
 mod connections;
+mod dump;
 mod error;
 mod lease;
 mod models;

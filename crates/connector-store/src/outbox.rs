@@ -17,9 +17,10 @@ use connector_core::store::AuditEvent;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use crate::dump::Dump;
 use crate::error::DbResultExt;
 use crate::lease::claim_rows;
-use crate::models::{from_db, now_db, to_db, AuditRow, Dump};
+use crate::models::{from_db, now_db, to_db, AuditRow};
 use crate::schema::audit_events;
 use crate::schema::webhook_outbox::dsl as wo;
 use crate::sql::{count_rows, db_run, SqlStore};

@@ -23,8 +23,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::checks::{dump_usage, UsageRow};
 use crate::config::DbConfig;
+use crate::dump::Dump;
 use crate::error::{connection_error, pool_error, DbResultExt};
-use crate::models::{AuditRow, ConnectionRow, Dump, OAuthRow, PluginValueRow, SetupTaskRow};
+use crate::models::{AuditRow, ConnectionRow, OAuthRow, PluginValueRow, SetupTaskRow};
 use crate::outbox::{dump_row, OutboxRow};
 use crate::schema::{
     audit_events, credential_usage, oauth_states, plugin_values, setup_tasks, user_connections,
