@@ -1,4 +1,5 @@
 //! Row types of each table and their conversions to and from the core records.
+
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use connector_core::error::StoreError;
 use connector_core::ids::{ConnectionId, ProviderId, UserId};
