@@ -10,12 +10,12 @@
 //!    sweeps them; the stub records each key lookup. The sweep's wall time runs from the first
 //!    check's provider call to the last one's answer.
 
+use connector_core::store::CheckStore;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use connector_core::Store;
 use connector_store::{DbConfig, SqlStore};
 use futures::StreamExt;
 use serde_json::{json, Value};

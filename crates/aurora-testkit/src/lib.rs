@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "fakes")]
+pub mod fakes;
 mod openbao;
 mod peers;
 #[cfg(feature = "platform")]

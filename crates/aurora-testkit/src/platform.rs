@@ -2,6 +2,7 @@
 //! secret store in a temporary folder, the in-process cache), and the app data a provider's routes
 //! need in an `actix_web::test` app (feature `platform`).
 
+use connector_core::store::ConnectionStore;
 use std::sync::Arc;
 
 use actix_web::web;
@@ -9,7 +10,7 @@ use anyhow::Context;
 use connector_cache::MemoryCache;
 use connector_core::{
     ApiError, AuthConfig, ConnectionId, ConnectionRecord, Connector, Platform, SecretPath,
-    SecretStore, Settings, Store, UserId,
+    SecretStore, Settings, UserId,
 };
 use connector_store::{DbConfig, SqlStore};
 use secret_store::EmbeddedSecretStore;

@@ -1,8 +1,9 @@
 //! The workspace's external ID: generated once per user (160 random bits), stable until rotated.
 //!
 //! The external ID is sensitive (with the role ARN it is what lets the gateway in), so it is kept in
-//! the secret store, at `users/<user>/aws/external-id/<handle>`. The database's external-ID row
-//! (`Store::get_or_create_external_id`) holds only the `<handle>`, a random name that is no secret;
+//! the secret store, at `users/<user>/aws/external-id/<handle>`. The database holds only the
+//! `<handle>`, a random name that is no secret, as the plugin value `external_id` of the user
+//! (`PluginValueStore`, see [`VALUE_NAME`]);
 //! it is what makes "generated once" hold under concurrency: every caller writes its candidate
 //! secret first, then races to claim the row with its handle, and the losers delete their candidate
 //! and read the winner's (which was written before the winner claimed the row).
@@ -17,6 +18,10 @@ use crate::input;
 /// Handles in the database start with this, so a row written by anything else (a plain external
 /// ID of an older version) is recognised and moved into the secret store.
 const HANDLE_PREFIX: &str = "sec1-";
+
+/// The name of the plugin value holding the handle (the migration that replaced the `external_ids`
+/// table copied its rows under this name, provider `aws`).
+pub const VALUE_NAME: &str = "external_id";
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -96,7 +101,7 @@ impl ExternalIds {
         let claimed = match self
             .platform
             .store()
-            .get_or_create_external_id(user, &handle)
+            .get_or_create_plugin_value(&self.provider, user, VALUE_NAME, &handle)
             .await
         {
             Ok(c) => c,
@@ -125,7 +130,7 @@ impl ExternalIds {
             self.write(user, &handle, &legacy).await?;
             self.platform
                 .store()
-                .rotate_external_id(user, &handle)
+                .replace_plugin_value(&self.provider, user, VALUE_NAME, &handle)
                 .await?;
             tracing::info!("moved the workspace's AWS external ID to the secret store");
             return Ok(legacy);
@@ -144,7 +149,7 @@ impl ExternalIds {
         if let Err(e) = self
             .platform
             .store()
-            .rotate_external_id(user, &handle)
+            .replace_plugin_value(&self.provider, user, VALUE_NAME, &handle)
             .await
         {
             self.forget(user, &handle).await;

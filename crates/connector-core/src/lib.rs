@@ -41,5 +41,6 @@ pub use secret::SecretValue;
 pub use secrets::{SecretPath, SecretStore, VersionedSecret};
 pub use settings::Settings;
 pub use store::{
-    AuditEvent, ConnectionRecord, NewConnection, OAuthStateRecord, StatusUpdate, Store,
+    AuditEvent, AuditStore, CheckStore, ConnectionRecord, ConnectionStore, NewConnection,
+    OAuthStateRecord, OAuthStateStore, PluginValueStore, SetupTaskStore, StatusUpdate, Store,
 };

@@ -9,10 +9,12 @@ use std::time::Duration;
 use actix_web::{test, web, App};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use connector_core::outbox::{DeliveryOutcome, NewOutboxEvent, OutboxRecord, OutboxState};
+use connector_core::store::{AuditStore, ConnectionStore};
 use connector_core::{
     ApiError, AuditEvent, Cache, CacheError, ConnectionId, ConnectionRecord, ConnectionStatus,
-    Connector, CredentialMode, NewConnection, OAuthStateRecord, Platform, ProviderId, SecretPath,
-    SecretStore, SecretStoreError, SecretValue, Settings, StatusUpdate, Store, StoreError, UserId,
+    Connector, CredentialMode, NewConnection, Platform, ProviderId, SecretPath, SecretStore,
+    SecretStoreError, SecretValue, Settings, StatusUpdate, StoreError, UserId,
 };
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path, query_param};
@@ -32,7 +34,7 @@ struct MemStore {
 }
 
 #[async_trait]
-impl Store for MemStore {
+impl ConnectionStore for MemStore {
     fn backend_name(&self) -> &'static str {
         "memory"
     }
@@ -165,6 +167,10 @@ impl Store for MemStore {
             .cloned()
             .collect())
     }
+}
+
+#[async_trait]
+impl AuditStore for MemStore {
     async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
         self.audit.lock().unwrap().push(event);
         Ok(())
@@ -181,23 +187,45 @@ impl Store for MemStore {
     async fn prune_audit(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
         Ok(0)
     }
-    async fn put_oauth_state(&self, _: OAuthStateRecord) -> Result<(), StoreError> {
-        Ok(())
+    // The webhook outbox: this fake has none.
+    async fn enqueue_webhook(&self, _: NewOutboxEvent) -> Result<(), StoreError> {
+        Err(no("the webhook outbox"))
     }
-    async fn take_oauth_state(
+    async fn claim_webhooks(
         &self,
         _: &str,
         _: DateTime<Utc>,
-    ) -> Result<Option<OAuthStateRecord>, StoreError> {
-        Ok(None)
+        _: DateTime<Utc>,
+        _: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        Err(no("the webhook outbox"))
     }
-    async fn get_or_create_external_id(&self, _: &UserId, c: &str) -> Result<String, StoreError> {
-        Ok(c.to_owned())
+    async fn finish_webhook_attempt(
+        &self,
+        _: uuid::Uuid,
+        _: &str,
+        _: DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        Err(no("the webhook outbox"))
     }
-    async fn rotate_external_id(&self, _: &UserId, new: &str) -> Result<String, StoreError> {
-        Ok(new.to_owned())
+    async fn list_webhooks(
+        &self,
+        _: Option<OutboxState>,
+        _: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        Err(no("the webhook outbox"))
+    }
+    async fn prune_webhooks(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
+        Err(no("the webhook outbox"))
     }
 }
+
+/// What this fake does not keep.
+fn no(what: &str) -> StoreError {
+    aurora_testkit::fakes::not_kept(what)
+}
+
+aurora_testkit::fake_store_rest!(MemStore);
 
 #[derive(Default)]
 struct MemSecrets(Mutex<HashMap<String, SecretValue>>);

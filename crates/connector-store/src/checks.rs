@@ -1,12 +1,8 @@
 //! Lifecycle queries (`connector-lifecycle`): scheduled status checks under a row lease, the record of
-//! credential use that drives refresh ahead of use, expiry warnings, and retention. The `Store`
-//! methods in `sql.rs` delegate here.
+//! credential use that drives refresh ahead of use, and expiry warnings: `CheckStore` for
+//! `SqlStore`.
 //!
-//! Claims pick the oldest due rows and lease them. On PostgreSQL the pick and the update run in one
-//! transaction with `FOR UPDATE SKIP LOCKED`, so concurrent replicas take different rows without
-//! waiting for each other. On SQLite (one writer at a time) the update repeats the condition, so of
-//! concurrent claimers only one leases a row; a claimer that lost every row it picked picks again
-//! (an empty answer means nothing is due), one that lost some gets fewer back.
+//! Claims pick the oldest due rows and lease them (see `lease.rs`).
 //! Every write of a lease holder names the holder, so a holder whose lease was taken over (or cleared
 //! by a reconnect) writes nothing and learns it from the `false` it gets back.
 
@@ -17,28 +13,25 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use connector_core::error::StoreError;
 use connector_core::ids::{ConnectionId, ConnectionStatus, CredentialMode};
-use connector_core::store::{CheckClaim, ConnectionRecord, RefreshClaim};
+use connector_core::store::{CheckClaim, CheckStore, ConnectionRecord, RefreshClaim};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 
-use crate::error::{pool_error, DbResultExt};
-use crate::models::{to_db, ConnectionRow, Dump};
+use crate::dump::Dump;
+use crate::error::DbResultExt;
+use crate::lease::claim_rows;
+use crate::models::{to_db, ConnectionRow};
 use crate::schema::credential_usage::dsl as cu;
 use crate::schema::user_connections::dsl as uc;
-use crate::sql::{db_run, Pools, SqlStore, SqliteConn};
+use crate::sql::{count_rows, db_run, SqlStore};
 
 /// The statuses that are checked on a schedule.
 const SCHEDULED: [&str; 2] = ["active", "degraded"];
-/// The states of a finished setup task.
-const FINISHED_TASK: [&str; 2] = ["SUCCESS", "FAILURE"];
 /// Repeated notes of the same credentials (same `refresh_at`) within this span are not written again.
 const NOTE_COALESCE: Duration = Duration::from_secs(60);
 /// At most this many remembered notes; older ones are forgotten first.
 const NOTES_MAX: usize = 100_000;
-/// How many picks a SQLite claimer tries when concurrent claimers took every row it picked, before
-/// it reports nothing due.
-const SQLITE_CLAIM_TRIES: usize = 8;
 
 /// The credential-use notes this store wrote lately, so a hot credentials route does not write the
 /// same note on every call.
@@ -120,24 +113,23 @@ fn claims(rows: Vec<(ConnectionRow, i32)>) -> Result<Vec<CheckClaim>, StoreError
         .collect()
 }
 
-impl SqlStore {
-    pub(crate) async fn checks_schedule(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
+#[async_trait::async_trait]
+impl CheckStore for SqlStore {
+    async fn schedule_unscheduled_checks(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
         let at = to_db(at);
-        let n = db_run!(self, |conn| {
+        let n = count_rows!(
+            self,
             diesel::update(
                 uc::user_connections
                     .filter(uc::next_check_at.is_null())
                     .filter(uc::status.eq_any(SCHEDULED)),
             )
             .set(uc::next_check_at.eq(Some(at)))
-            .execute(conn)
-            .await
-            .db()
-        })?;
-        Ok(n as u64)
+        )?;
+        Ok(n)
     }
 
-    pub(crate) async fn checks_claim(
+    async fn claim_due_checks(
         &self,
         worker: &str,
         due_before: DateTime<Utc>,
@@ -172,54 +164,16 @@ impl SqlStore {
             uc::check_lease_owner.eq(Some(worker)),
             uc::check_lease_until.eq(Some(until)),
         );
-        let rows: Vec<(ConnectionRow, i32)> = match &self.pools {
-            Pools::Postgres(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                let c: &mut AsyncPgConnection = &mut pooled;
-                c.transaction(async |c| {
-                    let ids: Vec<String> = pick().for_update().skip_locked().load(c).await?;
-                    if ids.is_empty() {
-                        return Ok::<_, diesel::result::Error>(Vec::new());
-                    }
-                    diesel::update(uc::user_connections.filter(uc::id.eq_any(&ids)))
-                        .set(set)
-                        .returning((ConnectionRow::as_returning(), uc::check_failures))
-                        .get_results(c)
-                        .await
-                })
-                .await
-                .db()?
-            }
-            Pools::Sqlite(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                let c: &mut SqliteConn = &mut pooled;
-                let mut rows = Vec::new();
-                for _ in 0..SQLITE_CLAIM_TRIES {
-                    let ids: Vec<String> = pick().load(c).await.db()?;
-                    if ids.is_empty() {
-                        break;
-                    }
-                    rows = diesel::update(
-                        uc::user_connections
-                            .filter(uc::id.eq_any(&ids))
-                            .filter(due()),
-                    )
-                    .set(set)
-                    .returning((ConnectionRow::as_returning(), uc::check_failures))
-                    .get_results(c)
-                    .await
-                    .db()?;
-                    if !rows.is_empty() {
-                        break;
-                    }
-                }
-                rows
-            }
-        };
+        let rows: Vec<(ConnectionRow, i32)> = claim_rows!(self, uc::user_connections, uc::id,
+            pick: pick,
+            due: due,
+            set: set,
+            returning: (ConnectionRow::as_returning(), uc::check_failures),
+        )?;
         claims(rows)
     }
 
-    pub(crate) async fn checks_finish(
+    async fn finish_check(
         &self,
         id: ConnectionId,
         worker: &str,
@@ -228,7 +182,8 @@ impl SqlStore {
     ) -> Result<bool, StoreError> {
         let id = id.0.to_string();
         let next = to_db(next_check_at);
-        let n = db_run!(self, |conn| {
+        let n = count_rows!(
+            self,
             diesel::update(
                 uc::user_connections
                     .filter(uc::id.eq(&id))
@@ -240,14 +195,11 @@ impl SqlStore {
                 uc::check_lease_owner.eq(None::<String>),
                 uc::check_lease_until.eq(None::<NaiveDateTime>),
             ))
-            .execute(conn)
-            .await
-            .db()
-        })?;
+        )?;
         Ok(n > 0)
     }
 
-    pub(crate) async fn usage_record(
+    async fn record_credential_use(
         &self,
         id: ConnectionId,
         mode: CredentialMode,
@@ -286,7 +238,7 @@ impl SqlStore {
         res.map(|_| ())
     }
 
-    pub(crate) async fn usage_claim(
+    async fn claim_due_refreshes(
         &self,
         worker: &str,
         now: DateTime<Utc>,
@@ -317,50 +269,12 @@ impl SqlStore {
             cu::lease_owner.eq(Some(worker)),
             cu::lease_until.eq(Some(until)),
         );
-        let usage: Vec<UsageRow> = match &self.pools {
-            Pools::Postgres(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                let c: &mut AsyncPgConnection = &mut pooled;
-                c.transaction(async |c| {
-                    let ids: Vec<String> = pick().for_update().skip_locked().load(c).await?;
-                    if ids.is_empty() {
-                        return Ok::<_, diesel::result::Error>(Vec::new());
-                    }
-                    diesel::update(cu::credential_usage.filter(cu::id.eq_any(&ids)))
-                        .set(set)
-                        .returning(UsageRow::as_returning())
-                        .get_results(c)
-                        .await
-                })
-                .await
-                .db()?
-            }
-            Pools::Sqlite(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                let c: &mut SqliteConn = &mut pooled;
-                let mut rows = Vec::new();
-                for _ in 0..SQLITE_CLAIM_TRIES {
-                    let ids: Vec<String> = pick().load(c).await.db()?;
-                    if ids.is_empty() {
-                        break;
-                    }
-                    rows = diesel::update(
-                        cu::credential_usage
-                            .filter(cu::id.eq_any(&ids))
-                            .filter(due()),
-                    )
-                    .set(set)
-                    .returning(UsageRow::as_returning())
-                    .get_results(c)
-                    .await
-                    .db()?;
-                    if !rows.is_empty() {
-                        break;
-                    }
-                }
-                rows
-            }
-        };
+        let usage: Vec<UsageRow> = claim_rows!(self, cu::credential_usage, cu::id,
+            pick: pick,
+            due: due,
+            set: set,
+            returning: UsageRow::as_returning(),
+        )?;
         if usage.is_empty() {
             return Ok(Vec::new());
         }
@@ -397,7 +311,7 @@ impl SqlStore {
         Ok(out)
     }
 
-    pub(crate) async fn usage_finish(
+    async fn finish_refresh(
         &self,
         id: ConnectionId,
         mode: CredentialMode,
@@ -406,7 +320,8 @@ impl SqlStore {
     ) -> Result<bool, StoreError> {
         let key = usage_key(id, mode);
         let refresh_at = refresh_at.map(to_db);
-        let n = db_run!(self, |conn| {
+        let n = count_rows!(
+            self,
             diesel::update(
                 cu::credential_usage
                     .filter(cu::id.eq(&key))
@@ -417,14 +332,11 @@ impl SqlStore {
                 cu::lease_owner.eq(None::<String>),
                 cu::lease_until.eq(None::<NaiveDateTime>),
             ))
-            .execute(conn)
-            .await
-            .db()
-        })?;
+        )?;
         Ok(n > 0)
     }
 
-    pub(crate) async fn expiry_take(
+    async fn take_expiry_warnings(
         &self,
         warn_before: DateTime<Utc>,
         limit: i64,
@@ -451,83 +363,17 @@ impl SqlStore {
                 .limit(limit)
                 .select(uc::id)
         };
-        let rows: Vec<ConnectionRow> = match &self.pools {
-            Pools::Postgres(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                let c: &mut AsyncPgConnection = &mut pooled;
-                c.transaction(async |c| {
-                    let ids: Vec<String> = pick().for_update().skip_locked().load(c).await?;
-                    if ids.is_empty() {
-                        return Ok::<_, diesel::result::Error>(Vec::new());
-                    }
-                    diesel::update(uc::user_connections.filter(uc::id.eq_any(&ids)))
-                        .set(uc::expiry_warned_for.eq(uc::expires_at))
-                        .returning(ConnectionRow::as_returning())
-                        .get_results(c)
-                        .await
-                })
-                .await
-                .db()?
-            }
-            Pools::Sqlite(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                let c: &mut SqliteConn = &mut pooled;
-                let mut rows = Vec::new();
-                for _ in 0..SQLITE_CLAIM_TRIES {
-                    let ids: Vec<String> = pick().load(c).await.db()?;
-                    if ids.is_empty() {
-                        break;
-                    }
-                    rows = diesel::update(
-                        uc::user_connections
-                            .filter(uc::id.eq_any(&ids))
-                            .filter(due()),
-                    )
-                    .set(uc::expiry_warned_for.eq(uc::expires_at))
-                    .returning(ConnectionRow::as_returning())
-                    .get_results(c)
-                    .await
-                    .db()?;
-                    if !rows.is_empty() {
-                        break;
-                    }
-                }
-                rows
-            }
-        };
+        let rows: Vec<ConnectionRow> = claim_rows!(self, uc::user_connections, uc::id,
+            pick: pick,
+            due: due,
+            set: uc::expiry_warned_for.eq(uc::expires_at),
+            returning: ConnectionRow::as_returning(),
+        )?;
         let mut out = rows
             .into_iter()
             .map(ConnectionRow::into_record)
             .collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|c| (c.expires_at, c.id.0));
         Ok(out)
-    }
-
-    pub(crate) async fn oauth_prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        use crate::schema::oauth_states::dsl as os;
-        let now = to_db(now);
-        let n = db_run!(self, |conn| {
-            diesel::delete(os::oauth_states.filter(os::expires_at.le(now)))
-                .execute(conn)
-                .await
-                .db()
-        })?;
-        Ok(n as u64)
-    }
-
-    pub(crate) async fn tasks_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        use crate::schema::setup_tasks::dsl as st;
-        let before = to_db(before);
-        let n = db_run!(self, |conn| {
-            diesel::delete(
-                st::setup_tasks
-                    .filter(st::state.eq_any(FINISHED_TASK))
-                    .filter(st::updated_at.lt(before)),
-            )
-            .execute(conn)
-            .await
-            .db()
-        })?;
-        Ok(n as u64)
     }
 }

@@ -1,16 +1,13 @@
 //! The webhook outbox (`webhook_outbox`): enqueue (alone or in the transaction of its audit line),
-//! claim due events under a lease, record an attempt's outcome, list, prune. The `Store` methods in
-//! `sql.rs` delegate here.
+//! claim due events under a lease, record an attempt's outcome, list, prune. The `AuditStore`
+//! methods in `audit.rs` delegate here.
 //!
 //! Every write of a worker is fenced by its lease: it names the worker and only touches a `pending`
 //! event whose `lease_owner` is that worker. A worker whose lease lapsed and was taken over writes
 //! nothing and learns it from the `false` it gets back.
 //!
-//! Claiming takes the oldest due events: `pending`, `next_attempt_at` reached, lease absent or
-//! lapsed. On PostgreSQL the pick and the update run in one transaction with `FOR UPDATE SKIP
-//! LOCKED`, so concurrent replicas take different events without waiting for each other. On SQLite
-//! (one writer at a time) the update is conditional on each picked row still being due, so of
-//! concurrent claimers only one takes a given row.
+//! Claiming leases the oldest due events: `pending`, `next_attempt_at` reached, lease absent or
+//! lapsed (see `lease.rs`).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use connector_core::error::StoreError;
@@ -18,13 +15,15 @@ use connector_core::ids::{ConnectionId, UserId};
 use connector_core::outbox::{DeliveryOutcome, NewOutboxEvent, OutboxRecord, OutboxState};
 use connector_core::store::AuditEvent;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use crate::error::{pool_error, DbResultExt};
-use crate::models::{from_db, now_db, to_db, AuditRow, Dump};
+use crate::dump::Dump;
+use crate::error::DbResultExt;
+use crate::lease::claim_rows;
+use crate::models::{from_db, now_db, to_db, AuditRow};
 use crate::schema::audit_events;
 use crate::schema::webhook_outbox::dsl as wo;
-use crate::sql::{db_run, Pools, SqlStore, SqliteConn};
+use crate::sql::{count_rows, db_run, SqlStore};
 
 const PENDING: &str = "pending";
 /// The longest `last_error` kept (a status line, not a body).
@@ -195,98 +194,36 @@ impl SqlStore {
         }
         let now = to_db(now);
         let until = to_db(lease_until);
-        let rows: Vec<OutboxRow> = match &self.pools {
-            Pools::Postgres(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                let conn: &mut AsyncPgConnection = &mut pooled;
-                conn.transaction(async |c| {
-                    let picked: Vec<String> = wo::webhook_outbox
-                        .filter(wo::state.eq(PENDING))
-                        .filter(wo::next_attempt_at.le(now))
-                        .filter(
-                            wo::lease_expires_at
-                                .is_null()
-                                .or(wo::lease_expires_at.le(now)),
-                        )
-                        .order((
-                            wo::next_attempt_at.asc(),
-                            wo::created_at.asc(),
-                            wo::id.asc(),
-                        ))
-                        .select(wo::id)
-                        .limit(limit)
-                        .for_update()
-                        .skip_locked()
-                        .load(c)
-                        .await?;
-                    if picked.is_empty() {
-                        return Ok::<_, diesel::result::Error>(Vec::new());
-                    }
-                    diesel::update(wo::webhook_outbox.filter(wo::id.eq_any(&picked)))
-                        .set((
-                            wo::lease_owner.eq(Some(worker)),
-                            wo::lease_expires_at.eq(Some(until)),
-                            wo::attempts.eq(wo::attempts + 1),
-                            wo::last_attempt_at.eq(Some(now)),
-                            wo::updated_at.eq(now),
-                        ))
-                        .returning(OutboxRow::as_returning())
-                        .get_results(c)
-                        .await
-                })
-                .await
-                .db()?
-            }
-            Pools::Sqlite(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                let conn: &mut SqliteConn = &mut pooled;
-                let picked: Vec<String> = wo::webhook_outbox
-                    .filter(wo::state.eq(PENDING))
-                    .filter(wo::next_attempt_at.le(now))
-                    .filter(
-                        wo::lease_expires_at
-                            .is_null()
-                            .or(wo::lease_expires_at.le(now)),
-                    )
-                    .order((
-                        wo::next_attempt_at.asc(),
-                        wo::created_at.asc(),
-                        wo::id.asc(),
-                    ))
-                    .select(wo::id)
-                    .limit(limit)
-                    .load(conn)
-                    .await
-                    .db()?;
-                if picked.is_empty() {
-                    return Ok(Vec::new());
-                }
-                // One statement, conditional on each row still being due: a row another claimer
-                // took between the pick and this update no longer matches.
-                diesel::update(
-                    wo::webhook_outbox
-                        .filter(wo::id.eq_any(&picked))
-                        .filter(wo::state.eq(PENDING))
-                        .filter(wo::next_attempt_at.le(now))
-                        .filter(
-                            wo::lease_expires_at
-                                .is_null()
-                                .or(wo::lease_expires_at.le(now)),
-                        ),
-                )
-                .set((
-                    wo::lease_owner.eq(Some(worker)),
-                    wo::lease_expires_at.eq(Some(until)),
-                    wo::attempts.eq(wo::attempts + 1),
-                    wo::last_attempt_at.eq(Some(now)),
-                    wo::updated_at.eq(now),
-                ))
-                .returning(OutboxRow::as_returning())
-                .get_results(conn)
-                .await
-                .db()?
-            }
+        let due = || {
+            wo::state.eq(PENDING).and(wo::next_attempt_at.le(now)).and(
+                wo::lease_expires_at
+                    .is_null()
+                    .or(wo::lease_expires_at.le(now)),
+            )
         };
+        let pick = || {
+            wo::webhook_outbox
+                .filter(due())
+                .order((
+                    wo::next_attempt_at.asc(),
+                    wo::created_at.asc(),
+                    wo::id.asc(),
+                ))
+                .select(wo::id)
+                .limit(limit)
+        };
+        let rows: Vec<OutboxRow> = claim_rows!(self, wo::webhook_outbox, wo::id,
+            pick: pick,
+            due: due,
+            set: (
+                wo::lease_owner.eq(Some(worker)),
+                wo::lease_expires_at.eq(Some(until)),
+                wo::attempts.eq(wo::attempts + 1),
+                wo::last_attempt_at.eq(Some(now)),
+                wo::updated_at.eq(now),
+            ),
+            returning: OutboxRow::as_returning(),
+        )?;
         let mut out = records(rows)?;
         out.sort_by_key(|r| (r.next_attempt_at, r.created_at, r.id));
         Ok(out)
@@ -310,7 +247,8 @@ impl SqlStore {
         let next = next.map(to_db);
         let error = error.as_deref().map(short);
         let delivered = delivered.map(to_db);
-        let n = db_run!(self, |conn| {
+        let n = count_rows!(
+            self,
             diesel::update(
                 wo::webhook_outbox
                     .filter(wo::id.eq(&id))
@@ -326,10 +264,7 @@ impl SqlStore {
                 wo::lease_expires_at.eq(None::<NaiveDateTime>),
                 wo::updated_at.eq(now),
             ))
-            .execute(conn)
-            .await
-            .db()
-        })?;
+        )?;
         Ok(n > 0)
     }
 
@@ -356,17 +291,15 @@ impl SqlStore {
     pub(crate) async fn outbox_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let before = to_db(before);
         let delivered = OutboxState::Delivered.as_str();
-        let n = db_run!(self, |conn| {
+        let n = count_rows!(
+            self,
             diesel::delete(
                 wo::webhook_outbox
                     .filter(wo::state.eq(delivered))
                     .filter(wo::delivered_at.lt(before)),
             )
-            .execute(conn)
-            .await
-            .db()
-        })?;
-        Ok(n as u64)
+        )?;
+        Ok(n)
     }
 }
 

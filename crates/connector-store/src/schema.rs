@@ -69,12 +69,15 @@ diesel::table! {
     }
 }
 
+// Small named values of provider plugins, per user (AWS: the handle of its external ID).
 diesel::table! {
-    external_ids (user_id) {
+    plugin_values (provider, user_id, name) {
+        provider -> Text,
         user_id -> Text,
-        external_id -> Text,
+        name -> Text,
+        value -> Text,
         created_at -> Timestamp,
-        rotated_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
     }
 }
 
@@ -124,6 +127,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_connections,
     audit_events,
     oauth_states,
-    external_ids,
+    plugin_values,
     setup_tasks,
 );

@@ -1,33 +1,49 @@
 //! Durable setup tasks (`setup_tasks`): create, read for the owner, claim under a lease, report
-//! progress, finish, release, cancel. The `Store` methods in `sql.rs` delegate here.
+//! progress, finish, release, cancel, prune: `SetupTaskStore` for `SqlStore`.
 //!
 //! Every write of a worker is fenced by its lease: it names the worker and only touches a live task
 //! (`PENDING`, `STARTED`, `PROGRESS`) whose `lease_owner` is that worker. A worker whose lease was
 //! taken over, or whose task was cancelled, writes nothing and learns it from the `false` it gets back.
 //!
-//! Claiming picks the oldest live task whose lease is absent or lapsed. On PostgreSQL the pick and the
-//! update run in one transaction with `FOR UPDATE SKIP LOCKED`, so concurrent replicas take different
-//! tasks without waiting for each other. On SQLite (one writer at a time) the update is conditional on
-//! the row still being due, and a claimer that lost the race tries the next candidate.
+//! Claiming leases the oldest live task whose lease is absent or lapsed (see `lease.rs`).
 
 use chrono::{DateTime, Utc};
 use connector_core::error::StoreError;
 use connector_core::ids::{ConnectionId, ConnectionStatus, ProviderId, UserId};
 use connector_core::store::{
     ConnectionRecord, NewSetupTask, SetupOutcome, SetupProgress, SetupState, SetupTaskRecord,
+    SetupTaskStore,
 };
+use diesel::dsl::case_when;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 
-use crate::error::{pool_error, DbResultExt};
+use crate::error::DbResultExt;
+use crate::lease::claim_rows;
 use crate::models::{now_db, to_db, to_json, ConnectionRow, SetupTaskRow};
 use crate::schema::setup_tasks::dsl as st;
-use crate::sql::{db_run, Pools, SqlStore, SqliteConn};
+use crate::sql::{count_rows, db_run, SqlStore};
 
 /// The states a worker may still claim and write.
 const LIVE: [&str; 3] = ["PENDING", "STARTED", "PROGRESS"];
-/// How many candidates a SQLite claimer tries before it reports nothing due.
-const SQLITE_CLAIM_TRIES: usize = 8;
+/// The states of a finished task.
+const FINISHED: [&str; 2] = ["SUCCESS", "FAILURE"];
+
+/// The live task `id` while `worker` holds its lease: what every write of a worker touches.
+type Held<'a> = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<st::setup_tasks, diesel::dsl::Eq<st::id, &'a str>>,
+        diesel::dsl::Eq<st::lease_owner, &'a str>,
+    >,
+    diesel::dsl::EqAny<st::state, [&'static str; 3]>,
+>;
+
+fn held<'a>(id: &'a str, worker: &'a str) -> Held<'a> {
+    st::setup_tasks
+        .filter(st::id.eq(id))
+        .filter(st::lease_owner.eq(worker))
+        .filter(st::state.eq_any(LIVE))
+}
 
 fn live_state(s: SetupState, what: &str) -> Result<(), StoreError> {
     if s.is_terminal() {
@@ -39,20 +55,23 @@ fn live_state(s: SetupState, what: &str) -> Result<(), StoreError> {
     }
 }
 
-/// The claim's update: the lease, one more attempt, `PENDING` → `STARTED`.
-fn claimed_state(observed: &str) -> &str {
-    if observed == "PENDING" {
-        "STARTED"
-    } else {
-        observed
+impl SqlStore {
+    /// The `(step, progress)` of a live task leased by `worker`.
+    async fn task_held(&self, id: &str, worker: &str) -> Result<Option<(i32, i32)>, StoreError> {
+        db_run!(self, |conn| {
+            held(id, worker)
+                .select((st::step, st::progress))
+                .first::<(i32, i32)>(conn)
+                .await
+                .optional()
+                .db()
+        })
     }
 }
 
-impl SqlStore {
-    pub(crate) async fn task_create(
-        &self,
-        task: NewSetupTask,
-    ) -> Result<SetupTaskRecord, StoreError> {
+#[async_trait::async_trait]
+impl SetupTaskStore for SqlStore {
+    async fn create_setup_task(&self, task: NewSetupTask) -> Result<SetupTaskRecord, StoreError> {
         live_state(task.state, "a new task's state")?;
         let row = SetupTaskRow::from_new(task, now_db());
         let stored: SetupTaskRow = db_run!(self, |conn| {
@@ -66,7 +85,7 @@ impl SqlStore {
         stored.into_record()
     }
 
-    pub(crate) async fn task_get(
+    async fn get_setup_task(
         &self,
         user: &UserId,
         id: uuid::Uuid,
@@ -85,7 +104,7 @@ impl SqlStore {
         row.map(SetupTaskRow::into_record).transpose()
     }
 
-    pub(crate) async fn task_claim(
+    async fn claim_setup_task(
         &self,
         provider: &ProviderId,
         worker: &str,
@@ -95,103 +114,42 @@ impl SqlStore {
         let now = to_db(now);
         let until = to_db(lease_until);
         let provider = provider.as_str();
-        let row: Option<SetupTaskRow> = match &self.pools {
-            Pools::Postgres(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                let conn: &mut AsyncPgConnection = &mut pooled;
-                conn.transaction(async |c| {
-                    let picked: Option<(String, String)> = st::setup_tasks
-                        .filter(st::provider.eq(provider))
-                        .filter(st::state.eq_any(LIVE))
-                        .filter(
-                            st::lease_expires_at
-                                .is_null()
-                                .or(st::lease_expires_at.le(now)),
-                        )
-                        .order((st::created_at.asc(), st::id.asc()))
-                        .select((st::id, st::state))
-                        .for_update()
-                        .skip_locked()
-                        .first(c)
-                        .await
-                        .optional()?;
-                    let Some((id, state)) = picked else {
-                        return Ok::<_, diesel::result::Error>(None);
-                    };
-                    diesel::update(st::setup_tasks.filter(st::id.eq(&id)))
-                        .set((
-                            st::state.eq(claimed_state(&state)),
-                            st::lease_owner.eq(Some(worker)),
-                            st::lease_expires_at.eq(Some(until)),
-                            st::attempts.eq(st::attempts + 1),
-                            st::updated_at.eq(now),
-                        ))
-                        .returning(SetupTaskRow::as_returning())
-                        .get_result(c)
-                        .await
-                        .optional()
-                })
-                .await
-                .db()?
-            }
-            Pools::Sqlite(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                let conn: &mut SqliteConn = &mut pooled;
-                let mut claimed = None;
-                for _ in 0..SQLITE_CLAIM_TRIES {
-                    let picked: Option<(String, String)> = st::setup_tasks
-                        .filter(st::provider.eq(provider))
-                        .filter(st::state.eq_any(LIVE))
-                        .filter(
-                            st::lease_expires_at
-                                .is_null()
-                                .or(st::lease_expires_at.le(now)),
-                        )
-                        .order((st::created_at.asc(), st::id.asc()))
-                        .select((st::id, st::state))
-                        .first(conn)
-                        .await
-                        .optional()
-                        .db()?;
-                    let Some((id, state)) = picked else {
-                        break;
-                    };
-                    // Conditional on the row being exactly as picked and still due: of concurrent
-                    // claimers only one matches.
-                    let row: Option<SetupTaskRow> = diesel::update(
-                        st::setup_tasks
-                            .filter(st::id.eq(&id))
-                            .filter(st::state.eq(&state))
-                            .filter(
-                                st::lease_expires_at
-                                    .is_null()
-                                    .or(st::lease_expires_at.le(now)),
-                            ),
-                    )
-                    .set((
-                        st::state.eq(claimed_state(&state)),
-                        st::lease_owner.eq(Some(worker)),
-                        st::lease_expires_at.eq(Some(until)),
-                        st::attempts.eq(st::attempts + 1),
-                        st::updated_at.eq(now),
-                    ))
-                    .returning(SetupTaskRow::as_returning())
-                    .get_result(conn)
-                    .await
-                    .optional()
-                    .db()?;
-                    if row.is_some() {
-                        claimed = row;
-                        break;
-                    }
-                }
-                claimed
-            }
+        let due = || {
+            st::provider.eq(provider).and(st::state.eq_any(LIVE)).and(
+                st::lease_expires_at
+                    .is_null()
+                    .or(st::lease_expires_at.le(now)),
+            )
         };
+        let pick = || {
+            st::setup_tasks
+                .filter(due())
+                .order((st::created_at.asc(), st::id.asc()))
+                .limit(1)
+                .select(st::id)
+        };
+        // The lease, one more attempt, `PENDING` → `STARTED` (other live states stay).
+        let started = || {
+            case_when::<_, _, diesel::sql_types::Text>(st::state.eq("PENDING"), "STARTED")
+                .otherwise(st::state)
+        };
+        let rows: Vec<SetupTaskRow> = claim_rows!(self, st::setup_tasks, st::id,
+            pick: pick,
+            due: due,
+            set: (
+                st::state.eq(started()),
+                st::lease_owner.eq(Some(worker)),
+                st::lease_expires_at.eq(Some(until)),
+                st::attempts.eq(st::attempts + 1),
+                st::updated_at.eq(now),
+            ),
+            returning: SetupTaskRow::as_returning(),
+        )?;
+        let row = rows.into_iter().next();
         row.map(SetupTaskRow::into_record).transpose()
     }
 
-    pub(crate) async fn task_renew(
+    async fn renew_setup_lease(
         &self,
         id: uuid::Uuid,
         worker: &str,
@@ -200,37 +158,15 @@ impl SqlStore {
         let id = id.to_string();
         let until = to_db(lease_until);
         let now = now_db();
-        let n = db_run!(self, |conn| {
-            diesel::update(
-                st::setup_tasks
-                    .filter(st::id.eq(&id))
-                    .filter(st::lease_owner.eq(worker))
-                    .filter(st::state.eq_any(LIVE)),
-            )
-            .set((st::lease_expires_at.eq(Some(until)), st::updated_at.eq(now)))
-            .execute(conn)
-            .await
-            .db()
-        })?;
+        let n = count_rows!(
+            self,
+            diesel::update(held(&id, worker),)
+                .set((st::lease_expires_at.eq(Some(until)), st::updated_at.eq(now)))
+        )?;
         Ok(n > 0)
     }
 
-    /// The `(step, progress)` of a live task leased by `worker`.
-    async fn task_held(&self, id: &str, worker: &str) -> Result<Option<(i32, i32)>, StoreError> {
-        db_run!(self, |conn| {
-            st::setup_tasks
-                .filter(st::id.eq(id))
-                .filter(st::lease_owner.eq(worker))
-                .filter(st::state.eq_any(LIVE))
-                .select((st::step, st::progress))
-                .first::<(i32, i32)>(conn)
-                .await
-                .optional()
-                .db()
-        })
-    }
-
-    pub(crate) async fn task_save(
+    async fn save_setup_progress(
         &self,
         id: uuid::Uuid,
         worker: &str,
@@ -246,12 +182,10 @@ impl SqlStore {
         let input = p.input.as_ref().map(to_json);
         let until = p.lease_until.map(to_db);
         let now = now_db();
-        let n = db_run!(self, |conn| {
+        let n = count_rows!(
+            self,
             diesel::update(
-                st::setup_tasks
-                    .filter(st::id.eq(&id))
-                    .filter(st::lease_owner.eq(worker))
-                    .filter(st::state.eq_any(LIVE))
+                held(&id, worker)
                     .filter(st::step.le(step))
                     .filter(st::progress.le(progress)),
             )
@@ -264,14 +198,11 @@ impl SqlStore {
                 until.map(|u| st::lease_expires_at.eq(Some(u))),
                 st::updated_at.eq(now),
             ))
-            .execute(conn)
-            .await
-            .db()
-        })?;
+        )?;
         Ok(n > 0)
     }
 
-    pub(crate) async fn task_finish(
+    async fn finish_setup_task(
         &self,
         id: uuid::Uuid,
         worker: &str,
@@ -291,15 +222,9 @@ impl SqlStore {
         let input = o.input.as_ref().map(to_json);
         let result = o.result.as_ref().map(to_json);
         let now = now_db();
-        let n = db_run!(self, |conn| {
-            diesel::update(
-                st::setup_tasks
-                    .filter(st::id.eq(&id))
-                    .filter(st::lease_owner.eq(worker))
-                    .filter(st::state.eq_any(LIVE))
-                    .filter(st::progress.le(progress)),
-            )
-            .set((
+        let n = count_rows!(
+            self,
+            diesel::update(held(&id, worker).filter(st::progress.le(progress)),).set((
                 st::state.eq(o.state.as_str()),
                 st::progress.eq(progress),
                 st::status_message.eq(&o.status_message),
@@ -310,14 +235,11 @@ impl SqlStore {
                 st::lease_expires_at.eq(None::<chrono::NaiveDateTime>),
                 st::updated_at.eq(now),
             ))
-            .execute(conn)
-            .await
-            .db()
-        })?;
+        )?;
         Ok(n > 0)
     }
 
-    pub(crate) async fn task_release(
+    async fn release_setup_task(
         &self,
         id: uuid::Uuid,
         worker: &str,
@@ -327,27 +249,19 @@ impl SqlStore {
         let id = id.to_string();
         let not_before = to_db(not_before);
         let now = now_db();
-        let n = db_run!(self, |conn| {
-            diesel::update(
-                st::setup_tasks
-                    .filter(st::id.eq(&id))
-                    .filter(st::lease_owner.eq(worker))
-                    .filter(st::state.eq_any(LIVE)),
-            )
-            .set((
+        let n = count_rows!(
+            self,
+            diesel::update(held(&id, worker),).set((
                 st::lease_owner.eq(None::<String>),
                 st::lease_expires_at.eq(Some(not_before)),
                 st::status_message.eq(status_message),
                 st::updated_at.eq(now),
             ))
-            .execute(conn)
-            .await
-            .db()
-        })?;
+        )?;
         Ok(n > 0)
     }
 
-    pub(crate) async fn task_cancel(
+    async fn cancel_setup_tasks(
         &self,
         user: &UserId,
         provider: &ProviderId,
@@ -380,9 +294,9 @@ impl SqlStore {
         Ok(n as u64)
     }
 
-    /// `Store::pending_without_live_task`: one statement, the live-task test a correlated
+    /// One statement, the live-task test a correlated
     /// `NOT EXISTS`, so a page is never filled with connections that are only waiting for a task.
-    pub(crate) async fn pending_without_live_task_page(
+    async fn pending_without_live_task(
         &self,
         provider: &ProviderId,
         updated_before: DateTime<Utc>,
@@ -411,5 +325,18 @@ impl SqlStore {
             q.load(conn).await.db()
         })?;
         rows.into_iter().map(ConnectionRow::into_record).collect()
+    }
+
+    async fn prune_setup_tasks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = to_db(before);
+        let n = count_rows!(
+            self,
+            diesel::delete(
+                st::setup_tasks
+                    .filter(st::state.eq_any(FINISHED))
+                    .filter(st::updated_at.lt(before)),
+            )
+        )?;
+        Ok(n)
     }
 }

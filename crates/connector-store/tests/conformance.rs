@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use connector_core::error::StoreError;
 use connector_core::ids::{ConnectionId, ConnectionStatus, ProviderId, UserId};
-use connector_core::store::{AuditEvent, NewConnection, OAuthStateRecord, StatusUpdate, Store};
+use connector_core::store::prelude::*;
+use connector_core::store::{AuditEvent, NewConnection, OAuthStateRecord, StatusUpdate};
 use connector_core::store::{NewSetupTask, SetupOutcome, SetupProgress, SetupState};
 use connector_store::{DbConfig, SqlStore};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -162,7 +163,8 @@ conformance!(
     oauth_state_is_taken_once,
     oauth_state_expired_is_none_and_deleted,
     oauth_state_concurrent_takes_yield_one,
-    external_id_get_or_create_is_stable_and_rotates,
+    plugin_value_get_or_create_is_stable_and_replaces,
+    plugin_value_concurrent_creates_agree,
     timestamps_round_trip_in_utc,
     dump_text_holds_written_values,
     setup_task_create_get_is_owner_scoped,
@@ -261,6 +263,100 @@ async fn sqlite_in_an_unwritable_place_is_an_error() {
     })
     .await;
     assert!(res.is_err());
+}
+
+/// The migration that replaced `external_ids` with `plugin_values` carries every row over (provider
+/// `aws`, name `external_id`, a rotation's time as `updated_at`), and its down migration brings them
+/// back. SQLite; the PostgreSQL migration is the same SQL.
+#[tokio::test]
+async fn sqlite_migration_moves_external_ids_to_plugin_values() {
+    use diesel::connection::SimpleConnection as _;
+    use diesel::{Connection as _, RunQueryDsl as _, SqliteConnection};
+    use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("aurora.db");
+    let source = || {
+        FileBasedMigrations::from_path(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../migrations/sqlite"
+        ))
+        .expect("the SQLite migrations")
+    };
+    let mut c = SqliteConnection::establish(path.to_str().unwrap()).expect("open SQLite");
+    for m in c.pending_migrations(source()).expect("pending") {
+        if m.name().to_string().ends_with("_plugin_values") {
+            break;
+        }
+        c.run_migration(&*m).expect("an earlier migration");
+    }
+    c.batch_execute(
+        "INSERT INTO external_ids (user_id, external_id, created_at, rotated_at) VALUES \
+         ('alice', 'sec1-alice', '2026-01-01 00:00:00', NULL), \
+         ('bob', 'sec1-bob', '2026-01-01 00:00:00', '2026-02-01 00:00:00')",
+    )
+    .expect("rows of the old table");
+    drop(c);
+
+    let store = SqlStore::connect(&DbConfig::Sqlite { path: path.clone() })
+        .await
+        .expect("open SQLite");
+    let applied = store.migrate().await.expect("migrate");
+    assert!(
+        applied.iter().any(|m| m.ends_with("_plugin_values")),
+        "{applied:?}"
+    );
+    let aws = ProviderId::parse("aws").unwrap();
+    for (u, v) in [("alice", "sec1-alice"), ("bob", "sec1-bob")] {
+        let u = UserId::parse(u).unwrap();
+        assert_eq!(
+            store
+                .get_or_create_plugin_value(&aws, &u, "external_id", "sec1-new")
+                .await
+                .unwrap(),
+            v
+        );
+    }
+    let dump = store.dump_text().await.unwrap();
+    assert!(
+        dump.contains("updated_at=2026-02-01 00:00:00"),
+        "a rotation's time is kept: {dump}"
+    );
+    drop(store);
+
+    // Down: the rows go back, a value never replaced without a rotation time.
+    let mut c = SqliteConnection::establish(path.to_str().unwrap()).expect("open SQLite");
+    c.revert_last_migration(source()).expect("revert");
+    let rows: Vec<(String, String, Option<String>)> = diesel::sql_query(
+        "SELECT user_id, external_id, CAST(rotated_at AS TEXT) AS rotated_at \
+         FROM external_ids ORDER BY user_id",
+    )
+    .load::<ExternalIdText>(&mut c)
+    .expect("the old table again")
+    .into_iter()
+    .map(|r| (r.user_id, r.external_id, r.rotated_at))
+    .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("alice".into(), "sec1-alice".into(), None),
+            (
+                "bob".into(),
+                "sec1-bob".into(),
+                Some("2026-02-01 00:00:00".into())
+            ),
+        ]
+    );
+}
+
+#[derive(diesel::QueryableByName)]
+struct ExternalIdText {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    user_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    external_id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    rotated_at: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -804,40 +900,70 @@ mod cases {
         }
     }
 
-    pub async fn external_id_get_or_create_is_stable_and_rotates(s: &SqlStore) {
+    pub async fn plugin_value_get_or_create_is_stable_and_replaces(s: &SqlStore) {
+        let aws = provider("aws");
         let alice = user("alice");
         let bob = user("bob");
-        let first = s.get_or_create_external_id(&alice, "ext-a1").await.unwrap();
-        assert_eq!(first, "ext-a1");
-        let again = s.get_or_create_external_id(&alice, "ext-a2").await.unwrap();
-        assert_eq!(again, "ext-a1", "the stored one wins over a new candidate");
+        const N: &str = "external_id";
+        let get = |u: &UserId, c: &'static str| {
+            let (aws, u) = (aws.clone(), u.clone());
+            async move { s.get_or_create_plugin_value(&aws, &u, N, c).await.unwrap() }
+        };
+        assert_eq!(get(&alice, "ext-a1").await, "ext-a1");
         assert_eq!(
-            s.get_or_create_external_id(&bob, "ext-b1").await.unwrap(),
-            "ext-b1"
+            get(&alice, "ext-a2").await,
+            "ext-a1",
+            "the stored one wins over a new candidate"
         );
+        assert_eq!(get(&bob, "ext-b1").await, "ext-b1");
         assert_eq!(
-            s.rotate_external_id(&alice, "ext-a3").await.unwrap(),
+            s.replace_plugin_value(&aws, &alice, N, "ext-a3")
+                .await
+                .unwrap(),
             "ext-a3"
         );
-        assert_eq!(
-            s.get_or_create_external_id(&alice, "ext-a4").await.unwrap(),
-            "ext-a3"
-        );
-        assert_eq!(
-            s.get_or_create_external_id(&bob, "zzz").await.unwrap(),
-            "ext-b1",
-            "rotation is per user"
-        );
-        // Rotating a user without one creates it.
+        assert_eq!(get(&alice, "ext-a4").await, "ext-a3");
+        assert_eq!(get(&bob, "zzz").await, "ext-b1", "a replace is per user");
+        // Replacing a value that does not exist creates it.
         let carol = user("carol");
         assert_eq!(
-            s.rotate_external_id(&carol, "ext-c1").await.unwrap(),
+            s.replace_plugin_value(&aws, &carol, N, "ext-c1")
+                .await
+                .unwrap(),
             "ext-c1"
+        );
+        assert_eq!(get(&carol, "ext-c2").await, "ext-c1");
+        // Values are kept apart by provider and by name.
+        let gcp = provider("gcp");
+        assert_eq!(
+            s.get_or_create_plugin_value(&gcp, &alice, N, "gcp-a")
+                .await
+                .unwrap(),
+            "gcp-a"
         );
         assert_eq!(
-            s.get_or_create_external_id(&carol, "ext-c2").await.unwrap(),
-            "ext-c1"
+            s.get_or_create_plugin_value(&aws, &alice, "other", "other-a")
+                .await
+                .unwrap(),
+            "other-a"
         );
+        assert_eq!(get(&alice, "ext-a5").await, "ext-a3");
+    }
+
+    pub async fn plugin_value_concurrent_creates_agree(s: &SqlStore) {
+        let aws = provider("aws");
+        let u = user("racer");
+        let candidates: Vec<String> = (0..8).map(|i| format!("cand-{i}")).collect();
+        let gets = candidates
+            .iter()
+            .map(|c| s.get_or_create_plugin_value(&aws, &u, "external_id", c));
+        let got: Vec<String> = futures::future::join_all(gets)
+            .await
+            .into_iter()
+            .map(|r| r.expect("no error under concurrency"))
+            .collect();
+        assert!(candidates.contains(&got[0]));
+        assert!(got.iter().all(|g| g == &got[0]), "one winner: {got:?}");
     }
 
     pub async fn timestamps_round_trip_in_utc(s: &SqlStore) {
@@ -907,7 +1033,7 @@ mod cases {
         })
         .await
         .unwrap();
-        s.get_or_create_external_id(&u, "external-needle")
+        s.get_or_create_plugin_value(&provider("aws"), &u, "external_id", "external-needle")
             .await
             .unwrap();
         let dump = s.dump_text().await.unwrap();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::common::{Backend, Options, ScwAccount, TestApp, INTERNAL_SECRET};
 use aurora_testkit::{eventually, StubConnector};
 use chrono::{DateTime, Utc};
+use connector_core::outbox::{DeliveryOutcome, NewOutboxEvent, OutboxRecord, OutboxState};
 use connector_core::store::*;
 use connector_core::{
     async_trait, Actor, ConnectSpec, ConnectionId, ConnectionStatus, CredentialMode, ProviderId,
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 struct FailingWrites(Arc<dyn Store>);
 
 #[async_trait]
-impl Store for FailingWrites {
+impl ConnectionStore for FailingWrites {
     fn backend_name(&self) -> &'static str {
         self.0.backend_name()
     }
@@ -73,42 +74,273 @@ impl Store for FailingWrites {
     async fn delete_connection(&self, u: &UserId, id: ConnectionId) -> Result<bool, StoreError> {
         self.0.delete_connection(u, id).await
     }
-    async fn append_audit(&self, e: AuditEvent) -> Result<(), StoreError> {
-        self.0.append_audit(e).await
-    }
     async fn referenced_secrets(
         &self,
         refs: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         self.0.referenced_secrets(refs).await
     }
+}
+
+// Every other concern goes to the real store.
+#[async_trait]
+impl AuditStore for FailingWrites {
+    async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
+        self.0.append_audit(event).await
+    }
+    async fn append_audit_batch(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+        self.0.append_audit_batch(events).await
+    }
     async fn list_audit(
         &self,
-        u: &UserId,
-        c: Option<ConnectionId>,
-        s: Option<DateTime<Utc>>,
-        l: i64,
+        user: &UserId,
+        connection: Option<ConnectionId>,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.0.list_audit(u, c, s, l).await
+        self.0.list_audit(user, connection, since, limit).await
     }
-    async fn prune_audit(&self, b: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.0.prune_audit(b).await
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.0.prune_audit(before).await
     }
-    async fn put_oauth_state(&self, s: OAuthStateRecord) -> Result<(), StoreError> {
-        self.0.put_oauth_state(s).await
+    async fn append_audit_and_outbox(
+        &self,
+        event: AuditEvent,
+        outbox: Option<NewOutboxEvent>,
+    ) -> Result<(), StoreError> {
+        self.0.append_audit_and_outbox(event, outbox).await
+    }
+    async fn enqueue_webhook(&self, event: NewOutboxEvent) -> Result<(), StoreError> {
+        self.0.enqueue_webhook(event).await
+    }
+    async fn claim_webhooks(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.0.claim_webhooks(worker, now, lease_until, limit).await
+    }
+    async fn finish_webhook_attempt(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        self.0.finish_webhook_attempt(id, worker, outcome).await
+    }
+    async fn list_webhooks(
+        &self,
+        state: Option<OutboxState>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        self.0.list_webhooks(state, limit).await
+    }
+    async fn prune_webhooks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.0.prune_webhooks(before).await
+    }
+}
+
+#[async_trait]
+impl CheckStore for FailingWrites {
+    async fn schedule_unscheduled_checks(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.0.schedule_unscheduled_checks(at).await
+    }
+    async fn claim_due_checks(
+        &self,
+        worker: &str,
+        due_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<CheckClaim>, StoreError> {
+        self.0
+            .claim_due_checks(worker, due_before, now, lease_until, limit)
+            .await
+    }
+    async fn finish_check(
+        &self,
+        id: ConnectionId,
+        worker: &str,
+        next_check_at: DateTime<Utc>,
+        failures: i32,
+    ) -> Result<bool, StoreError> {
+        self.0
+            .finish_check(id, worker, next_check_at, failures)
+            .await
+    }
+    async fn record_credential_use(
+        &self,
+        id: ConnectionId,
+        mode: CredentialMode,
+        used_at: DateTime<Utc>,
+        refresh_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.0
+            .record_credential_use(id, mode, used_at, refresh_at)
+            .await
+    }
+    async fn claim_due_refreshes(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        used_since: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<RefreshClaim>, StoreError> {
+        self.0
+            .claim_due_refreshes(worker, now, used_since, lease_until, limit)
+            .await
+    }
+    async fn finish_refresh(
+        &self,
+        id: ConnectionId,
+        mode: CredentialMode,
+        worker: &str,
+        refresh_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.0.finish_refresh(id, mode, worker, refresh_at).await
+    }
+    async fn take_expiry_warnings(
+        &self,
+        warn_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.0.take_expiry_warnings(warn_before, limit).await
+    }
+}
+
+#[async_trait]
+impl OAuthStateStore for FailingWrites {
+    async fn put_oauth_state(&self, state: OAuthStateRecord) -> Result<(), StoreError> {
+        self.0.put_oauth_state(state).await
     }
     async fn take_oauth_state(
         &self,
-        h: &str,
-        n: DateTime<Utc>,
+        state_hash: &str,
+        now: DateTime<Utc>,
     ) -> Result<Option<OAuthStateRecord>, StoreError> {
-        self.0.take_oauth_state(h, n).await
+        self.0.take_oauth_state(state_hash, now).await
     }
-    async fn get_or_create_external_id(&self, u: &UserId, c: &str) -> Result<String, StoreError> {
-        self.0.get_or_create_external_id(u, c).await
+    async fn peek_oauth_state(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OAuthStateRecord>, StoreError> {
+        self.0.peek_oauth_state(state_hash, now).await
     }
-    async fn rotate_external_id(&self, u: &UserId, n: &str) -> Result<String, StoreError> {
-        self.0.rotate_external_id(u, n).await
+    async fn prune_oauth_states(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.0.prune_oauth_states(now).await
+    }
+}
+
+#[async_trait]
+impl SetupTaskStore for FailingWrites {
+    async fn create_setup_task(&self, task: NewSetupTask) -> Result<SetupTaskRecord, StoreError> {
+        self.0.create_setup_task(task).await
+    }
+    async fn get_setup_task(
+        &self,
+        user: &UserId,
+        id: uuid::Uuid,
+    ) -> Result<Option<SetupTaskRecord>, StoreError> {
+        self.0.get_setup_task(user, id).await
+    }
+    async fn claim_setup_task(
+        &self,
+        provider: &ProviderId,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<SetupTaskRecord>, StoreError> {
+        self.0
+            .claim_setup_task(provider, worker, now, lease_until)
+            .await
+    }
+    async fn renew_setup_lease(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.0.renew_setup_lease(id, worker, lease_until).await
+    }
+    async fn save_setup_progress(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        progress: SetupProgress,
+    ) -> Result<bool, StoreError> {
+        self.0.save_setup_progress(id, worker, progress).await
+    }
+    async fn finish_setup_task(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        outcome: SetupOutcome,
+    ) -> Result<bool, StoreError> {
+        self.0.finish_setup_task(id, worker, outcome).await
+    }
+    async fn release_setup_task(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        not_before: DateTime<Utc>,
+        status_message: &str,
+    ) -> Result<bool, StoreError> {
+        self.0
+            .release_setup_task(id, worker, not_before, status_message)
+            .await
+    }
+    async fn cancel_setup_tasks(
+        &self,
+        user: &UserId,
+        provider: &ProviderId,
+        connection: Option<ConnectionId>,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        self.0
+            .cancel_setup_tasks(user, provider, connection, reason)
+            .await
+    }
+    async fn pending_without_live_task(
+        &self,
+        provider: &ProviderId,
+        updated_before: DateTime<Utc>,
+        after: Option<ConnectionId>,
+        limit: i64,
+    ) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.0
+            .pending_without_live_task(provider, updated_before, after, limit)
+            .await
+    }
+    async fn prune_setup_tasks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.0.prune_setup_tasks(before).await
+    }
+}
+
+#[async_trait]
+impl PluginValueStore for FailingWrites {
+    async fn get_or_create_plugin_value(
+        &self,
+        provider: &ProviderId,
+        user: &UserId,
+        name: &str,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        self.0
+            .get_or_create_plugin_value(provider, user, name, candidate)
+            .await
+    }
+    async fn replace_plugin_value(
+        &self,
+        provider: &ProviderId,
+        user: &UserId,
+        name: &str,
+        new: &str,
+    ) -> Result<String, StoreError> {
+        self.0.replace_plugin_value(provider, user, name, new).await
     }
 }
 

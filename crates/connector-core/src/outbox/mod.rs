@@ -2,7 +2,7 @@
 //! records the store keeps until a delivery worker (`connector-webhooks`) has delivered them.
 //!
 //! An event is written to the outbox by [`crate::Platform::audit`] in the same transaction as its
-//! audit line (see [`crate::store::Store::append_audit_and_outbox`]), so an action that is audited
+//! audit line (see [`crate::store::AuditStore::append_audit_and_outbox`]), so an action that is audited
 //! also has its event, and the event survives a restart. The body is built once, at that moment,
 //! and sent byte for byte on every attempt: its `id` is the event id the receiver deduplicates on.
 

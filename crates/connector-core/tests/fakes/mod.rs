@@ -14,11 +14,12 @@ use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_core::connector::{AuthKind, ProviderInfo, Validated};
-use connector_core::store::{AuditEvent, OAuthStateRecord, StatusUpdate};
+use connector_core::outbox::{DeliveryOutcome, NewOutboxEvent, OutboxRecord, OutboxState};
+use connector_core::store::{AuditEvent, AuditStore, ConnectionStore, StatusUpdate};
 use connector_core::{
     Cache, CacheError, ConnectionId, ConnectionRecord, Connector, ConnectorError, CredentialMode,
     IssuedCredentials, NewConnection, ProviderId, SecretPath, SecretStore, SecretStoreError,
-    SecretValue, Store, StoreError, Subscription, UserId, VersionedSecret,
+    SecretValue, StoreError, Subscription, UserId, VersionedSecret,
 };
 use parking_lot::Mutex;
 
@@ -52,7 +53,7 @@ impl MemStore {
 }
 
 #[async_trait]
-impl Store for MemStore {
+impl ConnectionStore for MemStore {
     fn backend_name(&self) -> &'static str {
         "mem"
     }
@@ -186,6 +187,10 @@ impl Store for MemStore {
             .cloned()
             .collect())
     }
+}
+
+#[async_trait]
+impl AuditStore for MemStore {
     async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
         self.audit.lock().push(event);
         Ok(())
@@ -202,23 +207,45 @@ impl Store for MemStore {
     async fn prune_audit(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
         Ok(0)
     }
-    async fn put_oauth_state(&self, _: OAuthStateRecord) -> Result<(), StoreError> {
-        Ok(())
+    // The webhook outbox: this fake has none.
+    async fn enqueue_webhook(&self, _: NewOutboxEvent) -> Result<(), StoreError> {
+        Err(no("the webhook outbox"))
     }
-    async fn take_oauth_state(
+    async fn claim_webhooks(
         &self,
         _: &str,
         _: DateTime<Utc>,
-    ) -> Result<Option<OAuthStateRecord>, StoreError> {
-        Ok(None)
+        _: DateTime<Utc>,
+        _: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        Err(no("the webhook outbox"))
     }
-    async fn get_or_create_external_id(&self, _: &UserId, c: &str) -> Result<String, StoreError> {
-        Ok(c.to_owned())
+    async fn finish_webhook_attempt(
+        &self,
+        _: uuid::Uuid,
+        _: &str,
+        _: DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        Err(no("the webhook outbox"))
     }
-    async fn rotate_external_id(&self, _: &UserId, new: &str) -> Result<String, StoreError> {
-        Ok(new.to_owned())
+    async fn list_webhooks(
+        &self,
+        _: Option<OutboxState>,
+        _: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        Err(no("the webhook outbox"))
+    }
+    async fn prune_webhooks(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
+        Err(no("the webhook outbox"))
     }
 }
+
+/// What this fake does not keep.
+fn no(what: &str) -> StoreError {
+    aurora_testkit::fakes::not_kept(what)
+}
+
+aurora_testkit::fake_store_rest!(MemStore);
 
 /// Secrets with versions (1 for the first write, one more per write, again 1 after a delete) and a
 /// real check-and-set. Every value ever written at a path is recorded, in order.
