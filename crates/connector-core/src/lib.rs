@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod kit;
+mod kit_macros;
 pub mod metrics;
 pub mod outbox;
 pub mod platform;

@@ -8,6 +8,7 @@ use actix_web::http::header::{HeaderValue, CACHE_CONTROL, COOKIE, LOCATION, SET_
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use connector_core::error::ErrorBody;
+use connector_core::kit::CallerHeader;
 use connector_core::store::{OAuthStateRecord, SetupState, SetupTaskRecord};
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse, UserId,
@@ -180,7 +181,7 @@ fn redirect(to: &str) -> HttpResponse {
     post,
     path = "/gcp/login",
     tag = "gcp",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body(content = Option<LoginRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The authorization URL (PKCE S256, single-use state valid 10 minutes)", body = LoginResponse,
@@ -580,7 +581,7 @@ pub(crate) async fn setup_status(
     post,
     path = "/gcp/post-auth-retry",
     tag = "gcp",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body = RetryRequest,
     responses(
         (status = 200, description = "A new task continues the setup with the chosen projects", body = RetryResponse),
@@ -698,7 +699,7 @@ pub(crate) async fn post_auth_retry(
     post,
     path = "/api/gcp/force-disconnect",
     tag = "gcp",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body(content = Option<LoginRequest>, content_type = "application/json", description = "Optional `{\"userId\"}`"),
     responses(
         (status = 200, description = "How many connections were removed; running setup tasks are cancelled", body = DisconnectResponse),

@@ -266,25 +266,16 @@ impl ScalewayClient {
             )
         })?;
         token.set_sensitive(true);
-        let resp = self
+        let req = self
             .base
             .http()
             .get(url)
             .header(AUTH_HEADER, token)
-            .header(ACCEPT, "application/json")
-            .timeout(self.base.timeout())
-            .send()
-            .await
-            .map_err(|e| {
-                upstream::transport_error(SERVICE, op.as_str(), self.base.timeout(), &e)
-            })?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(status_error(op, status, resp.headers()));
-        }
-        let body = resp.bytes().await.map_err(|e| {
-            upstream::transport_error(SERVICE, op.as_str(), self.base.timeout(), &e)
-        })?;
+            .header(ACCEPT, "application/json");
+        let body = upstream::fetch(SERVICE, op.as_str(), self.base.timeout(), req, |s, h| {
+            status_error(op, s, h)
+        })
+        .await?;
         serde_json::from_slice(&body).map_err(|e| {
             // The decode error can quote the body; it goes to the log only, never to the caller.
             tracing::warn!(operation = op.as_str(), error = %e, "undecodable answer from Scaleway");

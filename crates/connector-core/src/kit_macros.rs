@@ -1,0 +1,159 @@
+//! The provider kit's macros: the connector struct every API-client provider declares, the two
+//! `Connector` methods that mount its routes and describe them, and a disconnect route with its
+//! `#[utoipa::path]` (an attribute a function cannot write for another crate).
+
+/// Declare a provider's connector: the shared [`Platform`](crate::Platform), the provider's API
+/// client and its [`ProviderId`](crate::ProviderId), with `new(platform, client)`, `client()`,
+/// `platform()`, a `Debug` that shows the client only, and its
+/// [`ProviderName`](crate::kit::ProviderName) in documentation (`$what`); with
+/// `pick_connection or "<404 message>";` also `pick_connection(user, req)`
+/// ([`kit::pick_connection`](crate::kit::pick_connection)). The fields (`platform`, `client`,
+/// `provider`) are private to the crate that declares it.
+///
+/// ```ignore
+/// connector_core::provider_connector! {
+///     /// The Scaleway connector.
+///     pub struct ScalewayConnector(ScalewayClient) = PROVIDER_ID, "Scaleway";
+/// }
+/// ```
+#[macro_export]
+macro_rules! provider_connector {
+    (
+        $(#[$meta:meta])* $vis:vis struct $name:ident($client:ty) = $id:expr, $what:literal;
+        $(pick_connection or $none:literal;)?
+    ) => {
+        impl $crate::kit::ProviderName for $name {
+            const NAME: &'static str = $what;
+        }
+
+        $(#[$meta])*
+        $vis struct $name {
+            platform: $crate::Platform,
+            client: $client,
+            provider: $crate::ProviderId,
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("client", &self.client)
+                    .finish()
+            }
+        }
+
+        impl $name {
+            pub fn new(platform: $crate::Platform, client: $client) -> Self {
+                Self {
+                    platform,
+                    client,
+                    provider: $crate::ProviderId::from_static($id),
+                }
+            }
+
+            pub fn client(&self) -> &$client {
+                &self.client
+            }
+
+            pub fn platform(&self) -> &$crate::Platform {
+                &self.platform
+            }
+
+            $(
+                /// The caller's connection that `connectionId` (query) names, else their most
+                /// recently updated one with this provider; 404 with this message when none.
+                pub(crate) async fn pick_connection(
+                    &self,
+                    user: &$crate::UserId,
+                    req: &$crate::kit::__private::actix_web::HttpRequest,
+                ) -> ::std::result::Result<$crate::ConnectionRecord, $crate::ApiError> {
+                    let (p, provider) = (&self.platform, &self.provider);
+                    $crate::kit::pick_connection(p, req, user, provider, $what, $none).await
+                }
+            )?
+        }
+    };
+}
+
+/// Inside `impl Connector for …`: `configure` mounts the routes with `$configure(web::Data, cfg)`
+/// (the connector as their app data) and `openapi` answers `$api`'s document
+/// (`#[derive(utoipa::OpenApi)]`).
+///
+/// ```ignore
+/// connector_core::connector_routes!(routes::configure, ScalewayApi);
+/// ```
+#[macro_export]
+macro_rules! connector_routes {
+    ($configure:path, $api:ty) => {
+        fn configure(
+            self: ::std::sync::Arc<Self>,
+            cfg: &mut $crate::kit::__private::actix_web::web::ServiceConfig,
+        ) {
+            $configure(
+                $crate::kit::__private::actix_web::web::Data::from(self),
+                cfg,
+            );
+        }
+
+        fn openapi(&self) -> $crate::kit::__private::utoipa::openapi::OpenApi {
+            <$api as $crate::kit::__private::utoipa::OpenApi>::openapi()
+        }
+    };
+}
+
+/// A provider's disconnect route, `POST $path` (tag `$tag`), with its `#[utoipa::path]`: it removes
+/// the caller's connection named by `connectionId` (body or query), or the one of the account the
+/// body `$body` names, else all of the caller's connections with this provider
+/// ([`kit::disconnect_one_or_all`](crate::kit::disconnect_one_or_all)), and answers
+/// [`DisconnectResponse`](crate::DisconnectResponse). `$what` names the provider in messages and
+/// in the 404; `$body_doc` describes the optional body and `$bad` the 400. An optional
+/// `then |n, resp| …` completes the answer once `n` connections are removed.
+///
+/// The handler is `pub(crate) async fn $name(web::Data<$connector>, Caller, HttpRequest,
+/// web::Payload)`; `$connector` has a `platform` field (see [`crate::provider_connector!`]). The
+/// crate that uses it depends on `utoipa`.
+#[macro_export]
+macro_rules! disconnect_route {
+    (
+        $(#[$meta:meta])*
+        $name:ident: $connector:ident, $body:ident, $path:literal, $tag:literal, $what:literal,
+        $body_doc:literal, $bad:literal $(, then $after:expr)? $(,)?
+    ) => {
+        $(#[$meta])*
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = $tag,
+            params(
+                ("X-User-ID" = String, Header, description = "The caller's user id"),
+                ("connectionId" = Option<uuid::Uuid>, Query, description = "Remove only this connection (also accepted in the body)"),
+            ),
+            request_body(content = Option<$body>, description = $body_doc, content_type = "application/json"),
+            responses(
+                (status = 200, description = "How many connections were removed", body = DisconnectResponse),
+                (status = 400, description = $bad, body = ErrorBody),
+                (status = 404, description = concat!("No such ", $what, " connection of the caller"), body = ErrorBody),
+                BodyRefusals,
+            )
+        )]
+        pub(crate) async fn $name(
+            connector: $crate::kit::__private::actix_web::web::Data<$connector>,
+            caller: $crate::Caller,
+            req: $crate::kit::__private::actix_web::HttpRequest,
+            payload: $crate::kit::__private::actix_web::web::Payload,
+        ) -> ::std::result::Result<$crate::kit::__private::actix_web::HttpResponse, $crate::ApiError> {
+            let n = $crate::kit::disconnect_one_or_all::<$body>(
+                &connector.platform,
+                connector.get_ref(),
+                &caller,
+                &req,
+                payload,
+                $what,
+            )
+            .await?;
+            #[allow(unused_mut)]
+            let mut resp = $crate::DisconnectResponse::new(n, $what);
+            $(($after)(n, &mut resp);)?
+            Ok($crate::kit::__private::actix_web::HttpResponse::Ok().json(resp))
+        }
+    };
+}
