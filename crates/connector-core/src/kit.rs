@@ -410,6 +410,57 @@ impl<P: ProviderName> utoipa::IntoResponses for UpstreamRefusals<P> {
     }
 }
 
+/// The parameters of a route that reads one of the caller's connections with the provider `P`
+/// ([`pick_connection`]): `X-User-ID` and the optional `connectionId` query, for the `params(...)` of
+/// its `#[utoipa::path]`: `params(PickParams<ScalewayConnector>)`.
+pub struct PickParams<P>(std::marker::PhantomData<P>);
+
+impl<P: ProviderName> utoipa::IntoParams for PickParams<P> {
+    fn into_params(
+        in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{KnownFormat, ObjectBuilder, Required, SchemaFormat, Type};
+        let mut params = CallerHeader::into_params(in_provider);
+        let uuid = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+        params.push(
+            ParameterBuilder::new()
+                .name("connectionId")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(format!(
+                    "Which {} connection; by default the most recently updated one",
+                    P::NAME
+                )))
+                .schema(Some(uuid))
+                .build(),
+        );
+        params
+    }
+}
+
+/// The refusals of a route that reads one of the caller's connections with the provider `P`
+/// ([`pick_connection`]): 400 (a malformed `connectionId`), 401, 404 and 503, for the
+/// `responses(...)` of its `#[utoipa::path]`.
+pub struct PickRefusals<P>(std::marker::PhantomData<P>);
+
+impl<P: ProviderName> utoipa::IntoResponses for PickRefusals<P> {
+    fn responses() -> Answers {
+        let no_such = format!("No such {} connection of the caller", P::NAME);
+        [
+            ("400", "Malformed connectionId".to_owned()),
+            ("401", "Missing or malformed caller identity".to_owned()),
+            ("404", no_such),
+            ("503", "Database or secret store unavailable".to_owned()),
+        ]
+        .into_iter()
+        .map(|(status, description)| (status.to_owned(), error_answer(description)))
+        .collect()
+    }
+}
+
 /// What the kit's macros name from the crates the core depends on.
 #[doc(hidden)]
 pub mod __private {

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
-use connector_core::kit::{BodyRefusals, CallerHeader, UpstreamRefusals};
+use connector_core::kit::{BodyRefusals, CallerHeader, PickParams, PickRefusals, UpstreamRefusals};
 use connector_core::secret::StoredDocument;
 use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse};
 use serde::Serialize;
@@ -150,20 +150,14 @@ pub(crate) async fn connect(
     get,
     path = "/scaleway_api/scaleway/projects",
     tag = "scaleway",
-    params(
-        ("X-User-ID" = String, Header, description = "The caller's user id"),
-        ("connectionId" = Option<uuid::Uuid>, Query, description = "Which Scaleway connection; by default the most recently updated one"),
-    ),
+    params(PickParams<ScalewayConnector>),
     responses(
         (status = 200, description = "Every project, every page of Scaleway's list", body = ProjectsResponse),
-        (status = 400, description = "Malformed connectionId", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 404, description = "No such Scaleway connection of the caller", body = ErrorBody),
         (status = 409, description = "The stored credentials are missing (`needs_reconnect`)", body = ErrorBody),
         (status = 422, description = "Scaleway refused the stored key (`credentials_rejected`)", body = ErrorBody),
         (status = 429, description = "Scaleway throttled the gateway", body = ErrorBody),
         (status = 502, description = "Scaleway unavailable", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        PickRefusals<ScalewayConnector>,
     )
 )]
 pub(crate) async fn projects(

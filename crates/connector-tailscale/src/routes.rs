@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
-use connector_core::kit::{BodyRefusals, CallerHeader, UpstreamRefusals};
+use connector_core::kit::{BodyRefusals, CallerHeader, PickParams, PickRefusals, UpstreamRefusals};
 use connector_core::secret::StoredDocument;
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
@@ -212,17 +212,11 @@ fn instructions(tailnet: &str) -> Vec<String> {
     get,
     path = "/tailscale_api/tailscale/ssh-setup",
     tag = "tailscale",
-    params(
-        ("X-User-ID" = String, Header, description = "The caller's user id"),
-        ("connectionId" = Option<uuid::Uuid>, Query, description = "Which Tailscale connection; by default the most recently updated one"),
-    ),
+    params(PickParams<TailscaleConnector>),
     responses(
         (status = 200, description = "The public key, the steps and the command", body = SshSetupResponse),
-        (status = 400, description = "Malformed connectionId", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 404, description = "No such Tailscale connection of the caller", body = ErrorBody),
         (status = 409, description = "The stored key is missing (`needs_reconnect`)", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        PickRefusals<TailscaleConnector>,
     )
 )]
 pub(crate) async fn ssh_setup(
