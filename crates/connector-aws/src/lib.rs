@@ -209,15 +209,9 @@ connector_core::register_plugin!("aws", build);
 impl Connector for AwsConnector {
     fn info(&self) -> ProviderInfo {
         use Capability::*;
+        let (id, kind) = (self.provider.clone(), AuthKind::RoleAssumption);
         let caps = [MultiAccount, Credentials, ReadOnlyMode, Validate];
-        let name = "Amazon Web Services";
-        ProviderInfo::new(
-            self.provider.clone(),
-            name,
-            AuthKind::RoleAssumption,
-            &caps,
-            &[routes::AUTH_PATH],
-        )
+        ProviderInfo::new(id, "Amazon Web Services", kind, &caps, &[routes::AUTH_PATH])
     }
 
     connector_core::connector_routes!(routes::configure, AwsApi);

@@ -131,15 +131,9 @@ connector_core::register_plugin!("azure", build);
 impl Connector for AzureConnector {
     fn info(&self) -> ProviderInfo {
         use Capability::*;
+        let (id, kind) = (self.provider.clone(), AuthKind::ServicePrincipal);
         let caps = [MultiAccount, Credentials, ReadOnlyMode, Validate];
-        let kind = AuthKind::ServicePrincipal;
-        ProviderInfo::new(
-            self.provider.clone(),
-            "Microsoft Azure",
-            kind,
-            &caps,
-            &[routes::LOGIN_PATH],
-        )
+        ProviderInfo::new(id, "Microsoft Azure", kind, &caps, &[routes::LOGIN_PATH])
     }
 
     connector_core::connector_routes!(routes::configure, AzureApi);

@@ -358,6 +358,19 @@ fn error_answer(
         .into()
 }
 
+/// The 401 of every route that needs a caller, for the `responses(...)` of its `#[utoipa::path]`
+/// when it documents nothing else of [`CallerRefusals`] or [`BodyRefusals`].
+pub struct Unauthenticated;
+
+/// [`Unauthenticated`]'s description.
+const UNAUTHENTICATED: &str = "Missing or malformed caller identity";
+
+impl utoipa::IntoResponses for Unauthenticated {
+    fn responses() -> Answers {
+        [("401".to_owned(), error_answer(UNAUTHENTICATED))].into()
+    }
+}
+
 /// The refusals of a route that reads a caller's JSON body before it reaches a backend: 401, 403
 /// `user_mismatch` and 413, as in [`BodyRefusals`], for a route that documents its own 503.
 pub struct CallerRefusals;
@@ -365,7 +378,7 @@ pub struct CallerRefusals;
 impl utoipa::IntoResponses for CallerRefusals {
     fn responses() -> Answers {
         [
-            ("401", "Missing or malformed caller identity"),
+            ("401", UNAUTHENTICATED),
             (
                 "403",
                 "`userId` in the body is not the caller (`user_mismatch`)",
@@ -451,7 +464,7 @@ impl<P: ProviderName> utoipa::IntoResponses for PickRefusals<P> {
         let no_such = format!("No such {} connection of the caller", P::NAME);
         [
             ("400", "Malformed connectionId".to_owned()),
-            ("401", "Missing or malformed caller identity".to_owned()),
+            ("401", UNAUTHENTICATED.to_owned()),
             ("404", no_such),
             ("503", "Database or secret store unavailable".to_owned()),
         ]

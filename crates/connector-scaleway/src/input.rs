@@ -72,6 +72,11 @@ fn optional_uuid(v: Option<&str>, field: &str) -> Result<Option<String>, ApiErro
     }
 }
 
+const ACCESS_KEY_RULE: &str =
+    "accessKey must be SCW followed by 17 to 20 capital letters or digits";
+const SECRET_KEY_RULE: &str =
+    "secretKey must be a UUID: the secret key Scaleway showed when the API key was created";
+
 impl ConnectRequest {
     /// The format checks of §5. Owner binding is the route's job (it needs the caller).
     pub fn check(&self) -> Result<ConnectInput, ApiError> {
@@ -79,14 +84,9 @@ impl ConnectRequest {
             &self.access_key,
             "accessKey",
             is_access_key,
-            "accessKey must be SCW followed by 17 to 20 capital letters or digits",
+            ACCESS_KEY_RULE,
         )?;
-        let secret = required_secret(
-            &self.secret_key,
-            "secretKey",
-            is_uuid,
-            "secretKey must be a UUID: the secret key Scaleway showed when the API key was created",
-        )?;
+        let secret = required_secret(&self.secret_key, "secretKey", is_uuid, SECRET_KEY_RULE)?;
         let secret_key = SecretString::from(secret.to_ascii_lowercase());
         Ok(ConnectInput {
             access_key: access_key.to_owned(),

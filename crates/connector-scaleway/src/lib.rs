@@ -93,19 +93,10 @@ connector_core::register_plugin!("scaleway", build);
 #[async_trait]
 impl Connector for ScalewayConnector {
     fn info(&self) -> ProviderInfo {
-        let caps = [
-            Capability::MultiAccount,
-            Capability::Credentials,
-            Capability::Validate,
-        ];
-        let connect = [routes::CONNECT_PATH];
-        ProviderInfo::new(
-            self.provider.clone(),
-            "Scaleway",
-            AuthKind::ApiKey,
-            &caps,
-            &connect,
-        )
+        use Capability::*;
+        let (id, kind) = (self.provider.clone(), AuthKind::ApiKey);
+        let caps = [MultiAccount, Credentials, Validate];
+        ProviderInfo::new(id, "Scaleway", kind, &caps, &[routes::CONNECT_PATH])
     }
 
     connector_core::connector_routes!(routes::configure, ScalewayApi);

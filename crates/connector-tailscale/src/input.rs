@@ -69,21 +69,21 @@ pub fn is_tailnet(s: &str) -> bool {
 
 use connector_core::kit::{present, required, required_secret};
 
+/// A client secret as it can be: at most [`MAX_SECRET_LEN`] characters, no control character or space.
+fn is_secret(s: &str) -> bool {
+    s.len() <= MAX_SECRET_LEN && !s.chars().any(|c| c.is_control() || c == ' ')
+}
+
+const CLIENT_ID_RULE: &str =
+    "clientId must be 1-128 letters, digits, _ or - (the OAuth client's id, such as k123456CNTRL)";
+const SECRET_RULE: &str =
+    "clientSecret is malformed: it is the OAuth client's secret, which starts with tskey-client-";
+
 impl ConnectRequest {
     /// The format checks of §6. Owner binding is the route's job (it needs the caller).
     pub fn check(&self) -> Result<ConnectInput, ApiError> {
-        let client_id = required(
-            &self.client_id,
-            "clientId",
-            is_client_id,
-            "clientId must be 1-128 letters, digits, _ or - (the OAuth client's id, such as k123456CNTRL)",
-        )?;
-        let secret = required_secret(
-            &self.client_secret,
-            "clientSecret",
-            |s| s.len() <= MAX_SECRET_LEN && !s.chars().any(|c| c.is_control() || c == ' '),
-            "clientSecret is malformed: it is the OAuth client's secret, which starts with tskey-client-",
-        )?;
+        let client_id = required(&self.client_id, "clientId", is_client_id, CLIENT_ID_RULE)?;
+        let secret = required_secret(&self.client_secret, "clientSecret", is_secret, SECRET_RULE)?;
         let tailnet = present(self.tailnet.as_deref()).unwrap_or(DEFAULT_TAILNET);
         if !is_tailnet(tailnet) {
             return Err(ApiError::invalid_request(

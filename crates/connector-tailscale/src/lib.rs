@@ -101,19 +101,10 @@ connector_core::register_plugin!("tailscale", build);
 #[async_trait]
 impl Connector for TailscaleConnector {
     fn info(&self) -> ProviderInfo {
-        let caps = [
-            Capability::MultiAccount,
-            Capability::Credentials,
-            Capability::Validate,
-        ];
-        let connect = [routes::CONNECT_PATH];
-        ProviderInfo::new(
-            self.provider.clone(),
-            "Tailscale",
-            AuthKind::OAuthClientCredentials,
-            &caps,
-            &connect,
-        )
+        use Capability::*;
+        let (id, kind) = (self.provider.clone(), AuthKind::OAuthClientCredentials);
+        let caps = [MultiAccount, Credentials, Validate];
+        ProviderInfo::new(id, "Tailscale", kind, &caps, &[routes::CONNECT_PATH])
     }
 
     connector_core::connector_routes!(routes::configure, TailscaleApi);

@@ -73,14 +73,10 @@ connector_core::register_plugin!("acme", build);
 #[async_trait]
 impl Connector for AcmeConnector {
     fn info(&self) -> ProviderInfo {
-        let caps = [Capability::Credentials, Capability::Validate];
-        ProviderInfo::new(
-            self.provider.clone(),
-            "Acme",
-            AuthKind::ApiKey,
-            &caps,
-            &[CONNECT_PATH],
-        )
+        use Capability::*;
+        let (id, kind) = (self.provider.clone(), AuthKind::ApiKey);
+        let caps = [Credentials, Validate];
+        ProviderInfo::new(id, "Acme", kind, &caps, &[CONNECT_PATH])
     }
 
     fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
