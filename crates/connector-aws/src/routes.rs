@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use connector_core::error::ErrorBody;
 use connector_core::http::{parse_connection_id, query_value, read_optional_body};
-use connector_core::kit::{BodyRefusals, CallerHeader, CallerRefusals, Unauthenticated};
+use connector_core::kit::{BodyRefusals, CallerHeader, CallerRefusals};
 use connector_core::secret::StoredDocument;
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
@@ -185,7 +185,7 @@ async fn setup_response(
     params(CallerHeader),
     responses(
         (status = 200, description = "The setup of the caller's workspace", body = SetupResponse),
-        Unauthenticated,
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
         (status = 502, description = "STS could not be reached to find the gateway's principal (`provider_unavailable`)", body = ErrorBody),
         (status = 503, description = "The gateway's own AWS credentials are missing or refused, or the database or secret store is unavailable (`dependency_unavailable`)", body = ErrorBody),
     )
@@ -208,7 +208,7 @@ pub(crate) async fn setup_info(
     responses(
         (status = 200, description = "The setup with the new external ID", body = SetupResponse),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        Unauthenticated,
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
         (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
         (status = 502, description = "STS unavailable", body = ErrorBody),
         (status = 503, description = "The gateway's own AWS credentials, the database or the secret store are unavailable", body = ErrorBody),
@@ -355,7 +355,7 @@ fn account_view(c: &ConnectionRecord) -> AccountView {
     responses(
         (status = 200, description = "The caller's AWS accounts", body = AccountsResponse),
         (status = 400, description = "Malformed accountId", body = ErrorBody),
-        Unauthenticated,
+        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]

@@ -585,8 +585,8 @@ pub(crate) async fn setup_status(
     request_body = RetryRequest,
     responses(
         (status = 200, description = "A new task continues the setup with the chosen projects", body = RetryResponse),
-        (status = 400, description = "No project chosen, or one that is not eligible (`invalid_request`)", body = ErrorBody),
         Unauthenticated,
+        (status = 400, description = "No project chosen, or one that is not eligible (`invalid_request`)", body = ErrorBody),
         (status = 403, description = "`userId` in the body is not the caller", body = ErrorBody),
         (status = 404, description = "No such task of the caller, or its connection is gone", body = ErrorBody),
         (status = 409, description = "The task is not waiting for a project choice (`conflict`)", body = ErrorBody),
