@@ -478,6 +478,7 @@ impl<P: ProviderName> utoipa::IntoResponses for PickRefusals<P> {
 #[doc(hidden)]
 pub mod __private {
     pub use actix_web;
+    pub use reqwest;
     pub use utoipa;
 }
 

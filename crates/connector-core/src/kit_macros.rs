@@ -1,4 +1,5 @@
-//! The provider kit's macros: the connector struct every API-client provider declares, the two
+//! The provider kit's macros: the API client and the connector struct every API-client provider
+//! declares, the two
 //! `Connector` methods that mount its routes and describe them, and a disconnect route with its
 //! `#[utoipa::path]` (an attribute a function cannot write for another crate).
 
@@ -106,11 +107,24 @@ macro_rules! connector_routes {
 /// ([`kit::disconnect_one_or_all`](crate::kit::disconnect_one_or_all)), and answers
 /// [`DisconnectResponse`](crate::DisconnectResponse). `$what` names the provider in messages and
 /// in the 404; `$body_doc` describes the optional body and `$bad` the 400. An optional
-/// `then |n, resp| …` completes the answer once `n` connections are removed.
+/// `then f` (a `fn(usize, &mut DisconnectResponse)`) completes the answer once the connections are
+/// removed.
 ///
 /// The handler is `pub(crate) async fn $name(web::Data<$connector>, Caller, HttpRequest,
 /// web::Payload)`; `$connector` has a `platform` field (see [`crate::provider_connector!`]). The
-/// crate that uses it depends on `utoipa`.
+/// crate that uses it depends on `utoipa` and `uuid`, and has `DisconnectResponse`, `ErrorBody` and
+/// [`BodyRefusals`](crate::kit::BodyRefusals) in scope where it expands (the names its OpenAPI
+/// document lists).
+///
+/// ```ignore
+/// connector_core::disconnect_route!(
+///     /// Remove the caller's Scaleway connections (or one of them).
+///     disconnect: ScalewayConnector, DisconnectRequest, "/scaleway_api/scaleway/disconnect",
+///     "scaleway", "Scaleway",
+///     "Optional; without a connection id every Scaleway connection of the caller is removed",
+///     "Malformed body or connectionId, or different ids in body and query",
+/// );
+/// ```
 #[macro_export]
 macro_rules! disconnect_route {
     (
@@ -154,6 +168,61 @@ macro_rules! disconnect_route {
             let mut resp = $crate::DisconnectResponse::new(n, $what);
             $(($after)(n, &mut resp);)?
             Ok($crate::kit::__private::actix_web::HttpResponse::Ok().json(resp))
+        }
+    };
+}
+
+/// Declare a provider's API client over an [`ApiBase`](crate::upstream::ApiBase): `new(base_url,
+/// http, metrics)` (the URL checked by [`kit::parse_base_url`](crate::kit::parse_base_url), metric
+/// label `$provider`, per-request timeout `$timeout`), `with_timeout`, `base_url`, `timeout` and
+/// `url(segments)`; `Clone`, and a `Debug` that shows the base URL and the timeout. The provider
+/// writes its calls in its own `impl` with `self.base`.
+///
+/// ```ignore
+/// connector_core::api_client! {
+///     /// The Scaleway API client.
+///     pub struct ScalewayClient = PROVIDER, DEFAULT_TIMEOUT;
+/// }
+/// ```
+#[macro_export]
+macro_rules! api_client {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident = $provider:expr, $timeout:expr;) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug)]
+        $vis struct $name {
+            base: $crate::upstream::ApiBase,
+        }
+
+        impl $name {
+            /// A client of the API at `base_url`, sharing the platform's HTTP client and metrics.
+            pub fn new(
+                base_url: &str,
+                http: $crate::kit::__private::reqwest::Client,
+                metrics: ::std::sync::Arc<$crate::Metrics>,
+            ) -> ::std::result::Result<Self, String> {
+                $crate::upstream::ApiBase::new($provider, base_url, http, metrics, $timeout)
+                    .map(|base| Self { base })
+            }
+
+            /// Use another per-request timeout.
+            pub fn with_timeout(self, timeout: ::std::time::Duration) -> Self {
+                Self {
+                    base: self.base.with_timeout(timeout),
+                }
+            }
+
+            pub fn base_url(&self) -> &$crate::kit::__private::reqwest::Url {
+                self.base.base_url()
+            }
+
+            pub fn timeout(&self) -> ::std::time::Duration {
+                self.base.timeout()
+            }
+
+            /// `{base}/{segments…}`, each segment percent-encoded.
+            pub fn url(&self, segments: &[&str]) -> $crate::kit::__private::reqwest::Url {
+                self.base.url(segments)
+            }
         }
     };
 }

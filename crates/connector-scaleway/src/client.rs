@@ -6,12 +6,11 @@
 //! `provider_call_duration_seconds` histogram with provider `scaleway`.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use connector_core::upstream::{self, ApiBase};
-use connector_core::{ConnectorError, Metrics};
+use connector_core::upstream;
+use connector_core::ConnectorError;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -112,45 +111,15 @@ impl Op {
     }
 }
 
-/// The Scaleway API client. Cheap to clone; `Debug` shows the base URL and the timeout.
-#[derive(Clone, Debug)]
-pub struct ScalewayClient {
-    base: ApiBase,
+connector_core::api_client! {
+    /// The Scaleway API client. Cheap to clone; `Debug` shows the base URL and the timeout.
+    pub struct ScalewayClient = PROVIDER, DEFAULT_TIMEOUT;
 }
 
 /// The API base URL setting's check, shared by every provider.
 pub use connector_core::kit::parse_base_url;
 
 impl ScalewayClient {
-    /// A client of the API at `base_url` (see [`parse_base_url`]), sharing the platform's HTTP client
-    /// and metrics.
-    pub fn new(
-        base_url: &str,
-        http: reqwest::Client,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, String> {
-        ApiBase::new(PROVIDER, base_url, http, metrics, DEFAULT_TIMEOUT).map(|base| Self { base })
-    }
-
-    /// Use another per-request timeout (the default is [`DEFAULT_TIMEOUT`]).
-    pub fn with_timeout(self, timeout: Duration) -> Self {
-        Self {
-            base: self.base.with_timeout(timeout),
-        }
-    }
-
-    pub fn base_url(&self) -> &Url {
-        self.base.base_url()
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.base.timeout()
-    }
-
-    fn url(&self, segments: &[&str]) -> Url {
-        self.base.url(segments)
-    }
-
     /// `GET /iam/v1alpha1/api-keys/{access_key}`. Proves that the secret key works; an unknown access
     /// key (404) is a refusal too.
     pub async fn get_api_key(
@@ -322,6 +291,8 @@ fn status_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use connector_core::Metrics;
+    use std::sync::Arc;
 
     #[test]
     fn urls_keep_a_prefix_and_encode_segments() {

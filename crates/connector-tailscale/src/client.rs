@@ -10,14 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use connector_core::upstream::{self, ApiBase};
-use connector_core::{ConnectorError, Metrics};
+use connector_core::upstream;
+use connector_core::ConnectorError;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
-use reqwest::{StatusCode, Url};
+use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -108,40 +107,15 @@ impl Op {
     }
 }
 
-/// The Tailscale API client. Cheap to clone; `Debug` shows the base URL and the timeout.
-#[derive(Clone, Debug)]
-pub struct TailscaleClient {
-    base: ApiBase,
+connector_core::api_client! {
+    /// The Tailscale API client. Cheap to clone; `Debug` shows the base URL and the timeout.
+    pub struct TailscaleClient = PROVIDER, DEFAULT_TIMEOUT;
 }
 
 /// The API base URL setting's check, shared by every provider.
 pub use connector_core::kit::parse_base_url;
 
 impl TailscaleClient {
-    pub fn new(
-        base_url: &str,
-        http: reqwest::Client,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, String> {
-        ApiBase::new(PROVIDER, base_url, http, metrics, DEFAULT_TIMEOUT).map(|base| Self { base })
-    }
-
-    /// Use another per-request timeout (the default is [`DEFAULT_TIMEOUT`]).
-    pub fn with_timeout(self, timeout: Duration) -> Self {
-        Self {
-            base: self.base.with_timeout(timeout),
-        }
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.base.timeout()
-    }
-
-    /// `{base}/{segments…}`, each segment percent-encoded.
-    pub fn url(&self, segments: &[&str]) -> Url {
-        self.base.url(segments)
-    }
-
     /// An API access token: the client-credentials grant at `/api/v2/oauth/token`. Tailscale issues
     /// no refresh token; a new grant is the only way to a new token.
     pub async fn token(
@@ -262,7 +236,9 @@ fn status_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use connector_core::Metrics;
     use reqwest::header::HeaderValue;
+    use std::sync::Arc;
 
     fn d(name: &str, external: bool) -> Device {
         Device {
