@@ -128,22 +128,16 @@ struct SubscriptionPage {
     next_link: Option<String>,
 }
 
-/// The calls, for metric labels and for what an error status means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Token,
-    ListSubscriptions,
-    GetSubscription,
+connector_core::api_operations! {
+    /// The calls, for metric labels and for what an error status means.
+    enum Op {
+        Token = "token",
+        ListSubscriptions = "list_subscriptions",
+        GetSubscription = "get_subscription",
+    }
 }
 
 impl Op {
-    fn as_str(self) -> &'static str {
-        match self {
-            Op::Token => "token",
-            Op::ListSubscriptions => "list_subscriptions",
-            Op::GetSubscription => "get_subscription",
-        }
-    }
     fn service(self) -> &'static str {
         match self {
             Op::Token => "Microsoft Entra ID",

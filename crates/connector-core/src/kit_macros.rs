@@ -226,3 +226,31 @@ macro_rules! api_client {
         }
     };
 }
+
+/// Declare the calls of a provider's API client: a `Copy` enum whose `as_str()` is each call's
+/// metric label (`operation` of `aurora_provider_calls_total`, and of the log lines).
+///
+/// ```ignore
+/// connector_core::api_operations! {
+///     /// The API calls.
+///     enum Op { Token = "token", ListDevices = "list_devices" }
+/// }
+/// ```
+#[macro_export]
+macro_rules! api_operations {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($op:ident = $label:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($op,)+
+        }
+
+        impl $name {
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$op => $label,)+
+                }
+            }
+        }
+    };
+}

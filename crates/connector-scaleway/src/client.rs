@@ -91,23 +91,13 @@ fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
-/// The API calls, for metric labels and for what a 404 means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    GetApiKey,
-    GetUser,
-    GetApplication,
-    ListProjects,
-}
-
-impl Op {
-    fn as_str(self) -> &'static str {
-        match self {
-            Op::GetApiKey => "get_api_key",
-            Op::GetUser => "get_user",
-            Op::GetApplication => "get_application",
-            Op::ListProjects => "list_projects",
-        }
+connector_core::api_operations! {
+    /// The API calls, for metric labels and for what a 404 means.
+    enum Op {
+        GetApiKey = "get_api_key",
+        GetUser = "get_user",
+        GetApplication = "get_application",
+        ListProjects = "list_projects",
     }
 }
 

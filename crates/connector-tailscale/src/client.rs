@@ -91,20 +91,9 @@ pub fn tailnet_dns_name(devices: &[Device]) -> Option<String> {
     }
 }
 
-/// The API calls, for metric labels and for what an error status means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Token,
-    ListDevices,
-}
-
-impl Op {
-    fn as_str(self) -> &'static str {
-        match self {
-            Op::Token => "token",
-            Op::ListDevices => "list_devices",
-        }
-    }
+connector_core::api_operations! {
+    /// The API calls, for metric labels and for what an error status means.
+    enum Op { Token = "token", ListDevices = "list_devices" }
 }
 
 connector_core::api_client! {
