@@ -349,14 +349,8 @@ fn not_implemented() -> ConnectorError {
 impl Connector for {Camel}Connector {
     fn info(&self) -> ProviderInfo {
         // TODO: the provider's display name, auth kind, capabilities and connect routes (rate-limited).
-        ProviderInfo {
-            id: ProviderId::from_static(PROVIDER_ID),
-            display_name: "{Camel}".into(),
-            auth_kind: AuthKind::ApiKey,
-            capabilities: Vec::new(),
-            open_paths: Vec::new(),
-            connect_paths: Vec::new(),
-        }
+        let id = ProviderId::from_static(PROVIDER_ID);
+        ProviderInfo::new(id, "{Camel}", AuthKind::ApiKey, &[], &[])
     }
 
     fn configure(self: Arc<Self>, _cfg: &mut web::ServiceConfig) {

@@ -246,10 +246,7 @@ impl fmt::Debug for AuthInput {
     }
 }
 
-/// A present, non-blank optional field, trimmed.
-fn present(v: Option<&str>) -> Option<&str> {
-    v.map(str::trim).filter(|s| !s.is_empty())
-}
+use connector_core::kit::present;
 
 /// The characters STS allows in an external ID (`[\w+=,.@:/-]`, 2 to 1224 of them).
 pub fn is_external_id(s: &str) -> bool {

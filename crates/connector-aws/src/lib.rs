@@ -27,7 +27,6 @@ pub mod sts;
 use std::fmt;
 use std::sync::Arc;
 
-use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use connector_core::secret::{serde_secret, StoredDocument};
@@ -217,29 +216,13 @@ impl Connector for AwsConnector {
     }
 
     fn info(&self) -> ProviderInfo {
-        ProviderInfo {
-            id: self.provider.clone(),
-            display_name: "Amazon Web Services".into(),
-            auth_kind: AuthKind::RoleAssumption,
-            capabilities: vec![
-                Capability::MultiAccount,
-                Capability::Credentials,
-                Capability::ReadOnlyMode,
-                Capability::Validate,
-            ],
-            open_paths: Vec::new(),
-            connect_paths: vec![routes::AUTH_PATH],
-        }
+        use Capability::*;
+        let (id, kind) = (self.provider.clone(), AuthKind::RoleAssumption);
+        let caps = [MultiAccount, Credentials, ReadOnlyMode, Validate];
+        ProviderInfo::new(id, "Amazon Web Services", kind, &caps, &[routes::AUTH_PATH])
     }
 
-    fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
-        routes::configure(web::Data::from(self), cfg);
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        use utoipa::OpenApi;
-        AwsApi::openapi()
-    }
+    connector_core::connector_routes!(routes::configure, AwsApi);
 
     /// Assumes each role of the connection again with its external ID, checks the account with
     /// `GetCallerIdentity` and (when on) that the roles still refuse a caller without the external ID.
@@ -311,24 +294,12 @@ impl Connector for AwsConnector {
             session_token: &session.session_token,
             expiration: rfc3339(session.expiration),
         };
-        let credentials =
-            SecretValue::encode(&doc).map_err(|_| ConnectorError::Api(ApiError::internal()))?;
-        Ok(IssuedCredentials {
-            credentials,
-            expires_at: Some(session.expiration),
-            updated_secret: None,
-        })
+        connector_core::kit::issued(&doc, Some(session.expiration))
     }
 
-    /// Nothing to undo at AWS: the role belongs to the user (they delete it, or its stack), and the
-    /// sessions already handed out end on their own within `AURORA_AWS_SESSION_SECONDS`.
-    async fn revoke(
-        &self,
-        _connection: &ConnectionRecord,
-        _secret: &SecretValue,
-    ) -> Result<(), ConnectorError> {
-        Ok(())
-    }
+    // `revoke` is the trait's: nothing to undo at AWS. The role belongs to the user (they delete
+    // it, or its stack), and the sessions already handed out end on their own within
+    // `AURORA_AWS_SESSION_SECONDS`.
 }
 
 /// The partition of a principal ARN (`arn:<partition>:…`).

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use connector_core::error::ErrorBody;
 use connector_core::http::{parse_connection_id, query_value, read_optional_body};
-use connector_core::kit::BodyRefusals;
+use connector_core::kit::{BodyRefusals, CallerHeader, CallerRefusals};
 use connector_core::secret::StoredDocument;
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
@@ -182,7 +182,7 @@ async fn setup_response(
     get,
     path = "/aws/setup",
     tag = "aws",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     responses(
         (status = 200, description = "The setup of the caller's workspace", body = SetupResponse),
         (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
@@ -203,7 +203,7 @@ pub(crate) async fn setup_info(
     post,
     path = "/aws/setup/rotate-external-id",
     tag = "aws",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body(content = Option<RotateRequest>, description = "Optional", content_type = "application/json"),
     responses(
         (status = 200, description = "The setup with the new external ID", body = SetupResponse),
@@ -244,14 +244,12 @@ pub(crate) async fn rotate_external_id(
     post,
     path = "/aws/auth",
     tag = "aws",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body = AuthRequest,
     responses(
         (status = 200, description = "The role works; the connection is stored (or updated for an account already connected)", body = AuthResponse),
         (status = 400, description = "A malformed field (`invalid_request`), or an externalId that is not the workspace's (`external_id_mismatch`)", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
-        (status = 413, description = "Body above 64 KiB", body = ErrorBody),
+        CallerRefusals,
         (status = 422, description = "AWS refused to let the gateway assume the role, or the session is in another account (`credentials_rejected`); or the role can be assumed without the external ID (`external_id_not_enforced`)", body = ErrorBody),
         (status = 502, description = "STS throttled, timed out, answered 5xx or could not be reached, after bounded retries (`provider_unavailable`)", body = ErrorBody),
         (status = 503, description = "The gateway's own AWS credentials, the database or the secret store are unavailable", body = ErrorBody),

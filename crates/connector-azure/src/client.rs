@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use connector_core::upstream;
 use connector_core::{ConnectorError, Metrics};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// The provider id used in metric labels.
 pub const PROVIDER: &str = "azure";
@@ -88,15 +88,6 @@ impl fmt::Debug for AccessToken {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    token_type: Option<String>,
-    #[serde(default, deserialize_with = "number_or_string")]
-    expires_in: Option<i64>,
-}
-
 /// The error document of the token endpoint. `error_description` is read only for its AADSTS code.
 #[derive(Deserialize, Default)]
 struct TokenError {
@@ -106,21 +97,6 @@ struct TokenError {
     error_description: String,
     #[serde(default)]
     error_codes: Vec<u64>,
-}
-
-/// `expires_in` is a number in the v2.0 endpoint, a string in older answers.
-fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Int(i64),
-        Text(String),
-    }
-    Ok(match Option::<N>::deserialize(d)? {
-        Some(N::Int(n)) => Some(n),
-        Some(N::Text(s)) => s.trim().parse().ok(),
-        None => None,
-    })
 }
 
 /// An Azure subscription as the Subscriptions API describes it.
@@ -152,22 +128,16 @@ struct SubscriptionPage {
     next_link: Option<String>,
 }
 
-/// The calls, for metric labels and for what an error status means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Token,
-    ListSubscriptions,
-    GetSubscription,
+connector_core::api_operations! {
+    /// The calls, for metric labels and for what an error status means.
+    enum Op {
+        Token = "token",
+        ListSubscriptions = "list_subscriptions",
+        GetSubscription = "get_subscription",
+    }
 }
 
 impl Op {
-    fn as_str(self) -> &'static str {
-        match self {
-            Op::Token => "token",
-            Op::ListSubscriptions => "list_subscriptions",
-            Op::GetSubscription => "get_subscription",
-        }
-    }
     fn service(self) -> &'static str {
         match self {
             Op::Token => "Microsoft Entra ID",
@@ -267,49 +237,27 @@ impl AzureClient {
             ("client_secret", client_secret.expose_secret()),
             ("scope", MANAGEMENT_SCOPE),
         ];
-        let resp = self
+        let req = self
             .http
             .post(self.token_url(tenant_id))
             .header(ACCEPT, "application/json")
-            .form(&form)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| {
-                upstream::transport_error(Op::Token.service(), Op::Token.as_str(), self.timeout, &e)
-            })?;
+            .form(&form);
+        let (service, op) = (Op::Token.service(), Op::Token.as_str());
+        let resp = upstream::send(service, op, self.timeout, req).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| {
-            upstream::transport_error(Op::Token.service(), Op::Token.as_str(), self.timeout, &e)
-        })?;
+        let body = upstream::read_body(service, op, self.timeout, resp).await?;
         if !status.is_success() {
             let parsed: TokenError = serde_json::from_slice(&body).unwrap_or_default();
             return Err(token_error(
                 role, tenant_id, client_id, status, &headers, &parsed,
             ));
         }
-        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-            // serde's message can quote the body, and the body holds the token: classify only.
-            tracing::warn!(category = ?e.classify(), "undecodable token answer from Microsoft Entra ID");
-            ConnectorError::ProviderUnavailable(
-                "Microsoft Entra ID returned a token answer that could not be read; try again later"
-                    .into(),
-            )
-        })?;
-        if t.access_token.is_empty() {
-            return Err(ConnectorError::ProviderUnavailable(
-                "Microsoft Entra ID returned an empty token; try again later".into(),
-            ));
-        }
-        let lifetime = t.expires_in.unwrap_or(3600).clamp(60, 24 * 3600);
+        let t = upstream::read_token(service, &body)?;
         Ok(AccessToken {
-            token: SecretString::from(t.access_token),
-            token_type: t
-                .token_type
-                .filter(|s| !s.trim().is_empty())
-                .unwrap_or_else(|| "Bearer".into()),
-            expires_at: Utc::now() + chrono::Duration::seconds(lifetime),
+            token: t.token,
+            token_type: t.token_type,
+            expires_at: t.expires_at,
         })
     }
 
@@ -411,26 +359,13 @@ impl AzureClient {
         url: Url,
         token: &AccessToken,
     ) -> Result<Option<T>, ConnectorError> {
-        let mut auth = HeaderValue::from_str(&format!(
-            "{} {}",
-            bearer(&token.token_type),
-            token.token.expose_secret()
-        ))
-        .map_err(|_| {
-            ConnectorError::ProviderUnavailable(
-                "Microsoft Entra ID returned a token that cannot be sent in a header".into(),
-            )
-        })?;
-        auth.set_sensitive(true);
-        let resp = self
+        let auth = upstream::bearer_header("Microsoft Entra ID", &token.token_type, &token.token)?;
+        let req = self
             .http
             .get(url)
             .header(AUTHORIZATION, auth)
-            .header(ACCEPT, "application/json")
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| upstream::transport_error(op.service(), op.as_str(), self.timeout, &e))?;
+            .header(ACCEPT, "application/json");
+        let resp = upstream::send(op.service(), op.as_str(), self.timeout, req).await?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND && op == Op::GetSubscription {
             return Ok(None);
@@ -438,10 +373,7 @@ impl AzureClient {
         if !status.is_success() {
             return Err(arm_error(op, status, resp.headers()));
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| upstream::transport_error(op.service(), op.as_str(), self.timeout, &e))?;
+        let body = upstream::read_body(op.service(), op.as_str(), self.timeout, resp).await?;
         serde_json::from_slice(&body).map(Some).map_err(|e| {
             tracing::warn!(operation = op.as_str(), category = ?e.classify(), "undecodable answer from Azure Resource Manager");
             ConnectorError::ProviderUnavailable(
@@ -455,15 +387,6 @@ impl AzureClient {
         let outcome = if res.is_ok() { "ok" } else { "error" };
         self.metrics
             .provider_call(PROVIDER, op.as_str(), outcome, started.elapsed());
-    }
-}
-
-/// `Bearer` unless the token endpoint named another scheme made only of letters.
-fn bearer(token_type: &str) -> &str {
-    if !token_type.is_empty() && token_type.bytes().all(|b| b.is_ascii_alphabetic()) {
-        token_type
-    } else {
-        "Bearer"
     }
 }
 
@@ -566,6 +489,7 @@ fn arm_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorError 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::HeaderValue;
 
     fn client() -> AzureClient {
         AzureClient::new(
@@ -626,18 +550,6 @@ mod tests {
         assert!(!format!("{t:?}").contains("secret-token"));
     }
 
-    #[test]
-    fn expires_in_as_number_or_string() {
-        let t: TokenResponse =
-            serde_json::from_str(r#"{"access_token":"a","expires_in":"3599"}"#).unwrap();
-        assert_eq!(t.expires_in, Some(3599));
-        let t: TokenResponse =
-            serde_json::from_str(r#"{"access_token":"a","expires_in":3599,"token_type":"Bearer"}"#)
-                .unwrap();
-        assert_eq!(t.expires_in, Some(3599));
-        let t: TokenResponse = serde_json::from_str(r#"{"access_token":"a"}"#).unwrap();
-        assert_eq!(t.expires_in, None);
-    }
     #[test]
     fn token_errors_are_plain_words_without_the_description() {
         let h = HeaderMap::new();

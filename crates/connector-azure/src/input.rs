@@ -102,30 +102,13 @@ pub struct LoginInput {
 }
 
 /// A hyphenated GUID (8-4-4-4-12 hexadecimal digits), in either case.
-pub fn is_guid(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
-}
+pub use connector_core::kit::is_uuid as is_guid;
 
-/// A present, non-blank optional field, trimmed.
-pub(crate) fn present(v: Option<&str>) -> Option<&str> {
-    v.map(str::trim).filter(|s| !s.is_empty())
-}
+pub(crate) use connector_core::kit::present;
 
 fn guid(v: &str, field: &str) -> Result<String, ApiError> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Err(ApiError::invalid_request(format!("{field} is required")));
-    }
-    if !is_guid(v) {
-        return Err(ApiError::invalid_request(format!(
-            "{field} must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
-        )));
-    }
-    Ok(v.to_ascii_lowercase())
+    let rule = format!("{field} must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)");
+    Ok(connector_core::kit::required(v, field, is_guid, &rule)?.to_ascii_lowercase())
 }
 
 fn optional_guid(v: Option<&str>, field: &str) -> Result<Option<String>, ApiError> {

@@ -21,17 +21,15 @@ mod frontend;
 pub mod input;
 mod routes;
 
-use std::fmt;
 use std::sync::Arc;
 
-use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::settings::ApiSettings;
 use connector_core::{
-    ApiError, AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError,
-    CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo, SecretValue, Validated,
+    AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError, CredentialMode,
+    IssuedCredentials, Platform, ProviderInfo, SecretValue, Validated,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -100,37 +98,9 @@ struct CredentialsDoc<'a> {
     subscription_id: &'a str,
 }
 
-/// The Azure connector.
-pub struct AzureConnector {
-    platform: Platform,
-    client: AzureClient,
-    provider: ProviderId,
-}
-
-impl fmt::Debug for AzureConnector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureConnector")
-            .field("client", &self.client)
-            .finish()
-    }
-}
-
-impl AzureConnector {
-    pub fn new(platform: Platform, client: AzureClient) -> Self {
-        Self {
-            platform,
-            client,
-            provider: ProviderId::from_static(PROVIDER_ID),
-        }
-    }
-
-    pub fn client(&self) -> &AzureClient {
-        &self.client
-    }
-
-    pub fn platform(&self) -> &Platform {
-        &self.platform
-    }
+connector_core::provider_connector! {
+    /// The Azure connector.
+    pub struct AzureConnector(AzureClient) = PROVIDER_ID, "Azure";
 }
 
 /// Build the connector from the platform's settings (the plugin's `build`).
@@ -168,29 +138,13 @@ impl Connector for AzureConnector {
     }
 
     fn info(&self) -> ProviderInfo {
-        ProviderInfo {
-            id: self.provider.clone(),
-            display_name: "Microsoft Azure".into(),
-            auth_kind: AuthKind::ServicePrincipal,
-            capabilities: vec![
-                Capability::MultiAccount,
-                Capability::Credentials,
-                Capability::ReadOnlyMode,
-                Capability::Validate,
-            ],
-            open_paths: Vec::new(),
-            connect_paths: vec![routes::LOGIN_PATH],
-        }
+        use Capability::*;
+        let (id, kind) = (self.provider.clone(), AuthKind::ServicePrincipal);
+        let caps = [MultiAccount, Credentials, ReadOnlyMode, Validate];
+        ProviderInfo::new(id, "Microsoft Azure", kind, &caps, &[routes::LOGIN_PATH])
     }
 
-    fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
-        routes::configure(web::Data::from(self), cfg);
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        use utoipa::OpenApi;
-        AzureApi::openapi()
-    }
+    connector_core::connector_routes!(routes::configure, AzureApi);
 
     /// Gets a token for each principal and reads the subscription: a refused secret (a wrong or an
     /// expired one) is a refusal, so the connection becomes `needs_reconnect`; a subscription that is
@@ -288,24 +242,11 @@ impl Connector for AzureConnector {
             tenant_id: &stored.tenant_id,
             subscription_id: &connection.account_id,
         };
-        let credentials =
-            SecretValue::encode(&doc).map_err(|_| ConnectorError::Api(ApiError::internal()))?;
-        Ok(IssuedCredentials {
-            credentials,
-            expires_at: Some(token.expires_at),
-            updated_secret: None,
-        })
+        connector_core::kit::issued(&doc, Some(token.expires_at))
     }
 
-    /// Nothing to undo at Azure: the app registrations and their secrets belong to the user, and
-    /// access tokens cannot be revoked.
-    async fn revoke(
-        &self,
-        _connection: &ConnectionRecord,
-        _secret: &SecretValue,
-    ) -> Result<(), ConnectorError> {
-        Ok(())
-    }
+    // `revoke` is the trait's: nothing to undo at Azure. The app registrations and their secrets
+    // belong to the user, and access tokens cannot be revoked.
 }
 
 #[cfg(test)]

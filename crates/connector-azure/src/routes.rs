@@ -1,8 +1,8 @@
 //! The Azure routes (§4): login and disconnect; and their OpenAPI description.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use connector_core::error::ErrorBody;
-use connector_core::kit::BodyRefusals;
+use connector_core::kit::{BodyRefusals, CallerHeader, UpstreamRefusals};
 use connector_core::secret::StoredDocument;
 use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse};
 use serde::Serialize;
@@ -42,14 +42,13 @@ pub struct LoginResponse {
     post,
     path = "/azure/login",
     tag = "azure",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "The service principal works and sees the subscription; the connection is stored (or updated for a subscription already connected)", body = LoginResponse),
         (status = 400, description = "A malformed field (`tenantId`, `clientId` and `subscriptionId` are GUIDs), a requested subscription that does not exist or is not `Enabled`, no enabled subscription, or a read-only principal that cannot see the subscription (`invalid_request`)", body = ErrorBody),
         (status = 422, description = "Azure refused a principal: a wrong secret (AADSTS7000215), an unknown tenant (AADSTS90002), an unknown application (AADSTS700016), an expired secret (AADSTS7000222), … (`credentials_rejected`)", body = ErrorBody),
-        (status = 429, description = "Azure throttled the gateway (`rate_limited`, with Retry-After)", body = ErrorBody),
-        (status = 502, description = "Azure timed out, answered 5xx or could not be reached (`provider_unavailable`)", body = ErrorBody),
+        UpstreamRefusals<AzureConnector>,
         BodyRefusals,
     )
 )]
@@ -120,40 +119,12 @@ pub(crate) async fn login(
     }))
 }
 
-/// Remove the caller's Azure connections (or one of them). The app registrations stay at Azure.
-#[utoipa::path(
-    post,
-    path = "/azure/disconnect",
-    tag = "azure",
-    params(
-        ("X-User-ID" = String, Header, description = "The caller's user id"),
-        ("connectionId" = Option<uuid::Uuid>, Query, description = "Remove only this connection (also accepted in the body)"),
-    ),
-    request_body(content = Option<DisconnectRequest>, description = "Optional; without a connection or subscription id every Azure connection of the caller is removed", content_type = "application/json"),
-    responses(
-        (status = 200, description = "How many connections were removed", body = DisconnectResponse),
-        (status = 400, description = "Malformed body, connectionId or subscriptionId, or different connection ids in body and query", body = ErrorBody),
-        (status = 404, description = "No such Azure connection of the caller", body = ErrorBody),
-        BodyRefusals,
-    )
-)]
-pub(crate) async fn disconnect(
-    connector: web::Data<AzureConnector>,
-    caller: Caller,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let n = connector_core::kit::disconnect_one_or_all::<DisconnectRequest>(
-        &connector.platform,
-        connector.get_ref(),
-        &caller,
-        &req,
-        payload,
-        "Azure",
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(DisconnectResponse::new(n, "Azure")))
-}
+connector_core::disconnect_route!(
+    /// Remove the caller's Azure connections (or one of them). The app registrations stay at Azure.
+    disconnect: AzureConnector, DisconnectRequest, "/azure/disconnect", "azure", "Azure",
+    "Optional; without a connection or subscription id every Azure connection of the caller is removed",
+    "Malformed body, connectionId or subscriptionId, or different connection ids in body and query",
+);
 
 /// The OpenAPI description of the Azure routes.
 #[derive(OpenApi)]

@@ -1,18 +1,31 @@
 //! The provider kit: what every provider plugin needs and once wrote for itself — its API base URL
-//! setting checked, a provider's `Retry-After` read, and the disconnect route's "this connection, or
-//! all of them".
+//! setting checked, a provider's `Retry-After` read, the disconnect route's "this connection, or
+//! all of them", its self-description, the credentials it hands out, the format checks of its
+//! request fields, and the OpenAPI pieces its routes share. The macros of the kit
+//! ([`crate::provider_connector!`], [`crate::connector_routes!`], [`crate::disconnect_route!`]) are
+//! in `kit_macros.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 
-use crate::connector::Connector;
-use crate::error::ApiError;
+use crate::connector::{AuthKind, Capability, Connector, IssuedCredentials, ProviderInfo};
+use crate::error::{ApiError, ConnectorError};
 use crate::http::{
     non_blank, only_query_keys, parse_connection_id, query_connection_id, read_optional_body,
     Caller,
 };
+use crate::ids::{ProviderId, UserId};
+use crate::metrics::Metrics;
 use crate::platform::{Actor, Platform};
+use crate::plugin::BuildError;
+use crate::secret::SecretValue;
+use crate::settings::ApiSettings;
+use crate::store::ConnectionRecord;
 
 /// Wait this long when a provider asks to slow down without saying how long.
 pub const DEFAULT_RETRY_AFTER_SECS: u64 = 30;
@@ -165,6 +178,149 @@ pub async fn disconnect_one_or_all<B: DisconnectBody>(
     }
 }
 
+impl ProviderInfo {
+    /// A provider's self-description with no open path (no route of it goes without a caller):
+    /// `connect_paths` are the routes that connect an account (rate-limited per user).
+    pub fn new(
+        id: ProviderId,
+        display_name: &str,
+        auth_kind: AuthKind,
+        capabilities: &[Capability],
+        connect_paths: &[&'static str],
+    ) -> Self {
+        Self {
+            id,
+            display_name: display_name.into(),
+            auth_kind,
+            capabilities: capabilities.to_vec(),
+            open_paths: Vec::new(),
+            connect_paths: connect_paths.to_vec(),
+        }
+    }
+}
+
+/// Credentials to hand out: the provider's credentials document `doc` (§7), encoded, valid until
+/// `expires_at` (`None`: no expiry), with no replacement of the stored secret. A document that does
+/// not encode is an internal error (500).
+pub fn issued<T: Serialize>(
+    doc: &T,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<IssuedCredentials, ConnectorError> {
+    let credentials =
+        SecretValue::encode(doc).map_err(|_| ConnectorError::Api(ApiError::internal()))?;
+    Ok(IssuedCredentials {
+        credentials,
+        expires_at,
+        updated_secret: None,
+    })
+}
+
+/// A present, non-blank optional field, trimmed.
+pub fn present(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A hyphenated UUID or GUID (8-4-4-4-12 hexadecimal digits), in either case.
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// A required request field, trimmed: 400 `invalid_request` "`{field} is required`" when it is
+/// blank, else 400 with `rule` (which names the field) when `valid` refuses it. The message never
+/// repeats the value.
+pub fn required<'a>(
+    value: &'a str,
+    field: &str,
+    valid: impl FnOnce(&str) -> bool,
+    rule: &str,
+) -> Result<&'a str, ApiError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::invalid_request(format!("{field} is required")));
+    }
+    if !valid(v) {
+        return Err(ApiError::invalid_request(rule));
+    }
+    Ok(v)
+}
+
+/// [`required`] for a secret field: the trimmed secret, never quoted in a message.
+pub fn required_secret<'a>(
+    value: &'a SecretString,
+    field: &str,
+    valid: impl FnOnce(&str) -> bool,
+    rule: &str,
+) -> Result<&'a str, ApiError> {
+    required(value.expose_secret(), field, valid, rule)
+}
+
+/// The caller's identity header of a provider route, for the `params(...)` of its
+/// `#[utoipa::path]`: `params(CallerHeader)` documents `X-User-ID` as a required string header.
+pub struct CallerHeader;
+
+impl utoipa::IntoParams for CallerHeader {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{Required, Type};
+        vec![ParameterBuilder::new()
+            .name("X-User-ID")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::True)
+            .description(Some("The caller's user id"))
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new().schema_type(Type::String),
+            ))
+            .build()]
+    }
+}
+
+/// The caller's connection with `provider` that `connectionId` (query) names, else their most
+/// recently updated one ([`Platform::pick_connection`]: 404 naming `what`, or `none` when they have
+/// none).
+pub async fn pick_connection(
+    platform: &Platform,
+    req: &HttpRequest,
+    user: &UserId,
+    provider: &ProviderId,
+    what: &str,
+    none: &str,
+) -> Result<ConnectionRecord, ApiError> {
+    let id = query_connection_id(req)?
+        .as_deref()
+        .map(parse_connection_id)
+        .transpose()?;
+    platform
+        .pick_connection(user, id, provider, what, none)
+        .await
+}
+
+/// A provider's API client from its settings under `prefix` (`AURORA_SCALEWAY_`): `API_URL`, else
+/// `default_url`, and `TIMEOUT_SECS` ([`ApiSettings`](crate::settings::ApiSettings)), handed to `new`
+/// with the platform's HTTP client and metrics. `new`'s error completes a sentence that starts with
+/// the URL setting's name.
+pub fn api_client<C>(
+    platform: &Platform,
+    prefix: &str,
+    default_url: &str,
+    new: impl FnOnce(&str, reqwest::Client, Arc<Metrics>, Duration) -> Result<C, String>,
+) -> Result<C, BuildError> {
+    let api: ApiSettings = platform.settings().extract(prefix).map_err(BuildError)?;
+    let url = api.api_url.as_deref().unwrap_or(default_url);
+    new(
+        url,
+        platform.http().clone(),
+        platform.metrics().clone(),
+        api.timeout,
+    )
+    .map_err(|e| BuildError(format!("{prefix}API_URL {e}")))
+}
+
 /// The refusals every route that reads a caller's JSON body shares (401, 403 `user_mismatch`, 413,
 /// 503), for the `responses(...)` of its `#[utoipa::path]`: `responses((status = 200, …), BodyRefusals)`.
 #[derive(utoipa::IntoResponses)]
@@ -180,6 +336,150 @@ pub enum BodyRefusals {
     TooLarge(crate::error::ErrorBody),
     #[response(status = 503, description = "Database or secret store unavailable")]
     Unavailable(crate::error::ErrorBody),
+}
+
+type Answers =
+    std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::response::Response>>;
+
+/// An answer with an [`ErrorBody`](crate::error::ErrorBody), as `(status = …, description = …,
+/// body = ErrorBody)` documents it.
+fn error_answer(
+    description: impl Into<String>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// The 401 of every route that needs a caller, for the `responses(...)` of its `#[utoipa::path]`
+/// when it documents nothing else of [`CallerRefusals`] or [`BodyRefusals`].
+pub struct Unauthenticated;
+
+/// [`Unauthenticated`]'s description.
+const UNAUTHENTICATED: &str = "Missing or malformed caller identity";
+
+impl utoipa::IntoResponses for Unauthenticated {
+    fn responses() -> Answers {
+        [("401".to_owned(), error_answer(UNAUTHENTICATED))].into()
+    }
+}
+
+/// The refusals of a route that reads a caller's JSON body before it reaches a backend: 401, 403
+/// `user_mismatch` and 413, as in [`BodyRefusals`], for a route that documents its own 503.
+pub struct CallerRefusals;
+
+impl utoipa::IntoResponses for CallerRefusals {
+    fn responses() -> Answers {
+        [
+            ("401", UNAUTHENTICATED),
+            (
+                "403",
+                "`userId` in the body is not the caller (`user_mismatch`)",
+            ),
+            ("413", "Body above 64 KiB"),
+        ]
+        .into_iter()
+        .map(|(status, description)| (status.to_owned(), error_answer(description)))
+        .collect()
+    }
+}
+
+/// A provider's name as its routes' documentation says it (`Scaleway`, `Azure`).
+pub trait ProviderName {
+    const NAME: &'static str;
+}
+
+/// The answers of a route that calls the provider when the provider throttles (429
+/// `rate_limited`) or fails (502 `provider_unavailable`), for the `responses(...)` of its
+/// `#[utoipa::path]`: `responses((status = 200, …), UpstreamRefusals<ScalewayConnector>)`.
+pub struct UpstreamRefusals<P>(std::marker::PhantomData<P>);
+
+impl<P: ProviderName> utoipa::IntoResponses for UpstreamRefusals<P> {
+    fn responses() -> Answers {
+        let error = error_answer;
+        let name = P::NAME;
+        [
+            (
+                "429".to_owned(),
+                error(format!(
+                    "{name} throttled the gateway (`rate_limited`, with Retry-After)"
+                )),
+            ),
+            (
+                "502".to_owned(),
+                error(format!(
+                    "{name} timed out, answered 5xx or could not be reached (`provider_unavailable`)"
+                )),
+            ),
+        ]
+        .into()
+    }
+}
+
+/// The parameters of a route that reads one of the caller's connections with the provider `P`
+/// ([`pick_connection`]): `X-User-ID` and the optional `connectionId` query, for the `params(...)` of
+/// its `#[utoipa::path]`: `params(PickParams<ScalewayConnector>)`.
+pub struct PickParams<P>(std::marker::PhantomData<P>);
+
+impl<P: ProviderName> utoipa::IntoParams for PickParams<P> {
+    fn into_params(
+        in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{KnownFormat, ObjectBuilder, Required, SchemaFormat, Type};
+        let mut params = CallerHeader::into_params(in_provider);
+        let uuid = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+        params.push(
+            ParameterBuilder::new()
+                .name("connectionId")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(format!(
+                    "Which {} connection; by default the most recently updated one",
+                    P::NAME
+                )))
+                .schema(Some(uuid))
+                .build(),
+        );
+        params
+    }
+}
+
+/// The refusals of a route that reads one of the caller's connections with the provider `P`
+/// ([`pick_connection`]): 400 (a malformed `connectionId`), 401, 404 and 503, for the
+/// `responses(...)` of its `#[utoipa::path]`.
+pub struct PickRefusals<P>(std::marker::PhantomData<P>);
+
+impl<P: ProviderName> utoipa::IntoResponses for PickRefusals<P> {
+    fn responses() -> Answers {
+        let no_such = format!("No such {} connection of the caller", P::NAME);
+        [
+            ("400", "Malformed connectionId".to_owned()),
+            ("401", UNAUTHENTICATED.to_owned()),
+            ("404", no_such),
+            ("503", "Database or secret store unavailable".to_owned()),
+        ]
+        .into_iter()
+        .map(|(status, description)| (status.to_owned(), error_answer(description)))
+        .collect()
+    }
+}
+
+/// What the kit's macros name from the crates the core depends on.
+#[doc(hidden)]
+pub mod __private {
+    pub use actix_web;
+    pub use reqwest;
+    pub use utoipa;
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod frontend;
 pub mod http;
 pub mod ids;
 pub mod kit;
+mod kit_macros;
 pub mod metrics;
 pub mod outbox;
 pub mod platform;

@@ -1,4 +1,5 @@
-//! What every provider's API client repeats: a base URL with a timeout and per-call metrics, and the
+//! What every provider's API client repeats: a base URL with a timeout and per-call metrics, a call
+//! sent and its answer read, an OAuth 2.0 token answer read and sent back as a bearer header, and the
 //! user-facing meaning of a transport failure, a throttle, a 5xx or an unexpected status. Messages
 //! name the service (`Scaleway`, `Azure Resource Manager`), never a body, header or secret.
 
@@ -7,9 +8,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::HeaderMap;
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
 use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
 
 use crate::error::ConnectorError;
 use crate::kit::{parse_base_url, retry_after};
@@ -124,6 +128,135 @@ pub fn transport_error(
     }
 }
 
+/// Send `req` with `timeout`; a request that gets no answer is a [`transport_error`].
+pub async fn send(
+    service: &str,
+    op: &str,
+    timeout: Duration,
+    req: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ConnectorError> {
+    req.timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport_error(service, op, timeout, &e))
+}
+
+/// The whole body of an answer; one cut off is a [`transport_error`].
+pub async fn read_body(
+    service: &str,
+    op: &str,
+    timeout: Duration,
+    resp: reqwest::Response,
+) -> Result<Vec<u8>, ConnectorError> {
+    resp.bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| transport_error(service, op, timeout, &e))
+}
+
+/// [`send`] `req`, then the body of a 2xx answer ([`read_body`]). Any other status is
+/// `refusal(status, headers)`, its body not read (it is never shown).
+pub async fn fetch(
+    service: &str,
+    op: &str,
+    timeout: Duration,
+    req: reqwest::RequestBuilder,
+    refusal: impl FnOnce(StatusCode, &HeaderMap) -> ConnectorError,
+) -> Result<Vec<u8>, ConnectorError> {
+    let resp = send(service, op, timeout, req).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(refusal(status, resp.headers()));
+    }
+    read_body(service, op, timeout, resp).await
+}
+
+/// An access token of an OAuth 2.0 token endpoint (client-credentials grant). No `Debug`: the
+/// providers wrap it in their own redacted `AccessToken`.
+pub struct GrantedToken {
+    pub token: SecretString,
+    /// `Bearer` unless the endpoint named another type.
+    pub token_type: String,
+    pub expires_at: DateTime<Utc>,
+    /// The scopes granted, as the endpoint lists them.
+    pub scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    expires_in: Option<i64>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `expires_in` is a number in current token endpoints, a string in some older answers.
+fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Int(i64),
+        Text(String),
+    }
+    Ok(match Option::<N>::deserialize(d)? {
+        Some(N::Int(n)) => Some(n),
+        Some(N::Text(s)) => s.trim().parse().ok(),
+        None => None,
+    })
+}
+
+/// The successful answer of `service`'s token endpoint: its lifetime (`expires_in`, one hour when
+/// absent) held within a minute and a day. An answer that does not decode is logged by category
+/// only (serde's message can quote the body, which holds the token); an empty token is refused.
+pub fn read_token(service: &str, body: &[u8]) -> Result<GrantedToken, ConnectorError> {
+    let t: TokenAnswer = serde_json::from_slice(body).map_err(|e| {
+        tracing::warn!(category = ?e.classify(), "undecodable token answer from {service}");
+        ConnectorError::ProviderUnavailable(format!(
+            "{service} returned a token answer that could not be read; try again later"
+        ))
+    })?;
+    if t.access_token.is_empty() {
+        return Err(ConnectorError::ProviderUnavailable(format!(
+            "{service} returned an empty token; try again later"
+        )));
+    }
+    let lifetime = t.expires_in.unwrap_or(3600).clamp(60, 24 * 3600);
+    Ok(GrantedToken {
+        token: SecretString::from(t.access_token),
+        token_type: t
+            .token_type
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "Bearer".into()),
+        expires_at: Utc::now() + chrono::Duration::seconds(lifetime),
+        scope: t.scope,
+    })
+}
+
+/// The `Authorization` value of a token `service` issued, marked sensitive: `Bearer <token>`, or
+/// the endpoint's own token type when it is made only of letters.
+pub fn bearer_header(
+    service: &str,
+    token_type: &str,
+    token: &SecretString,
+) -> Result<HeaderValue, ConnectorError> {
+    let scheme = if !token_type.is_empty() && token_type.bytes().all(|b| b.is_ascii_alphabetic()) {
+        token_type
+    } else {
+        "Bearer"
+    };
+    let mut auth =
+        HeaderValue::from_str(&format!("{scheme} {}", token.expose_secret())).map_err(|_| {
+            ConnectorError::ProviderUnavailable(format!(
+                "{service} returned a token that cannot be sent in a header"
+            ))
+        })?;
+    auth.set_sensitive(true);
+    Ok(auth)
+}
+
 /// A 429 (with its `Retry-After`) or a 5xx: the service is busy or down, whatever the call was.
 /// `None` for any other status, which the provider interprets.
 pub fn busy_or_down(
@@ -191,6 +324,39 @@ mod tests {
             Some(ConnectorError::ProviderUnavailable(m)) if m.contains("HTTP 502")
         ));
         assert!(busy_or_down("Acme", StatusCode::NOT_FOUND, &h).is_none());
+    }
+
+    #[test]
+    fn expires_in_as_number_or_string() {
+        let t: TokenAnswer =
+            serde_json::from_str(r#"{"access_token":"a","expires_in":"3599"}"#).unwrap();
+        assert_eq!(t.expires_in, Some(3599));
+        let t: TokenAnswer =
+            serde_json::from_str(r#"{"access_token":"a","expires_in":3599,"token_type":"Bearer"}"#)
+                .unwrap();
+        assert_eq!(t.expires_in, Some(3599));
+        let t: TokenAnswer = serde_json::from_str(r#"{"access_token":"a"}"#).unwrap();
+        assert_eq!(t.expires_in, None);
+    }
+
+    #[test]
+    fn token_answers_and_bearer_headers() {
+        let t = read_token("Acme", br#"{"access_token":"a","expires_in":5}"#).unwrap();
+        assert_eq!(t.token_type, "Bearer");
+        assert!(t.expires_at > Utc::now() + chrono::Duration::seconds(50));
+        assert!(read_token("Acme", br#"{"access_token":""}"#).is_err());
+        assert!(read_token("Acme", b"{").is_err());
+        let tok = SecretString::from("t0k");
+        let h = bearer_header("Acme", "MAC", &tok).unwrap();
+        assert!(h.is_sensitive());
+        assert_eq!(h.to_str().unwrap(), "MAC t0k");
+        assert_eq!(
+            bearer_header("Acme", "x-y", &tok)
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "Bearer t0k"
+        );
     }
 
     #[test]

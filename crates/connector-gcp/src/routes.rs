@@ -8,6 +8,7 @@ use actix_web::http::header::{HeaderValue, CACHE_CONTROL, COOKIE, LOCATION, SET_
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use connector_core::error::ErrorBody;
+use connector_core::kit::{CallerHeader, Unauthenticated};
 use connector_core::store::{OAuthStateRecord, SetupState, SetupTaskRecord};
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse, UserId,
@@ -180,12 +181,12 @@ fn redirect(to: &str) -> HttpResponse {
     post,
     path = "/gcp/login",
     tag = "gcp",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body(content = Option<LoginRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The authorization URL (PKCE S256, single-use state valid 10 minutes)", body = LoginResponse,
             headers(("Set-Cookie" = String, description = "With `AURORA_GCP_STATE_COOKIE=required` (the default): `aurora_gcp_state_…`, HttpOnly, SameSite=Lax, Path = the callback's, Max-Age = the state's lifetime. The browser must bring it to the callback (a frontend that proxies this call must pass it on)"))),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        Unauthenticated,
         (status = 403, description = "`userId` in the body is not the caller (`user_mismatch`)", body = ErrorBody),
         (status = 503, description = "Google Cloud is not configured (`not_configured`), or the database or secret store is down", body = ErrorBody),
     )
@@ -558,7 +559,7 @@ async fn owned_task(
     ),
     responses(
         (status = 200, description = "The task's state, step and progress", body = SetupStatusResponse),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        Unauthenticated,
         (status = 404, description = "No such task of the caller (also another user's task)", body = ErrorBody),
         (status = 503, description = "Google Cloud is not configured, or the database is down", body = ErrorBody),
     )
@@ -580,12 +581,12 @@ pub(crate) async fn setup_status(
     post,
     path = "/gcp/post-auth-retry",
     tag = "gcp",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body = RetryRequest,
     responses(
         (status = 200, description = "A new task continues the setup with the chosen projects", body = RetryResponse),
+        Unauthenticated,
         (status = 400, description = "No project chosen, or one that is not eligible (`invalid_request`)", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
         (status = 403, description = "`userId` in the body is not the caller", body = ErrorBody),
         (status = 404, description = "No such task of the caller, or its connection is gone", body = ErrorBody),
         (status = 409, description = "The task is not waiting for a project choice (`conflict`)", body = ErrorBody),
@@ -698,11 +699,11 @@ pub(crate) async fn post_auth_retry(
     post,
     path = "/api/gcp/force-disconnect",
     tag = "gcp",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body(content = Option<LoginRequest>, content_type = "application/json", description = "Optional `{\"userId\"}`"),
     responses(
         (status = 200, description = "How many connections were removed; running setup tasks are cancelled", body = DisconnectResponse),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
+        Unauthenticated,
         (status = 403, description = "`userId` in the body is not the caller", body = ErrorBody),
         (status = 503, description = "Google Cloud is not configured, or a backend is down", body = ErrorBody),
     )

@@ -6,12 +6,11 @@
 //! `provider_call_duration_seconds` histogram with provider `scaleway`.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use connector_core::upstream::{self, ApiBase};
-use connector_core::{ConnectorError, Metrics};
+use connector_core::upstream;
+use connector_core::ConnectorError;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -92,65 +91,25 @@ fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
-/// The API calls, for metric labels and for what a 404 means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    GetApiKey,
-    GetUser,
-    GetApplication,
-    ListProjects,
-}
-
-impl Op {
-    fn as_str(self) -> &'static str {
-        match self {
-            Op::GetApiKey => "get_api_key",
-            Op::GetUser => "get_user",
-            Op::GetApplication => "get_application",
-            Op::ListProjects => "list_projects",
-        }
+connector_core::api_operations! {
+    /// The API calls, for metric labels and for what a 404 means.
+    enum Op {
+        GetApiKey = "get_api_key",
+        GetUser = "get_user",
+        GetApplication = "get_application",
+        ListProjects = "list_projects",
     }
 }
 
-/// The Scaleway API client. Cheap to clone; `Debug` shows the base URL and the timeout.
-#[derive(Clone, Debug)]
-pub struct ScalewayClient {
-    base: ApiBase,
+connector_core::api_client! {
+    /// The Scaleway API client. Cheap to clone; `Debug` shows the base URL and the timeout.
+    pub struct ScalewayClient = PROVIDER, DEFAULT_TIMEOUT;
 }
 
 /// The API base URL setting's check, shared by every provider.
 pub use connector_core::kit::parse_base_url;
 
 impl ScalewayClient {
-    /// A client of the API at `base_url` (see [`parse_base_url`]), sharing the platform's HTTP client
-    /// and metrics.
-    pub fn new(
-        base_url: &str,
-        http: reqwest::Client,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, String> {
-        ApiBase::new(PROVIDER, base_url, http, metrics, DEFAULT_TIMEOUT).map(|base| Self { base })
-    }
-
-    /// Use another per-request timeout (the default is [`DEFAULT_TIMEOUT`]).
-    pub fn with_timeout(self, timeout: Duration) -> Self {
-        Self {
-            base: self.base.with_timeout(timeout),
-        }
-    }
-
-    pub fn base_url(&self) -> &Url {
-        self.base.base_url()
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.base.timeout()
-    }
-
-    fn url(&self, segments: &[&str]) -> Url {
-        self.base.url(segments)
-    }
-
     /// `GET /iam/v1alpha1/api-keys/{access_key}`. Proves that the secret key works; an unknown access
     /// key (404) is a refusal too.
     pub async fn get_api_key(
@@ -266,25 +225,16 @@ impl ScalewayClient {
             )
         })?;
         token.set_sensitive(true);
-        let resp = self
+        let req = self
             .base
             .http()
             .get(url)
             .header(AUTH_HEADER, token)
-            .header(ACCEPT, "application/json")
-            .timeout(self.base.timeout())
-            .send()
-            .await
-            .map_err(|e| {
-                upstream::transport_error(SERVICE, op.as_str(), self.base.timeout(), &e)
-            })?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(status_error(op, status, resp.headers()));
-        }
-        let body = resp.bytes().await.map_err(|e| {
-            upstream::transport_error(SERVICE, op.as_str(), self.base.timeout(), &e)
-        })?;
+            .header(ACCEPT, "application/json");
+        let body = upstream::fetch(SERVICE, op.as_str(), self.base.timeout(), req, |s, h| {
+            status_error(op, s, h)
+        })
+        .await?;
         serde_json::from_slice(&body).map_err(|e| {
             // The decode error can quote the body; it goes to the log only, never to the caller.
             tracing::warn!(operation = op.as_str(), error = %e, "undecodable answer from Scaleway");
@@ -331,6 +281,8 @@ fn status_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use connector_core::Metrics;
+    use std::sync::Arc;
 
     #[test]
     fn urls_keep_a_prefix_and_encode_segments() {

@@ -2,7 +2,7 @@
 //! and never repeats the value it was given.
 
 use connector_core::ApiError;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -58,18 +58,9 @@ pub fn is_access_key(s: &str) -> bool {
 }
 
 /// A hyphenated UUID (8-4-4-4-12 hexadecimal digits), in either case.
-pub fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
-}
+pub use connector_core::kit::is_uuid;
 
-/// A present, non-blank optional field, trimmed.
-fn present(v: Option<&str>) -> Option<&str> {
-    v.map(str::trim).filter(|s| !s.is_empty())
-}
+use connector_core::kit::{present, required, required_secret};
 
 fn optional_uuid(v: Option<&str>, field: &str) -> Result<Option<String>, ApiError> {
     match present(v) {
@@ -81,27 +72,21 @@ fn optional_uuid(v: Option<&str>, field: &str) -> Result<Option<String>, ApiErro
     }
 }
 
+const ACCESS_KEY_RULE: &str =
+    "accessKey must be SCW followed by 17 to 20 capital letters or digits";
+const SECRET_KEY_RULE: &str =
+    "secretKey must be a UUID: the secret key Scaleway showed when the API key was created";
+
 impl ConnectRequest {
     /// The format checks of §5. Owner binding is the route's job (it needs the caller).
     pub fn check(&self) -> Result<ConnectInput, ApiError> {
-        let access_key = self.access_key.trim();
-        if access_key.is_empty() {
-            return Err(ApiError::invalid_request("accessKey is required"));
-        }
-        if !is_access_key(access_key) {
-            return Err(ApiError::invalid_request(
-                "accessKey must be SCW followed by 17 to 20 capital letters or digits",
-            ));
-        }
-        let secret = self.secret_key.expose_secret().trim();
-        if secret.is_empty() {
-            return Err(ApiError::invalid_request("secretKey is required"));
-        }
-        if !is_uuid(secret) {
-            return Err(ApiError::invalid_request(
-                "secretKey must be a UUID: the secret key Scaleway showed when the API key was created",
-            ));
-        }
+        let access_key = required(
+            &self.access_key,
+            "accessKey",
+            is_access_key,
+            ACCESS_KEY_RULE,
+        )?;
+        let secret = required_secret(&self.secret_key, "secretKey", is_uuid, SECRET_KEY_RULE)?;
         let secret_key = SecretString::from(secret.to_ascii_lowercase());
         Ok(ConnectInput {
             access_key: access_key.to_owned(),
@@ -115,6 +100,7 @@ impl ConnectRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     const SECRET: &str = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9";
 

@@ -17,18 +17,14 @@ mod frontend;
 pub mod input;
 mod routes;
 
-use std::fmt;
 use std::sync::Arc;
 
-use actix_web::web;
 use async_trait::async_trait;
 use chrono::Utc;
 use connector_core::secret::{serde_secret, StoredDocument};
-use connector_core::settings::ApiSettings;
 use connector_core::{
-    ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord, Connector,
-    ConnectorError, CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo,
-    SecretValue, UserId, Validated,
+    AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError, CredentialMode,
+    IssuedCredentials, Platform, ProviderInfo, SecretValue, Validated,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -77,66 +73,19 @@ pub(crate) fn connection_project(conn: &ConnectionRecord) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// The Scaleway connector.
-pub struct ScalewayConnector {
-    platform: Platform,
-    client: ScalewayClient,
-    provider: ProviderId,
-}
-
-impl fmt::Debug for ScalewayConnector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScalewayConnector")
-            .field("client", &self.client)
-            .finish()
-    }
-}
-
-impl ScalewayConnector {
-    pub fn new(platform: Platform, client: ScalewayClient) -> Self {
-        Self {
-            platform,
-            client,
-            provider: ProviderId::from_static(PROVIDER_ID),
-        }
-    }
-
-    pub fn client(&self) -> &ScalewayClient {
-        &self.client
-    }
-
-    pub fn platform(&self) -> &Platform {
-        &self.platform
-    }
-
-    /// The connection named by `id`, else the caller's most recently updated Scaleway connection.
-    pub(crate) async fn pick_connection(
-        &self,
-        user: &UserId,
-        id: Option<ConnectionId>,
-    ) -> Result<ConnectionRecord, ApiError> {
-        self.platform
-            .pick_connection(
-                user,
-                id,
-                &self.provider,
-                "Scaleway",
-                "no Scaleway connection; connect a Scaleway API key first",
-            )
-            .await
-    }
+connector_core::provider_connector! {
+    /// The Scaleway connector.
+    pub struct ScalewayConnector(ScalewayClient) = PROVIDER_ID, "Scaleway";
+    pick_connection or "no Scaleway connection; connect a Scaleway API key first";
 }
 
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
-    let api: ApiSettings = p
-        .settings()
-        .extract("AURORA_SCALEWAY_")
-        .map_err(BuildError)?;
-    let url = api.api_url.as_deref().unwrap_or(client::DEFAULT_API_URL);
-    let client = ScalewayClient::new(url, p.http().clone(), p.metrics().clone())
-        .map_err(|e| BuildError(format!("{API_URL_SETTING} {e}")))?
-        .with_timeout(api.timeout);
+    let new = |url: &str, http, metrics, timeout| {
+        Ok(ScalewayClient::new(url, http, metrics)?.with_timeout(timeout))
+    };
+    let client =
+        connector_core::kit::api_client(p, "AURORA_SCALEWAY_", client::DEFAULT_API_URL, new)?;
     Ok(Arc::new(ScalewayConnector::new(p.clone(), client)))
 }
 
@@ -152,28 +101,13 @@ impl Connector for ScalewayConnector {
     }
 
     fn info(&self) -> ProviderInfo {
-        ProviderInfo {
-            id: self.provider.clone(),
-            display_name: "Scaleway".into(),
-            auth_kind: AuthKind::ApiKey,
-            capabilities: vec![
-                Capability::MultiAccount,
-                Capability::Credentials,
-                Capability::Validate,
-            ],
-            open_paths: Vec::new(),
-            connect_paths: vec![routes::CONNECT_PATH],
-        }
+        use Capability::*;
+        let (id, kind) = (self.provider.clone(), AuthKind::ApiKey);
+        let caps = [MultiAccount, Credentials, Validate];
+        ProviderInfo::new(id, "Scaleway", kind, &caps, &[routes::CONNECT_PATH])
     }
 
-    fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
-        routes::configure(web::Data::from(self), cfg);
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        use utoipa::OpenApi;
-        ScalewayApi::openapi()
-    }
+    connector_core::connector_routes!(routes::configure, ScalewayApi);
 
     /// Reads the API key with its own secret: a refusal means the key was deleted, expired or its
     /// secret changed. Refreshes `keyExpiresAt` in the metadata.
@@ -225,23 +159,11 @@ impl Connector for ScalewayConnector {
             organization_id: &connection.account_id,
             project_id: connection_project(connection),
         };
-        let credentials =
-            SecretValue::encode(&doc).map_err(|_| ConnectorError::Api(ApiError::internal()))?;
-        Ok(IssuedCredentials {
-            credentials,
-            expires_at: connection.expires_at,
-            updated_secret: None,
-        })
+        connector_core::kit::issued(&doc, connection.expires_at)
     }
 
-    /// Nothing to undo at Scaleway: the API key belongs to the user and is not deleted.
-    async fn revoke(
-        &self,
-        _connection: &ConnectionRecord,
-        _secret: &SecretValue,
-    ) -> Result<(), ConnectorError> {
-        Ok(())
-    }
+    // `revoke` is the trait's: nothing to undo at Scaleway, the API key belongs to the user and is
+    // not deleted.
 }
 
 #[cfg(test)]

@@ -2,8 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
-use connector_core::http::{parse_connection_id, query_connection_id};
-use connector_core::kit::BodyRefusals;
+use connector_core::kit::{BodyRefusals, CallerHeader, PickParams, PickRefusals, UpstreamRefusals};
 use connector_core::secret::StoredDocument;
 use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse};
 use serde::Serialize;
@@ -75,14 +74,13 @@ fn needs_reconnect() -> ApiError {
     post,
     path = "/scaleway_api/scaleway/connect",
     tag = "scaleway",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body = ConnectRequest,
     responses(
         (status = 200, description = "The key works; the connection is stored (or updated for an organization already connected)", body = ConnectResponse),
         (status = 400, description = "A malformed field, an organizationId that is not the key's, a projectId outside the organization, or an organization without projects (`invalid_request`)", body = ErrorBody),
         (status = 422, description = "Scaleway refused the key, or does not know the access key (`credentials_rejected`)", body = ErrorBody),
-        (status = 429, description = "Scaleway throttled the gateway (`rate_limited`, with Retry-After)", body = ErrorBody),
-        (status = 502, description = "Scaleway timed out, answered 5xx or could not be reached (`provider_unavailable`)", body = ErrorBody),
+        UpstreamRefusals<ScalewayConnector>,
         BodyRefusals,
     )
 )]
@@ -152,20 +150,14 @@ pub(crate) async fn connect(
     get,
     path = "/scaleway_api/scaleway/projects",
     tag = "scaleway",
-    params(
-        ("X-User-ID" = String, Header, description = "The caller's user id"),
-        ("connectionId" = Option<uuid::Uuid>, Query, description = "Which Scaleway connection; by default the most recently updated one"),
-    ),
+    params(PickParams<ScalewayConnector>),
     responses(
         (status = 200, description = "Every project, every page of Scaleway's list", body = ProjectsResponse),
-        (status = 400, description = "Malformed connectionId", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 404, description = "No such Scaleway connection of the caller", body = ErrorBody),
         (status = 409, description = "The stored credentials are missing (`needs_reconnect`)", body = ErrorBody),
         (status = 422, description = "Scaleway refused the stored key (`credentials_rejected`)", body = ErrorBody),
         (status = 429, description = "Scaleway throttled the gateway", body = ErrorBody),
         (status = 502, description = "Scaleway unavailable", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        PickRefusals<ScalewayConnector>,
     )
 )]
 pub(crate) async fn projects(
@@ -173,11 +165,7 @@ pub(crate) async fn projects(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let id = query_connection_id(&req)?
-        .as_deref()
-        .map(parse_connection_id)
-        .transpose()?;
-    let conn = connector.pick_connection(&caller.user, id).await?;
+    let conn = connector.pick_connection(&caller.user, &req).await?;
     let secret = connector
         .platform
         .load_secret(&conn)
@@ -205,40 +193,12 @@ pub(crate) async fn projects(
     }))
 }
 
-/// Remove the caller's Scaleway connections (or one of them). The API key stays at Scaleway.
-#[utoipa::path(
-    post,
-    path = "/scaleway_api/scaleway/disconnect",
-    tag = "scaleway",
-    params(
-        ("X-User-ID" = String, Header, description = "The caller's user id"),
-        ("connectionId" = Option<uuid::Uuid>, Query, description = "Remove only this connection (also accepted in the body)"),
-    ),
-    request_body(content = Option<DisconnectRequest>, description = "Optional; without a connection id every Scaleway connection of the caller is removed", content_type = "application/json"),
-    responses(
-        (status = 200, description = "How many connections were removed", body = DisconnectResponse),
-        (status = 400, description = "Malformed body or connectionId, or different ids in body and query", body = ErrorBody),
-        (status = 404, description = "No such Scaleway connection of the caller", body = ErrorBody),
-        BodyRefusals,
-    )
-)]
-pub(crate) async fn disconnect(
-    connector: web::Data<ScalewayConnector>,
-    caller: Caller,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let n = connector_core::kit::disconnect_one_or_all::<DisconnectRequest>(
-        &connector.platform,
-        connector.get_ref(),
-        &caller,
-        &req,
-        payload,
-        "Scaleway",
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(DisconnectResponse::new(n, "Scaleway")))
-}
+connector_core::disconnect_route!(
+    /// Remove the caller's Scaleway connections (or one of them). The API key stays at Scaleway.
+    disconnect: ScalewayConnector, DisconnectRequest, "/scaleway_api/scaleway/disconnect", "scaleway", "Scaleway",
+    "Optional; without a connection id every Scaleway connection of the caller is removed",
+    "Malformed body or connectionId, or different ids in body and query",
+);
 
 /// The OpenAPI description of the Scaleway routes.
 #[derive(OpenApi)]

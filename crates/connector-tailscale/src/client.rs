@@ -10,16 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use connector_core::upstream::{self, ApiBase};
-use connector_core::{ConnectorError, Metrics};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
-use reqwest::{StatusCode, Url};
+use connector_core::upstream;
+use connector_core::ConnectorError;
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
+use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// The provider id used in metric labels.
 pub const PROVIDER: &str = "tailscale";
@@ -49,31 +48,6 @@ impl fmt::Debug for AccessToken {
             .field("scope", &self.scope)
             .finish()
     }
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    token_type: Option<String>,
-    #[serde(default, deserialize_with = "number_or_string")]
-    expires_in: Option<i64>,
-    #[serde(default)]
-    scope: Option<String>,
-}
-
-fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Int(i64),
-        Text(String),
-    }
-    Ok(match Option::<N>::deserialize(d)? {
-        Some(N::Int(n)) => Some(n),
-        Some(N::Text(s)) => s.trim().parse().ok(),
-        None => None,
-    })
 }
 
 /// A device of the tailnet: only what the connector reads.
@@ -117,56 +91,20 @@ pub fn tailnet_dns_name(devices: &[Device]) -> Option<String> {
     }
 }
 
-/// The API calls, for metric labels and for what an error status means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Token,
-    ListDevices,
+connector_core::api_operations! {
+    /// The API calls, for metric labels and for what an error status means.
+    enum Op { Token = "token", ListDevices = "list_devices" }
 }
 
-impl Op {
-    fn as_str(self) -> &'static str {
-        match self {
-            Op::Token => "token",
-            Op::ListDevices => "list_devices",
-        }
-    }
-}
-
-/// The Tailscale API client. Cheap to clone; `Debug` shows the base URL and the timeout.
-#[derive(Clone, Debug)]
-pub struct TailscaleClient {
-    base: ApiBase,
+connector_core::api_client! {
+    /// The Tailscale API client. Cheap to clone; `Debug` shows the base URL and the timeout.
+    pub struct TailscaleClient = PROVIDER, DEFAULT_TIMEOUT;
 }
 
 /// The API base URL setting's check, shared by every provider.
 pub use connector_core::kit::parse_base_url;
 
 impl TailscaleClient {
-    pub fn new(
-        base_url: &str,
-        http: reqwest::Client,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, String> {
-        ApiBase::new(PROVIDER, base_url, http, metrics, DEFAULT_TIMEOUT).map(|base| Self { base })
-    }
-
-    /// Use another per-request timeout (the default is [`DEFAULT_TIMEOUT`]).
-    pub fn with_timeout(self, timeout: Duration) -> Self {
-        Self {
-            base: self.base.with_timeout(timeout),
-        }
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.base.timeout()
-    }
-
-    /// `{base}/{segments…}`, each segment percent-encoded.
-    pub fn url(&self, segments: &[&str]) -> Url {
-        self.base.url(segments)
-    }
-
     /// An API access token: the client-credentials grant at `/api/v2/oauth/token`. Tailscale issues
     /// no refresh token; a new grant is the only way to a new token.
     pub async fn token(
@@ -192,45 +130,22 @@ impl TailscaleClient {
             ("client_id", client_id),
             ("client_secret", client_secret.expose_secret()),
         ];
-        let resp = self
+        let req = self
             .base
             .http()
             .post(self.url(&["api", "v2", "oauth", "token"]))
             .header(ACCEPT, "application/json")
-            .form(&form)
-            .timeout(self.base.timeout())
-            .send()
-            .await
-            .map_err(|e| {
-                upstream::transport_error(SERVICE, Op::Token.as_str(), self.base.timeout(), &e)
-            })?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(status_error(Op::Token, status, resp.headers()));
-        }
-        let body = resp.bytes().await.map_err(|e| {
-            upstream::transport_error(SERVICE, Op::Token.as_str(), self.base.timeout(), &e)
-        })?;
-        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-            // serde's message can quote the body, and the body holds the token: classify only.
-            tracing::warn!(category = ?e.classify(), "undecodable token answer from Tailscale");
-            ConnectorError::ProviderUnavailable(
-                "Tailscale returned a token answer that could not be read; try again later".into(),
-            )
-        })?;
-        if t.access_token.is_empty() {
-            return Err(ConnectorError::ProviderUnavailable(
-                "Tailscale returned an empty token; try again later".into(),
-            ));
-        }
-        let lifetime = t.expires_in.unwrap_or(3600).clamp(60, 24 * 3600);
+            .form(&form);
+        let op = Op::Token;
+        let body = upstream::fetch(SERVICE, op.as_str(), self.base.timeout(), req, |s, h| {
+            status_error(op, s, h)
+        })
+        .await?;
+        let t = upstream::read_token(SERVICE, &body)?;
         Ok(AccessToken {
-            token: SecretString::from(t.access_token),
-            token_type: t
-                .token_type
-                .filter(|s| !s.trim().is_empty())
-                .unwrap_or_else(|| "Bearer".into()),
-            expires_at: Utc::now() + chrono::Duration::seconds(lifetime),
+            token: t.token,
+            token_type: t.token_type,
+            expires_at: t.expires_at,
             scope: t.scope,
         })
     }
@@ -255,41 +170,18 @@ impl TailscaleClient {
         token: &AccessToken,
         tailnet: &str,
     ) -> Result<Vec<Device>, ConnectorError> {
-        let mut auth = HeaderValue::from_str(&format!(
-            "{} {}",
-            bearer(&token.token_type),
-            token.token.expose_secret()
-        ))
-        .map_err(|_| {
-            ConnectorError::ProviderUnavailable(
-                "Tailscale returned a token that cannot be sent in a header".into(),
-            )
-        })?;
-        auth.set_sensitive(true);
-        let resp = self
+        let auth = upstream::bearer_header(SERVICE, &token.token_type, &token.token)?;
+        let req = self
             .base
             .http()
             .get(self.url(&["api", "v2", "tailnet", tailnet, "devices"]))
             .header(AUTHORIZATION, auth)
-            .header(ACCEPT, "application/json")
-            .timeout(self.base.timeout())
-            .send()
-            .await
-            .map_err(|e| {
-                upstream::transport_error(
-                    SERVICE,
-                    Op::ListDevices.as_str(),
-                    self.base.timeout(),
-                    &e,
-                )
-            })?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(status_error(Op::ListDevices, status, resp.headers()));
-        }
-        let body = resp.bytes().await.map_err(|e| {
-            upstream::transport_error(SERVICE, Op::ListDevices.as_str(), self.base.timeout(), &e)
-        })?;
+            .header(ACCEPT, "application/json");
+        let op = Op::ListDevices;
+        let body = upstream::fetch(SERVICE, op.as_str(), self.base.timeout(), req, |s, h| {
+            status_error(op, s, h)
+        })
+        .await?;
         let list: DeviceList = serde_json::from_slice(&body).map_err(|e| {
             tracing::warn!(category = ?e.classify(), "undecodable device list from Tailscale");
             ConnectorError::ProviderUnavailable(
@@ -297,15 +189,6 @@ impl TailscaleClient {
             )
         })?;
         Ok(list.devices)
-    }
-}
-
-/// `Bearer` unless the token endpoint named another scheme made only of letters.
-fn bearer(token_type: &str) -> &str {
-    if !token_type.is_empty() && token_type.bytes().all(|b| b.is_ascii_alphabetic()) {
-        token_type
-    } else {
-        "Bearer"
     }
 }
 
@@ -342,6 +225,9 @@ fn status_error(op: Op, status: StatusCode, headers: &HeaderMap) -> ConnectorErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use connector_core::Metrics;
+    use reqwest::header::HeaderValue;
+    use std::sync::Arc;
 
     fn d(name: &str, external: bool) -> Device {
         Device {

@@ -18,18 +18,14 @@ pub mod input;
 mod routes;
 pub mod ssh;
 
-use std::fmt;
 use std::sync::Arc;
 
-use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_core::secret::{serde_secret, StoredDocument};
-use connector_core::settings::ApiSettings;
 use connector_core::{
-    ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord, Connector,
-    ConnectorError, CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo,
-    SecretValue, UserId, Validated,
+    AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError, CredentialMode,
+    IssuedCredentials, Platform, ProviderInfo, SecretValue, Validated,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -85,66 +81,19 @@ pub(crate) fn api_tailnet(conn: &ConnectionRecord) -> &str {
         .unwrap_or(&conn.account_id)
 }
 
-/// The Tailscale connector.
-pub struct TailscaleConnector {
-    platform: Platform,
-    client: TailscaleClient,
-    provider: ProviderId,
-}
-
-impl fmt::Debug for TailscaleConnector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TailscaleConnector")
-            .field("client", &self.client)
-            .finish()
-    }
-}
-
-impl TailscaleConnector {
-    pub fn new(platform: Platform, client: TailscaleClient) -> Self {
-        Self {
-            platform,
-            client,
-            provider: ProviderId::from_static(PROVIDER_ID),
-        }
-    }
-
-    pub fn client(&self) -> &TailscaleClient {
-        &self.client
-    }
-
-    pub fn platform(&self) -> &Platform {
-        &self.platform
-    }
-
-    /// The connection named by `id`, else the caller's most recently updated Tailscale connection.
-    pub(crate) async fn pick_connection(
-        &self,
-        user: &UserId,
-        id: Option<ConnectionId>,
-    ) -> Result<ConnectionRecord, ApiError> {
-        self.platform
-            .pick_connection(
-                user,
-                id,
-                &self.provider,
-                "Tailscale",
-                "no Tailscale connection; connect a Tailscale OAuth client first",
-            )
-            .await
-    }
+connector_core::provider_connector! {
+    /// The Tailscale connector.
+    pub struct TailscaleConnector(TailscaleClient) = PROVIDER_ID, "Tailscale";
+    pick_connection or "no Tailscale connection; connect a Tailscale OAuth client first";
 }
 
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
-    let api: ApiSettings = p
-        .settings()
-        .extract("AURORA_TAILSCALE_")
-        .map_err(BuildError)?;
-    let url = api.api_url.as_deref().unwrap_or(client::DEFAULT_API_URL);
-    let client = TailscaleClient::new(url, p.http().clone(), p.metrics().clone())
-        .map_err(|e| BuildError(format!("{API_URL_SETTING} {e}")))?
-        .with_timeout(api.timeout);
+    let new = |url: &str, http, metrics, timeout| {
+        Ok(TailscaleClient::new(url, http, metrics)?.with_timeout(timeout))
+    };
+    let client =
+        connector_core::kit::api_client(p, "AURORA_TAILSCALE_", client::DEFAULT_API_URL, new)?;
     Ok(Arc::new(TailscaleConnector::new(p.clone(), client)))
 }
 
@@ -160,28 +109,13 @@ impl Connector for TailscaleConnector {
     }
 
     fn info(&self) -> ProviderInfo {
-        ProviderInfo {
-            id: self.provider.clone(),
-            display_name: "Tailscale".into(),
-            auth_kind: AuthKind::OAuthClientCredentials,
-            capabilities: vec![
-                Capability::MultiAccount,
-                Capability::Credentials,
-                Capability::Validate,
-            ],
-            open_paths: Vec::new(),
-            connect_paths: vec![routes::CONNECT_PATH],
-        }
+        use Capability::*;
+        let (id, kind) = (self.provider.clone(), AuthKind::OAuthClientCredentials);
+        let caps = [MultiAccount, Credentials, Validate];
+        ProviderInfo::new(id, "Tailscale", kind, &caps, &[routes::CONNECT_PATH])
     }
 
-    fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
-        routes::configure(web::Data::from(self), cfg);
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        use utoipa::OpenApi;
-        TailscaleApi::openapi()
-    }
+    connector_core::connector_routes!(routes::configure, TailscaleApi);
 
     /// A fresh grant and the device list: a refused OAuth client is a refusal (`needs_reconnect`).
     /// Refreshes `deviceCount` in the metadata.
@@ -234,25 +168,12 @@ impl Connector for TailscaleConnector {
             expires_at: token.expires_at,
             tailnet: api_tailnet(connection),
         };
-        let credentials =
-            SecretValue::encode(&doc).map_err(|_| ConnectorError::Api(ApiError::internal()))?;
-        Ok(IssuedCredentials {
-            credentials,
-            expires_at: Some(token.expires_at),
-            updated_secret: None,
-        })
+        connector_core::kit::issued(&doc, Some(token.expires_at))
     }
 
-    /// Nothing to undo at Tailscale: the OAuth client belongs to the user, its access tokens expire
-    /// within the hour, and the tailnet was never changed. The SSH private key goes with the secret,
-    /// which the core deletes.
-    async fn revoke(
-        &self,
-        _connection: &ConnectionRecord,
-        _secret: &SecretValue,
-    ) -> Result<(), ConnectorError> {
-        Ok(())
-    }
+    // `revoke` is the trait's: nothing to undo at Tailscale. The OAuth client belongs to the user,
+    // its access tokens expire within the hour, and the tailnet was never changed. The SSH private
+    // key goes with the secret, which the core deletes.
 }
 
 #[cfg(test)]

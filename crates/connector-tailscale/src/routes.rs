@@ -2,8 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
-use connector_core::http::{parse_connection_id, query_connection_id};
-use connector_core::kit::BodyRefusals;
+use connector_core::kit::{BodyRefusals, CallerHeader, PickParams, PickRefusals, UpstreamRefusals};
 use connector_core::secret::StoredDocument;
 use connector_core::{
     Actor, ApiError, Caller, ConnectSpec, ConnectionRecord, ConnectionStatus, DisconnectResponse,
@@ -105,14 +104,13 @@ async fn key_pair_for(
     post,
     path = "/tailscale_api/tailscale/connect",
     tag = "tailscale",
-    params(("X-User-ID" = String, Header, description = "The caller's user id")),
+    params(CallerHeader),
     request_body = ConnectRequest,
     responses(
         (status = 200, description = "The OAuth client works and lists the tailnet's devices; the connection is stored (or updated for a tailnet already connected, keeping its SSH key)", body = ConnectResponse),
         (status = 400, description = "A malformed field, or a tailnet Tailscale does not know (`invalid_request`)", body = ErrorBody),
         (status = 422, description = "Tailscale refused the OAuth client, or it may not list devices (`credentials_rejected`)", body = ErrorBody),
-        (status = 429, description = "Tailscale throttled the gateway (`rate_limited`, with Retry-After)", body = ErrorBody),
-        (status = 502, description = "Tailscale timed out, answered 5xx or could not be reached (`provider_unavailable`)", body = ErrorBody),
+        UpstreamRefusals<TailscaleConnector>,
         BodyRefusals,
     )
 )]
@@ -214,17 +212,11 @@ fn instructions(tailnet: &str) -> Vec<String> {
     get,
     path = "/tailscale_api/tailscale/ssh-setup",
     tag = "tailscale",
-    params(
-        ("X-User-ID" = String, Header, description = "The caller's user id"),
-        ("connectionId" = Option<uuid::Uuid>, Query, description = "Which Tailscale connection; by default the most recently updated one"),
-    ),
+    params(PickParams<TailscaleConnector>),
     responses(
         (status = 200, description = "The public key, the steps and the command", body = SshSetupResponse),
-        (status = 400, description = "Malformed connectionId", body = ErrorBody),
-        (status = 401, description = "Missing or malformed caller identity", body = ErrorBody),
-        (status = 404, description = "No such Tailscale connection of the caller", body = ErrorBody),
         (status = 409, description = "The stored key is missing (`needs_reconnect`)", body = ErrorBody),
-        (status = 503, description = "Database or secret store unavailable", body = ErrorBody),
+        PickRefusals<TailscaleConnector>,
     )
 )]
 pub(crate) async fn ssh_setup(
@@ -232,11 +224,7 @@ pub(crate) async fn ssh_setup(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let id = query_connection_id(&req)?
-        .as_deref()
-        .map(parse_connection_id)
-        .transpose()?;
-    let conn = connector.pick_connection(&caller.user, id).await?;
+    let conn = connector.pick_connection(&caller.user, &req).await?;
     let (public, fingerprint) = public_key_of(&connector, &conn).await?;
     let tailnet = conn.account_id.clone();
     Ok(HttpResponse::Ok().json(SshSetupResponse {
@@ -283,40 +271,8 @@ async fn public_key_of(
     Ok((pair.public, pair.fingerprint))
 }
 
-/// Remove the caller's Tailscale connections (or one of them): the stored OAuth client, the SSH key
-/// pair, cached tokens and the row. The tailnet itself is not touched.
-#[utoipa::path(
-    post,
-    path = "/tailscale_api/tailscale/disconnect",
-    tag = "tailscale",
-    params(
-        ("X-User-ID" = String, Header, description = "The caller's user id"),
-        ("connectionId" = Option<uuid::Uuid>, Query, description = "Remove only this connection (also accepted in the body)"),
-    ),
-    request_body(content = Option<DisconnectRequest>, description = "Optional; without a connection id every Tailscale connection of the caller is removed", content_type = "application/json"),
-    responses(
-        (status = 200, description = "How many connections were removed", body = DisconnectResponse),
-        (status = 400, description = "Malformed body or connectionId, or different ids in body and query", body = ErrorBody),
-        (status = 404, description = "No such Tailscale connection of the caller", body = ErrorBody),
-        BodyRefusals,
-    )
-)]
-pub(crate) async fn disconnect(
-    connector: web::Data<TailscaleConnector>,
-    caller: Caller,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let n = connector_core::kit::disconnect_one_or_all::<DisconnectRequest>(
-        &connector.platform,
-        connector.get_ref(),
-        &caller,
-        &req,
-        payload,
-        "Tailscale",
-    )
-    .await?;
-    let mut resp = DisconnectResponse::new(n, "Tailscale");
+/// The end of the answer once connections are removed: the user takes the key off their machines.
+fn ssh_key_note(n: usize, resp: &mut DisconnectResponse) {
     if n > 0 {
         resp.message.push_str(&format!(
             "; its SSH private key is deleted. Remove the public key ending in {} from the \
@@ -324,8 +280,16 @@ pub(crate) async fn disconnect(
             ssh::KEY_COMMENT
         ));
     }
-    Ok(HttpResponse::Ok().json(resp))
 }
+
+connector_core::disconnect_route!(
+    /// Remove the caller's Tailscale connections (or one of them): the stored OAuth client, the SSH key
+    /// pair, cached tokens and the row. The tailnet itself is not touched.
+    disconnect: TailscaleConnector, DisconnectRequest, "/tailscale_api/tailscale/disconnect", "tailscale", "Tailscale",
+    "Optional; without a connection id every Tailscale connection of the caller is removed",
+    "Malformed body or connectionId, or different ids in body and query",
+    then ssh_key_note,
+);
 
 /// The OpenAPI description of the Tailscale routes.
 #[derive(OpenApi)]

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::{
     AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError, CredentialMode,
-    IssuedCredentials, Platform, ProviderId, ProviderInfo, SecretValue, Validated,
+    IssuedCredentials, Platform, ProviderInfo, SecretValue, Validated,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -52,11 +52,9 @@ impl StoredDocument for StoredSecret {
         "the stored Acme credentials are unreadable; connect the account again";
 }
 
-/// The Acme connector: the shared platform and the API client.
-pub struct AcmeConnector {
-    platform: Platform,
-    client: AcmeClient,
-    provider: ProviderId,
+connector_core::provider_connector! {
+    /// The Acme connector: the shared platform and the API client (the provider kit's declaration).
+    pub struct AcmeConnector(AcmeClient) = PROVIDER_ID, "Acme";
 }
 
 /// Build the connector from the platform's settings (the plugin's `build`).
@@ -67,11 +65,7 @@ pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
         .unwrap_or(client::DEFAULT_API_URL);
     let client = AcmeClient::new(url, p.http().clone(), p.metrics().clone())
         .map_err(|e| BuildError(format!("{API_URL_SETTING} {e}")))?;
-    Ok(Arc::new(AcmeConnector {
-        platform: p.clone(),
-        client,
-        provider: ProviderId::from_static(PROVIDER_ID),
-    }))
+    Ok(Arc::new(AcmeConnector::new(p.clone(), client)))
 }
 
 connector_core::register_plugin!("acme", build);
@@ -79,14 +73,10 @@ connector_core::register_plugin!("acme", build);
 #[async_trait]
 impl Connector for AcmeConnector {
     fn info(&self) -> ProviderInfo {
-        ProviderInfo {
-            id: self.provider.clone(),
-            display_name: "Acme".into(),
-            auth_kind: AuthKind::ApiKey,
-            capabilities: vec![Capability::Credentials, Capability::Validate],
-            open_paths: Vec::new(),
-            connect_paths: vec![CONNECT_PATH],
-        }
+        use Capability::*;
+        let (id, kind) = (self.provider.clone(), AuthKind::ApiKey);
+        let caps = [Credentials, Validate];
+        ProviderInfo::new(id, "Acme", kind, &caps, &[CONNECT_PATH])
     }
 
     fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
@@ -122,14 +112,7 @@ impl Connector for AcmeConnector {
         })
     }
 
-    /// Nothing to undo at Acme: the key belongs to the user.
-    async fn revoke(
-        &self,
-        _connection: &ConnectionRecord,
-        _secret: &SecretValue,
-    ) -> Result<(), ConnectorError> {
-        Ok(())
-    }
+    // `revoke` is the trait's: nothing to undo at Acme, the key belongs to the user.
 }
 
 #[cfg(test)]

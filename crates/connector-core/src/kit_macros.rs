@@ -1,0 +1,256 @@
+//! The provider kit's macros: the API client and the connector struct every API-client provider
+//! declares, the two
+//! `Connector` methods that mount its routes and describe them, and a disconnect route with its
+//! `#[utoipa::path]` (an attribute a function cannot write for another crate).
+
+/// Declare a provider's connector: the shared [`Platform`](crate::Platform), the provider's API
+/// client and its [`ProviderId`](crate::ProviderId), with `new(platform, client)`, `client()`,
+/// `platform()`, a `Debug` that shows the client only, and its
+/// [`ProviderName`](crate::kit::ProviderName) in documentation (`$what`); with
+/// `pick_connection or "<404 message>";` also `pick_connection(user, req)`
+/// ([`kit::pick_connection`](crate::kit::pick_connection)). The fields (`platform`, `client`,
+/// `provider`) are private to the crate that declares it.
+///
+/// ```ignore
+/// connector_core::provider_connector! {
+///     /// The Scaleway connector.
+///     pub struct ScalewayConnector(ScalewayClient) = PROVIDER_ID, "Scaleway";
+/// }
+/// ```
+#[macro_export]
+macro_rules! provider_connector {
+    (
+        $(#[$meta:meta])* $vis:vis struct $name:ident($client:ty) = $id:expr, $what:literal;
+        $(pick_connection or $none:literal;)?
+    ) => {
+        impl $crate::kit::ProviderName for $name {
+            const NAME: &'static str = $what;
+        }
+
+        $(#[$meta])*
+        $vis struct $name {
+            platform: $crate::Platform,
+            client: $client,
+            provider: $crate::ProviderId,
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("client", &self.client)
+                    .finish()
+            }
+        }
+
+        impl $name {
+            pub fn new(platform: $crate::Platform, client: $client) -> Self {
+                Self {
+                    platform,
+                    client,
+                    provider: $crate::ProviderId::from_static($id),
+                }
+            }
+
+            pub fn client(&self) -> &$client {
+                &self.client
+            }
+
+            pub fn platform(&self) -> &$crate::Platform {
+                &self.platform
+            }
+
+            $(
+                /// The caller's connection that `connectionId` (query) names, else their most
+                /// recently updated one with this provider; 404 with this message when none.
+                pub(crate) async fn pick_connection(
+                    &self,
+                    user: &$crate::UserId,
+                    req: &$crate::kit::__private::actix_web::HttpRequest,
+                ) -> ::std::result::Result<$crate::ConnectionRecord, $crate::ApiError> {
+                    let (p, provider) = (&self.platform, &self.provider);
+                    $crate::kit::pick_connection(p, req, user, provider, $what, $none).await
+                }
+            )?
+        }
+    };
+}
+
+/// Inside `impl Connector for …`: `configure` mounts the routes with `$configure(web::Data, cfg)`
+/// (the connector as their app data) and `openapi` answers `$api`'s document
+/// (`#[derive(utoipa::OpenApi)]`).
+///
+/// ```ignore
+/// connector_core::connector_routes!(routes::configure, ScalewayApi);
+/// ```
+#[macro_export]
+macro_rules! connector_routes {
+    ($configure:path, $api:ty) => {
+        fn configure(
+            self: ::std::sync::Arc<Self>,
+            cfg: &mut $crate::kit::__private::actix_web::web::ServiceConfig,
+        ) {
+            $configure(
+                $crate::kit::__private::actix_web::web::Data::from(self),
+                cfg,
+            );
+        }
+
+        fn openapi(&self) -> $crate::kit::__private::utoipa::openapi::OpenApi {
+            <$api as $crate::kit::__private::utoipa::OpenApi>::openapi()
+        }
+    };
+}
+
+/// A provider's disconnect route, `POST $path` (tag `$tag`), with its `#[utoipa::path]`: it removes
+/// the caller's connection named by `connectionId` (body or query), or the one of the account the
+/// body `$body` names, else all of the caller's connections with this provider
+/// ([`kit::disconnect_one_or_all`](crate::kit::disconnect_one_or_all)), and answers
+/// [`DisconnectResponse`](crate::DisconnectResponse). `$what` names the provider in messages and
+/// in the 404; `$body_doc` describes the optional body and `$bad` the 400. An optional
+/// `then f` (a `fn(usize, &mut DisconnectResponse)`) completes the answer once the connections are
+/// removed.
+///
+/// The handler is `pub(crate) async fn $name(web::Data<$connector>, Caller, HttpRequest,
+/// web::Payload)`; `$connector` has a `platform` field (see [`crate::provider_connector!`]). The
+/// crate that uses it depends on `utoipa` and `uuid`, and has `DisconnectResponse`, `ErrorBody` and
+/// [`BodyRefusals`](crate::kit::BodyRefusals) in scope where it expands (the names its OpenAPI
+/// document lists).
+///
+/// ```ignore
+/// connector_core::disconnect_route!(
+///     /// Remove the caller's Scaleway connections (or one of them).
+///     disconnect: ScalewayConnector, DisconnectRequest, "/scaleway_api/scaleway/disconnect",
+///     "scaleway", "Scaleway",
+///     "Optional; without a connection id every Scaleway connection of the caller is removed",
+///     "Malformed body or connectionId, or different ids in body and query",
+/// );
+/// ```
+#[macro_export]
+macro_rules! disconnect_route {
+    (
+        $(#[$meta:meta])*
+        $name:ident: $connector:ident, $body:ident, $path:literal, $tag:literal, $what:literal,
+        $body_doc:literal, $bad:literal $(, then $after:expr)? $(,)?
+    ) => {
+        $(#[$meta])*
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = $tag,
+            params(
+                ("X-User-ID" = String, Header, description = "The caller's user id"),
+                ("connectionId" = Option<uuid::Uuid>, Query, description = "Remove only this connection (also accepted in the body)"),
+            ),
+            request_body(content = Option<$body>, description = $body_doc, content_type = "application/json"),
+            responses(
+                (status = 200, description = "How many connections were removed", body = DisconnectResponse),
+                (status = 400, description = $bad, body = ErrorBody),
+                (status = 404, description = concat!("No such ", $what, " connection of the caller"), body = ErrorBody),
+                BodyRefusals,
+            )
+        )]
+        pub(crate) async fn $name(
+            connector: $crate::kit::__private::actix_web::web::Data<$connector>,
+            caller: $crate::Caller,
+            req: $crate::kit::__private::actix_web::HttpRequest,
+            payload: $crate::kit::__private::actix_web::web::Payload,
+        ) -> ::std::result::Result<$crate::kit::__private::actix_web::HttpResponse, $crate::ApiError> {
+            let n = $crate::kit::disconnect_one_or_all::<$body>(
+                &connector.platform,
+                connector.get_ref(),
+                &caller,
+                &req,
+                payload,
+                $what,
+            )
+            .await?;
+            #[allow(unused_mut)]
+            let mut resp = $crate::DisconnectResponse::new(n, $what);
+            $(($after)(n, &mut resp);)?
+            Ok($crate::kit::__private::actix_web::HttpResponse::Ok().json(resp))
+        }
+    };
+}
+
+/// Declare a provider's API client over an [`ApiBase`](crate::upstream::ApiBase): `new(base_url,
+/// http, metrics)` (the URL checked by [`kit::parse_base_url`](crate::kit::parse_base_url), metric
+/// label `$provider`, per-request timeout `$timeout`), `with_timeout`, `base_url`, `timeout` and
+/// `url(segments)`; `Clone`, and a `Debug` that shows the base URL and the timeout. The provider
+/// writes its calls in its own `impl` with `self.base`.
+///
+/// ```ignore
+/// connector_core::api_client! {
+///     /// The Scaleway API client.
+///     pub struct ScalewayClient = PROVIDER, DEFAULT_TIMEOUT;
+/// }
+/// ```
+#[macro_export]
+macro_rules! api_client {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident = $provider:expr, $timeout:expr;) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug)]
+        $vis struct $name {
+            base: $crate::upstream::ApiBase,
+        }
+
+        impl $name {
+            /// A client of the API at `base_url`, sharing the platform's HTTP client and metrics.
+            pub fn new(
+                base_url: &str,
+                http: $crate::kit::__private::reqwest::Client,
+                metrics: ::std::sync::Arc<$crate::Metrics>,
+            ) -> ::std::result::Result<Self, String> {
+                $crate::upstream::ApiBase::new($provider, base_url, http, metrics, $timeout)
+                    .map(|base| Self { base })
+            }
+
+            /// Use another per-request timeout.
+            pub fn with_timeout(self, timeout: ::std::time::Duration) -> Self {
+                Self {
+                    base: self.base.with_timeout(timeout),
+                }
+            }
+
+            pub fn base_url(&self) -> &$crate::kit::__private::reqwest::Url {
+                self.base.base_url()
+            }
+
+            pub fn timeout(&self) -> ::std::time::Duration {
+                self.base.timeout()
+            }
+
+            /// `{base}/{segments…}`, each segment percent-encoded.
+            pub fn url(&self, segments: &[&str]) -> $crate::kit::__private::reqwest::Url {
+                self.base.url(segments)
+            }
+        }
+    };
+}
+
+/// Declare the calls of a provider's API client: a `Copy` enum whose `as_str()` is each call's
+/// metric label (`operation` of `aurora_provider_calls_total`, and of the log lines).
+///
+/// ```ignore
+/// connector_core::api_operations! {
+///     /// The API calls.
+///     enum Op { Token = "token", ListDevices = "list_devices" }
+/// }
+/// ```
+#[macro_export]
+macro_rules! api_operations {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($op:ident = $label:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($op,)+
+        }
+
+        impl $name {
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$op => $label,)+
+                }
+            }
+        }
+    };
+}
