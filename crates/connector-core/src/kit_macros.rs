@@ -79,11 +79,25 @@ macro_rules! provider_connector {
 /// (the connector as their app data) and `openapi` answers `$api`'s document
 /// (`#[derive(utoipa::OpenApi)]`).
 ///
+/// With a third argument, also `frontend_summary` as `$summary(&ProviderInfo, &ConnectionRecord)`
+/// (how Aurora's frontend shows a connection, §9.1).
+///
 /// ```ignore
 /// connector_core::connector_routes!(routes::configure, ScalewayApi);
+/// connector_core::connector_routes!(routes::configure, ScalewayApi, frontend::summary);
 /// ```
 #[macro_export]
 macro_rules! connector_routes {
+    ($configure:path, $api:ty, $summary:path) => {
+        $crate::connector_routes!($configure, $api);
+
+        fn frontend_summary(
+            &self,
+            connection: &$crate::ConnectionRecord,
+        ) -> $crate::FrontendSummary {
+            $summary(&self.info(), connection)
+        }
+    };
     ($configure:path, $api:ty) => {
         fn configure(
             self: ::std::sync::Arc<Self>,

@@ -28,7 +28,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::web;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_core::secret::{serde_secret, StoredDocument};
@@ -353,13 +352,6 @@ impl GcpConnector {
 
 #[async_trait]
 impl Connector for GcpConnector {
-    fn frontend_summary(
-        &self,
-        connection: &connector_core::ConnectionRecord,
-    ) -> connector_core::FrontendSummary {
-        frontend::summary(&self.info(), connection)
-    }
-
     /// C4 removes a user's Google Cloud connections as `POST /api/gcp/force-disconnect` does.
     async fn disconnect_all(
         &self,
@@ -385,14 +377,7 @@ impl Connector for GcpConnector {
         }
     }
 
-    fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
-        routes::configure(web::Data::from(self), cfg);
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        use utoipa::OpenApi;
-        GcpApiDoc::openapi()
-    }
+    connector_core::connector_routes!(routes::configure, GcpApiDoc, frontend::summary);
 
     /// Refreshes the access token and reads the account's identity with it.
     async fn validate(
@@ -474,48 +459,4 @@ impl Connector for GcpConnector {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registers_itself_under_its_id() {
-        let plugins = connector_core::plugin::registered().unwrap();
-        assert!(plugins.contains_key(PROVIDER_ID));
-    }
-
-    #[test]
-    fn stored_secret_round_trip_and_redaction() {
-        let s = StoredSecret {
-            refresh_token: SecretString::from("1//refresh-secret"),
-            scope: Some("openid".into()),
-            sub: "123".into(),
-            email: Some("a@example.com".into()),
-            obtained_at: Utc::now(),
-        };
-        assert!(!format!("{s:?}").contains("refresh-secret"));
-        let v = s.encode().unwrap();
-        let raw: serde_json::Value = v.decode().unwrap();
-        assert_eq!(raw["refreshToken"], "1//refresh-secret");
-        assert_eq!(raw["sub"], "123");
-        let back = StoredSecret::decode(&v).unwrap();
-        assert_eq!(back.refresh_token.expose_secret(), "1//refresh-secret");
-        let bad = SecretValue::encode(&serde_json::json!({"refreshToken": 1})).unwrap();
-        assert!(StoredSecret::decode(&bad).unwrap_err().is_refusal());
-    }
-
-    #[test]
-    fn credentials_document_shape() {
-        let at = Utc::now();
-        let tok = SecretString::from("ya29.token");
-        let doc = CredentialsDoc {
-            access_token: &tok,
-            token_type: "Bearer",
-            expires_at: at,
-        };
-        let v: serde_json::Value = SecretValue::encode(&doc).unwrap().decode().unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"accessToken": "ya29.token", "tokenType": "Bearer", "expiresAt": at})
-        );
-    }
-}
+mod tests;

@@ -301,13 +301,4 @@ connector_core::disconnect_route!(
 pub struct TailscaleApi;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn instructions_never_touch_the_acl() {
-        let text = instructions("tail1234.ts.net").join("\n");
-        assert!(text.contains("tail1234.ts.net"));
-        assert!(text.contains("never changes your tailnet's policy file"));
-    }
-}
+mod tests;
