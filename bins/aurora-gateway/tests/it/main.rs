@@ -10,6 +10,7 @@ mod aws;
 mod azure;
 mod binary;
 mod faults;
+mod frontend;
 mod gcp;
 mod hardening;
 mod lifecycle;
