@@ -1,7 +1,7 @@
 //! The provider kit's macros: the API client and the connector struct every API-client provider
-//! declares, the two
-//! `Connector` methods that mount its routes and describe them, and a disconnect route with its
-//! `#[utoipa::path]` (an attribute a function cannot write for another crate).
+//! declares, the `Connector` methods that describe it and mount its routes, its route table, and
+//! the connect and disconnect routes with their `#[utoipa::path]` (an attribute a function cannot
+//! write for another crate).
 
 /// Declare a provider's connector: the shared [`Platform`](crate::Platform), the provider's API
 /// client and its [`ProviderId`](crate::ProviderId), with `new(platform, client)`, `client()`,
