@@ -31,9 +31,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::{
-    ApiError, AuthKind, BuildError, Capability, ConnectionId, ConnectionRecord, Connector,
-    ConnectorError, CredentialMode, IssuedCredentials, Platform, ProviderId, ProviderInfo,
-    SecretValue, UserId, Validated,
+    ApiError, BuildError, ConnectionId, ConnectionRecord, Connector, ConnectorError,
+    CredentialMode, IssuedCredentials, Platform, ProviderId, SecretValue, UserId, Validated,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -208,12 +207,12 @@ connector_core::register_plugin!("aws", build);
 
 #[async_trait]
 impl Connector for AwsConnector {
-    fn info(&self) -> ProviderInfo {
-        use Capability::*;
-        let (id, kind) = (self.provider.clone(), AuthKind::RoleAssumption);
-        let caps = [MultiAccount, Credentials, ReadOnlyMode, Validate];
-        ProviderInfo::new(id, "Amazon Web Services", kind, &caps, &[routes::AUTH_PATH])
-    }
+    connector_core::provider_info!(
+        "Amazon Web Services",
+        RoleAssumption,
+        [MultiAccount, Credentials, ReadOnlyMode, Validate],
+        [routes::AUTH_PATH]
+    );
 
     connector_core::connector_routes!(routes::configure, AwsApi, frontend::summary);
 

@@ -28,8 +28,8 @@ use chrono::{DateTime, Utc};
 use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::settings::ApiSettings;
 use connector_core::{
-    AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError, CredentialMode,
-    IssuedCredentials, Platform, ProviderInfo, SecretValue, Validated,
+    BuildError, ConnectionRecord, Connector, ConnectorError, CredentialMode, IssuedCredentials,
+    Platform, SecretValue, Validated,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -130,12 +130,12 @@ connector_core::register_plugin!("azure", build);
 
 #[async_trait]
 impl Connector for AzureConnector {
-    fn info(&self) -> ProviderInfo {
-        use Capability::*;
-        let (id, kind) = (self.provider.clone(), AuthKind::ServicePrincipal);
-        let caps = [MultiAccount, Credentials, ReadOnlyMode, Validate];
-        ProviderInfo::new(id, "Microsoft Azure", kind, &caps, &[routes::LOGIN_PATH])
-    }
+    connector_core::provider_info!(
+        "Microsoft Azure",
+        ServicePrincipal,
+        [MultiAccount, Credentials, ReadOnlyMode, Validate],
+        [routes::LOGIN_PATH]
+    );
 
     connector_core::connector_routes!(routes::configure, AzureApi, frontend::summary);
 

@@ -300,6 +300,16 @@ pub async fn pick_connection(
         .await
 }
 
+/// A connection's display name: `name` unless it is blank, else `fallback` (its account id).
+pub fn display_name_or(name: &str, fallback: &str) -> String {
+    if name.trim().is_empty() {
+        fallback
+    } else {
+        name
+    }
+    .to_owned()
+}
+
 /// A provider's API client from its settings under `prefix` (`AURORA_SCALEWAY_`): `API_URL`, else
 /// `default_url`, and `TIMEOUT_SECS` ([`ApiSettings`](crate::settings::ApiSettings)), handed to `new`
 /// with the platform's HTTP client and metrics. `new`'s error completes a sentence that starts with
@@ -485,6 +495,13 @@ pub mod __private {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_name_or_falls_back_on_a_blank_name() {
+        assert_eq!(display_name_or("Prod", "org-1"), "Prod");
+        assert_eq!(display_name_or(" ", "org-1"), "org-1");
+        assert_eq!(display_name_or("", "org-1"), "org-1");
+    }
     use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
     #[test]

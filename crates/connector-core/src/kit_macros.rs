@@ -1,7 +1,7 @@
 //! The provider kit's macros: the API client and the connector struct every API-client provider
-//! declares, the two
-//! `Connector` methods that mount its routes and describe them, and a disconnect route with its
-//! `#[utoipa::path]` (an attribute a function cannot write for another crate).
+//! declares, the `Connector` methods that describe it and mount its routes, its route table, and
+//! the connect and disconnect routes with their `#[utoipa::path]` (an attribute a function cannot
+//! write for another crate).
 
 /// Declare a provider's connector: the shared [`Platform`](crate::Platform), the provider's API
 /// client and its [`ProviderId`](crate::ProviderId), with `new(platform, client)`, `client()`,
@@ -188,7 +188,7 @@ macro_rules! disconnect_route {
 
 /// Declare a provider's API client over an [`ApiBase`](crate::upstream::ApiBase): `new(base_url,
 /// http, metrics)` (the URL checked by [`kit::parse_base_url`](crate::kit::parse_base_url), metric
-/// label `$provider`, per-request timeout `$timeout`), `with_timeout`, `base_url`, `timeout` and
+/// label `$provider`, per-request timeout `$timeout`), `from_settings`, `with_timeout`, `base_url`, `timeout` and
 /// `url(segments)`; `Clone`, and a `Debug` that shows the base URL and the timeout. The provider
 /// writes its calls in its own `impl` with `self.base`.
 ///
@@ -216,6 +216,19 @@ macro_rules! api_client {
             ) -> ::std::result::Result<Self, String> {
                 $crate::upstream::ApiBase::new($provider, base_url, http, metrics, $timeout)
                     .map(|base| Self { base })
+            }
+
+            /// The client from the platform's settings under `prefix` (`AURORA_SCALEWAY_`):
+            /// `API_URL`, else `default_url`, and `TIMEOUT_SECS`
+            /// ([`kit::api_client`](crate::kit::api_client)).
+            pub fn from_settings(
+                platform: &$crate::Platform,
+                prefix: &str,
+                default_url: &str,
+            ) -> ::std::result::Result<Self, $crate::BuildError> {
+                $crate::kit::api_client(platform, prefix, default_url, |url, http, metrics, timeout| {
+                    Ok(Self::new(url, http, metrics)?.with_timeout(timeout))
+                })
             }
 
             /// Use another per-request timeout.
@@ -265,6 +278,106 @@ macro_rules! api_operations {
                     $($name::$op => $label,)+
                 }
             }
+        }
+    };
+}
+
+/// A provider's route paths and its `configure(web::Data<$connector>, cfg)`: one `pub const` per
+/// route (`$method` is `get` or `post`, `$handler` the handler), mounted in the order given with
+/// the connector as their app data.
+///
+/// ```ignore
+/// connector_core::provider_routes! {
+///     ScalewayConnector;
+///     post CONNECT_PATH = "/scaleway_api/scaleway/connect" => connect,
+///     post DISCONNECT_PATH = "/scaleway_api/scaleway/disconnect" => disconnect,
+/// }
+/// ```
+#[macro_export]
+macro_rules! provider_routes {
+    ($connector:ty; $($method:ident $const:ident = $path:literal => $handler:path),+ $(,)?) => {
+        $(pub const $const: &str = $path;)+
+
+        pub(crate) fn configure(
+            connector: $crate::kit::__private::actix_web::web::Data<$connector>,
+            cfg: &mut $crate::kit::__private::actix_web::web::ServiceConfig,
+        ) {
+            use $crate::kit::__private::actix_web::web;
+            cfg.app_data(connector)
+                $(.service(web::resource($const).route(web::$method().to($handler))))+;
+        }
+    };
+}
+
+/// A provider's connect route, `POST $path` (tag `$tag`), with its `#[utoipa::path]` (caller
+/// header, JSON body `$body`; 200 `$resp`, 400 `$bad`, 422 `$rejected`, the upstream and body
+/// refusals). The handler `pub(crate) async fn $name(web::Data<$connector>, Caller,
+/// web::Json<$body>)` binds the body's `userId` to the caller, checks the body (`$body::check`),
+/// drops it and runs the block with the connector, the caller and the checked input.
+///
+/// The crate that uses it depends on `utoipa`, and has `$resp`, `ErrorBody`,
+/// [`CallerHeader`](crate::kit::CallerHeader), [`UpstreamRefusals`](crate::kit::UpstreamRefusals)
+/// and [`BodyRefusals`](crate::kit::BodyRefusals) in scope where it expands.
+///
+/// ```ignore
+/// connector_core::connect_route! {
+///     /// Connect a Scaleway organization with an API key.
+///     connect: ScalewayConnector, ConnectRequest => ConnectResponse,
+///     "/scaleway_api/scaleway/connect", "scaleway",
+///     ok "The key works; …", bad "A malformed field, …", rejected "Scaleway refused the key …";
+///     |connector, caller, input| { … }
+/// }
+/// ```
+#[macro_export]
+macro_rules! connect_route {
+    (
+        $(#[$meta:meta])*
+        $name:ident: $connector:ident, $body:ident => $resp:ident, $path:literal, $tag:literal,
+        ok $ok:literal, bad $bad:literal, rejected $rejected:literal;
+        |$connector_arg:ident, $caller:ident, $input:ident| $block:block
+    ) => {
+        $(#[$meta])*
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = $tag,
+            params(CallerHeader),
+            request_body = $body,
+            responses(
+                (status = 200, description = $ok, body = $resp),
+                (status = 400, description = $bad, body = ErrorBody),
+                (status = 422, description = $rejected, body = ErrorBody),
+                UpstreamRefusals<$connector>,
+                BodyRefusals,
+            )
+        )]
+        pub(crate) async fn $name(
+            $connector_arg: $crate::kit::__private::actix_web::web::Data<$connector>,
+            $caller: $crate::Caller,
+            body: $crate::kit::__private::actix_web::web::Json<$body>,
+        ) -> ::std::result::Result<$crate::kit::__private::actix_web::HttpResponse, $crate::ApiError> {
+            $caller.bind_owner(body.user_id.as_deref())?;
+            let $input = body.check()?;
+            drop(body);
+            $block
+        }
+    };
+}
+
+/// Inside `impl Connector for …`: `info()` of a connector with a `provider` field (see
+/// [`crate::provider_connector!`]): its display name, `AuthKind::$kind`, the capabilities and the
+/// paths a caller reaches without a connection ([`ProviderInfo::new`](crate::ProviderInfo::new)).
+///
+/// ```ignore
+/// connector_core::provider_info!("Scaleway", ApiKey, [MultiAccount, Credentials, Validate], [routes::CONNECT_PATH]);
+/// ```
+#[macro_export]
+macro_rules! provider_info {
+    ($what:literal, $kind:ident, [$($cap:ident),* $(,)?], [$($open:expr),* $(,)?]) => {
+        fn info(&self) -> $crate::ProviderInfo {
+            let caps = [$($crate::Capability::$cap),*];
+            let (id, kind) = (self.provider.clone(), $crate::AuthKind::$kind);
+            $crate::ProviderInfo::new(id, $what, kind, &caps, &[$($open),*])
         }
     };
 }

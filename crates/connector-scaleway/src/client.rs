@@ -127,18 +127,24 @@ impl ScalewayClient {
         secret_key: &SecretString,
         id: &str,
     ) -> Result<Principal, ConnectorError> {
-        let url = self.url(&["iam", "v1alpha1", "users", id]);
-        self.get_json(Op::GetUser, url, secret_key).await
+        self.get_principal(secret_key, Op::GetUser, id).await
     }
 
-    /// `GET /iam/v1alpha1/applications/{id}`.
-    pub async fn get_application(
+    /// `GET /iam/v1alpha1/users/{id}` (`Op::GetUser`) or `/applications/{id}`
+    /// (`Op::GetApplication`).
+    async fn get_principal(
         &self,
         secret_key: &SecretString,
+        op: Op,
         id: &str,
     ) -> Result<Principal, ConnectorError> {
-        let url = self.url(&["iam", "v1alpha1", "applications", id]);
-        self.get_json(Op::GetApplication, url, secret_key).await
+        let collection = if op == Op::GetUser {
+            "users"
+        } else {
+            "applications"
+        };
+        let url = self.url(&["iam", "v1alpha1", collection, id]);
+        self.get_json(op, url, secret_key).await
     }
 
     /// The organization of the key's bearer (its user, else its application); `None` when Scaleway
@@ -148,15 +154,16 @@ impl ScalewayClient {
         secret_key: &SecretString,
         key: &ApiKey,
     ) -> Result<Option<String>, ConnectorError> {
-        if let Some(user) = &key.user_id {
-            return Ok(Some(self.get_user(secret_key, user).await?.organization_id));
-        }
-        if let Some(app) = &key.application_id {
-            return Ok(Some(
-                self.get_application(secret_key, app).await?.organization_id,
-            ));
-        }
-        Ok(None)
+        let (op, id) = match (&key.user_id, &key.application_id) {
+            (Some(user), _) => (Op::GetUser, user),
+            (None, Some(app)) => (Op::GetApplication, app),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(
+            self.get_principal(secret_key, op, id)
+                .await?
+                .organization_id,
+        ))
     }
 
     /// Every project of the organization: `GET /account/v3/projects` page after page, until the

@@ -23,8 +23,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::{
-    AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError, CredentialMode,
-    IssuedCredentials, Platform, ProviderInfo, SecretValue, Validated,
+    BuildError, ConnectionRecord, Connector, ConnectorError, CredentialMode, IssuedCredentials,
+    Platform, SecretValue, Validated,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -81,11 +81,7 @@ connector_core::provider_connector! {
 
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
-    let new = |url: &str, http, metrics, timeout| {
-        Ok(ScalewayClient::new(url, http, metrics)?.with_timeout(timeout))
-    };
-    let client =
-        connector_core::kit::api_client(p, "AURORA_SCALEWAY_", client::DEFAULT_API_URL, new)?;
+    let client = ScalewayClient::from_settings(p, "AURORA_SCALEWAY_", client::DEFAULT_API_URL)?;
     Ok(Arc::new(ScalewayConnector::new(p.clone(), client)))
 }
 
@@ -93,12 +89,12 @@ connector_core::register_plugin!("scaleway", build);
 
 #[async_trait]
 impl Connector for ScalewayConnector {
-    fn info(&self) -> ProviderInfo {
-        use Capability::*;
-        let (id, kind) = (self.provider.clone(), AuthKind::ApiKey);
-        let caps = [MultiAccount, Credentials, Validate];
-        ProviderInfo::new(id, "Scaleway", kind, &caps, &[routes::CONNECT_PATH])
-    }
+    connector_core::provider_info!(
+        "Scaleway",
+        ApiKey,
+        [MultiAccount, Credentials, Validate],
+        [routes::CONNECT_PATH]
+    );
 
     connector_core::connector_routes!(routes::configure, ScalewayApi, frontend::summary);
 

@@ -2,7 +2,9 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
-use connector_core::kit::{BodyRefusals, CallerHeader, PickParams, PickRefusals, UpstreamRefusals};
+use connector_core::kit::{
+    display_name_or, BodyRefusals, CallerHeader, PickParams, PickRefusals, UpstreamRefusals,
+};
 use connector_core::secret::StoredDocument;
 use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse};
 use serde::Serialize;
@@ -10,17 +12,6 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::input::{ConnectRequest, DisconnectRequest};
 use crate::{connection_project, flow, ScalewayConnector, StoredSecret};
-
-pub const CONNECT_PATH: &str = "/scaleway_api/scaleway/connect";
-pub const PROJECTS_PATH: &str = "/scaleway_api/scaleway/projects";
-pub const DISCONNECT_PATH: &str = "/scaleway_api/scaleway/disconnect";
-
-pub(crate) fn configure(connector: web::Data<ScalewayConnector>, cfg: &mut web::ServiceConfig) {
-    cfg.app_data(connector)
-        .service(web::resource(CONNECT_PATH).route(web::post().to(connect)))
-        .service(web::resource(PROJECTS_PATH).route(web::get().to(projects)))
-        .service(web::resource(DISCONNECT_PATH).route(web::post().to(disconnect)));
-}
 
 /// Answer of a successful connect.
 #[derive(Debug, Serialize, ToSchema)]
@@ -61,6 +52,13 @@ pub struct ProjectsResponse {
     pub projects: Vec<ProjectView>,
 }
 
+connector_core::provider_routes! {
+    ScalewayConnector;
+    post CONNECT_PATH = "/scaleway_api/scaleway/connect" => connect,
+    get PROJECTS_PATH = "/scaleway_api/scaleway/projects" => projects,
+    post DISCONNECT_PATH = "/scaleway_api/scaleway/disconnect" => disconnect,
+}
+
 fn needs_reconnect() -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::CONFLICT,
@@ -69,80 +67,62 @@ fn needs_reconnect() -> ApiError {
     )
 }
 
-/// Connect a Scaleway organization with an API key.
-#[utoipa::path(
-    post,
-    path = "/scaleway_api/scaleway/connect",
-    tag = "scaleway",
-    params(CallerHeader),
-    request_body = ConnectRequest,
-    responses(
-        (status = 200, description = "The key works; the connection is stored (or updated for an organization already connected)", body = ConnectResponse),
-        (status = 400, description = "A malformed field, an organizationId that is not the key's, a projectId outside the organization, or an organization without projects (`invalid_request`)", body = ErrorBody),
-        (status = 422, description = "Scaleway refused the key, or does not know the access key (`credentials_rejected`)", body = ErrorBody),
-        UpstreamRefusals<ScalewayConnector>,
-        BodyRefusals,
-    )
-)]
-pub(crate) async fn connect(
-    connector: web::Data<ScalewayConnector>,
-    caller: Caller,
-    body: web::Json<ConnectRequest>,
-) -> Result<HttpResponse, ApiError> {
-    caller.bind_owner(body.user_id.as_deref())?;
-    let input = body.check()?;
-    drop(body);
-    let resolved = flow::resolve(&connector.client, &input).await?;
-    let org = resolved.organization_id.clone();
-    let project = &resolved.project;
-    let mut metadata = serde_json::json!({
-        "projectId": project.id,
-        "projectName": project.name,
-        "organizationId": org,
-        "accessKey": input.access_key,
-    });
-    if let Some(at) = resolved.key.expires_at {
-        metadata["keyExpiresAt"] = serde_json::Value::String(at.to_rfc3339());
-    }
-    let secret = StoredSecret {
-        access_key: input.access_key.clone(),
-        secret_key: input.secret_key.clone(),
-    }
-    .encode()?;
-    let display_name = if project.name.trim().is_empty() {
-        org.clone()
-    } else {
-        project.name.clone()
-    };
-    let spec = ConnectSpec {
-        user: caller.user.clone(),
-        provider: connector.provider.clone(),
-        account_id: org.clone(),
-        display_name: Some(display_name),
-        read_only: false,
-        metadata,
-        expires_at: resolved.key.expires_at,
-        status: ConnectionStatus::Active,
-        secret,
-    };
-    let (record, created) = connector.platform.connect(spec, Actor::User).await?;
-    let message = format!(
-        "Scaleway organization {org} {} with project {}",
-        if created { "connected" } else { "reconnected" },
-        if project.name.is_empty() {
-            &project.id
-        } else {
-            &project.name
+connector_core::connect_route! {
+    /// Connect a Scaleway organization with an API key.
+    connect: ScalewayConnector, ConnectRequest => ConnectResponse,
+    "/scaleway_api/scaleway/connect", "scaleway",
+    ok "The key works; the connection is stored (or updated for an organization already connected)",
+    bad "A malformed field, an organizationId that is not the key's, a projectId outside the organization, or an organization without projects (`invalid_request`)",
+    rejected "Scaleway refused the key, or does not know the access key (`credentials_rejected`)";
+    |connector, caller, input| {
+        let resolved = flow::resolve(&connector.client, &input).await?;
+        let org = resolved.organization_id.clone();
+        let project = &resolved.project;
+        let mut metadata = serde_json::json!({
+            "projectId": project.id,
+            "projectName": project.name,
+            "organizationId": org,
+            "accessKey": input.access_key,
+        });
+        if let Some(at) = resolved.key.expires_at {
+            metadata["keyExpiresAt"] = serde_json::Value::String(at.to_rfc3339());
         }
-    );
-    Ok(HttpResponse::Ok().json(ConnectResponse {
-        status: "success",
-        message,
-        organization_id: org,
-        project_id: project.id.clone(),
-        projects_count: resolved.projects_count,
-        connection_id: record.id.0,
-    }))
+        let secret = StoredSecret {
+            access_key: input.access_key.clone(),
+            secret_key: input.secret_key.clone(),
+        }
+        .encode()?;
+        let display_name = display_name_or(&project.name, &org);
+        let spec = ConnectSpec {
+            user: caller.user.clone(),
+            provider: connector.provider.clone(),
+            account_id: org.clone(),
+            display_name: Some(display_name),
+            read_only: false,
+            metadata,
+            expires_at: resolved.key.expires_at,
+            status: ConnectionStatus::Active,
+            secret,
+        };
+        let (record, created) = connector.platform.connect(spec, Actor::User).await?;
+        let message = format!(
+            "Scaleway organization {org} {} with project {}",
+            if created { "connected" } else { "reconnected" },
+            if project.name.is_empty() {
+                &project.id
+            } else {
+                &project.name
+            }
+        );
+        Ok(HttpResponse::Ok().json(ConnectResponse {
+            status: "success",
+            message,
+            organization_id: org,
+            project_id: project.id.clone(),
+            projects_count: resolved.projects_count,
+            connection_id: record.id.0,
+        }))
+    }
 }
 
 /// List every project of the caller's Scaleway organization.

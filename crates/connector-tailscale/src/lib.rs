@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_core::secret::{serde_secret, StoredDocument};
 use connector_core::{
-    AuthKind, BuildError, Capability, ConnectionRecord, Connector, ConnectorError, CredentialMode,
-    IssuedCredentials, Platform, ProviderInfo, SecretValue, Validated,
+    BuildError, ConnectionRecord, Connector, ConnectorError, CredentialMode, IssuedCredentials,
+    Platform, SecretValue, Validated,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -89,11 +89,7 @@ connector_core::provider_connector! {
 
 /// Build the connector from the platform's settings (the plugin's `build`).
 pub fn build(p: &Platform) -> Result<Arc<dyn Connector>, BuildError> {
-    let new = |url: &str, http, metrics, timeout| {
-        Ok(TailscaleClient::new(url, http, metrics)?.with_timeout(timeout))
-    };
-    let client =
-        connector_core::kit::api_client(p, "AURORA_TAILSCALE_", client::DEFAULT_API_URL, new)?;
+    let client = TailscaleClient::from_settings(p, "AURORA_TAILSCALE_", client::DEFAULT_API_URL)?;
     Ok(Arc::new(TailscaleConnector::new(p.clone(), client)))
 }
 
@@ -101,12 +97,12 @@ connector_core::register_plugin!("tailscale", build);
 
 #[async_trait]
 impl Connector for TailscaleConnector {
-    fn info(&self) -> ProviderInfo {
-        use Capability::*;
-        let (id, kind) = (self.provider.clone(), AuthKind::OAuthClientCredentials);
-        let caps = [MultiAccount, Credentials, Validate];
-        ProviderInfo::new(id, "Tailscale", kind, &caps, &[routes::CONNECT_PATH])
-    }
+    connector_core::provider_info!(
+        "Tailscale",
+        OAuthClientCredentials,
+        [MultiAccount, Credentials, Validate],
+        [routes::CONNECT_PATH]
+    );
 
     connector_core::connector_routes!(routes::configure, TailscaleApi, frontend::summary);
 

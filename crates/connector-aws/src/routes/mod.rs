@@ -20,21 +20,6 @@ use crate::external_id;
 use crate::input::{self, AuthRequest, DisconnectRequest, Partition, RotateRequest};
 use crate::{partition_of_arn, rfc3339, setup, AwsConnector, StoredSecret};
 
-pub const SETUP_PATH: &str = "/aws/setup";
-pub const ROTATE_PATH: &str = "/aws/setup/rotate-external-id";
-pub const AUTH_PATH: &str = "/aws/auth";
-pub const LIST_PATH: &str = "/aws/get-credentials";
-pub const DISCONNECT_PATH: &str = "/aws/disconnect";
-
-pub(crate) fn configure(connector: web::Data<AwsConnector>, cfg: &mut web::ServiceConfig) {
-    cfg.app_data(connector)
-        .service(web::resource(SETUP_PATH).route(web::get().to(setup_info)))
-        .service(web::resource(ROTATE_PATH).route(web::post().to(rotate_external_id)))
-        .service(web::resource(AUTH_PATH).route(web::post().to(auth)))
-        .service(web::resource(LIST_PATH).route(web::get().to(get_credentials)))
-        .service(web::resource(DISCONNECT_PATH).route(web::post().to(disconnect)));
-}
-
 /// What the user needs to create the role.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -105,6 +90,15 @@ pub struct AccountsResponse {
     pub status: &'static str,
     pub has_credentials: bool,
     pub accounts: Vec<AccountView>,
+}
+
+connector_core::provider_routes! {
+    AwsConnector;
+    get SETUP_PATH = "/aws/setup" => setup_info,
+    post ROTATE_PATH = "/aws/setup/rotate-external-id" => rotate_external_id,
+    post AUTH_PATH = "/aws/auth" => auth,
+    get LIST_PATH = "/aws/get-credentials" => get_credentials,
+    post DISCONNECT_PATH = "/aws/disconnect" => disconnect,
 }
 
 fn external_id_mismatch() -> ApiError {

@@ -1,24 +1,15 @@
 //! The Azure routes (§4): login and disconnect; and their OpenAPI description.
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use connector_core::error::ErrorBody;
-use connector_core::kit::{BodyRefusals, CallerHeader, UpstreamRefusals};
+use connector_core::kit::{display_name_or, BodyRefusals, CallerHeader, UpstreamRefusals};
 use connector_core::secret::StoredDocument;
-use connector_core::{Actor, ApiError, Caller, ConnectSpec, ConnectionStatus, DisconnectResponse};
+use connector_core::{Actor, ConnectSpec, ConnectionStatus, DisconnectResponse};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::input::{DisconnectRequest, LoginRequest, ReadOnlyCredentials};
 use crate::{flow, AzureConnector, StoredPrincipal, StoredSecret};
-
-pub const LOGIN_PATH: &str = "/azure/login";
-pub const DISCONNECT_PATH: &str = "/azure/disconnect";
-
-pub(crate) fn configure(connector: web::Data<AzureConnector>, cfg: &mut web::ServiceConfig) {
-    cfg.app_data(connector)
-        .service(web::resource(LOGIN_PATH).route(web::post().to(login)))
-        .service(web::resource(DISCONNECT_PATH).route(web::post().to(disconnect)));
-}
 
 /// Answer of a successful login.
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,86 +28,73 @@ pub struct LoginResponse {
     pub connection_id: uuid::Uuid,
 }
 
-/// Connect an Azure subscription with a service principal.
-#[utoipa::path(
-    post,
-    path = "/azure/login",
-    tag = "azure",
-    params(CallerHeader),
-    request_body = LoginRequest,
-    responses(
-        (status = 200, description = "The service principal works and sees the subscription; the connection is stored (or updated for a subscription already connected)", body = LoginResponse),
-        (status = 400, description = "A malformed field (`tenantId`, `clientId` and `subscriptionId` are GUIDs), a requested subscription that does not exist or is not `Enabled`, no enabled subscription, or a read-only principal that cannot see the subscription (`invalid_request`)", body = ErrorBody),
-        (status = 422, description = "Azure refused a principal: a wrong secret (AADSTS7000215), an unknown tenant (AADSTS90002), an unknown application (AADSTS700016), an expired secret (AADSTS7000222), … (`credentials_rejected`)", body = ErrorBody),
-        UpstreamRefusals<AzureConnector>,
-        BodyRefusals,
-    )
-)]
-pub(crate) async fn login(
-    connector: web::Data<AzureConnector>,
-    caller: Caller,
-    body: web::Json<LoginRequest>,
-) -> Result<HttpResponse, ApiError> {
-    caller.bind_owner(body.user_id.as_deref())?;
-    let input = body.check()?;
-    drop(body);
-    let resolved = flow::resolve(&connector.client, &input).await?;
-    let sub = &resolved.subscription;
-    let subscription_id = sub.subscription_id.to_ascii_lowercase();
-    let mut metadata = serde_json::json!({
-        "tenantId": input.tenant_id,
-        "clientId": input.principal.client_id,
-        "subscriptionName": sub.display_name,
-        "subscriptionState": sub.state,
-        "subscriptionsVisible": resolved.subscriptions_count,
-    });
-    if let Some(ro) = &input.read_only {
-        metadata["readOnlyClientId"] = serde_json::Value::String(ro.client_id.clone());
-    }
-    let secret = StoredSecret {
-        tenant_id: input.tenant_id.clone(),
-        client_id: input.principal.client_id.clone(),
-        client_secret: input.principal.client_secret.clone(),
-        read_only: input.read_only.as_ref().map(|ro| StoredPrincipal {
-            client_id: ro.client_id.clone(),
-            client_secret: ro.client_secret.clone(),
-        }),
-    }
-    .encode()?;
-    let display_name = if sub.display_name.trim().is_empty() {
-        subscription_id.clone()
-    } else {
-        sub.display_name.clone()
-    };
-    let spec = ConnectSpec {
-        user: caller.user.clone(),
-        provider: connector.provider.clone(),
-        account_id: subscription_id.clone(),
-        display_name: Some(display_name.clone()),
-        read_only: input.read_only.is_some(),
-        metadata,
-        expires_at: None,
-        status: ConnectionStatus::Active,
-        secret,
-    };
-    let (record, created) = connector.platform.connect(spec, Actor::User).await?;
-    let message = format!(
-        "Azure subscription {display_name} {}{}",
-        if created { "connected" } else { "reconnected" },
-        if input.read_only.is_some() {
-            ", with a read-only service principal for read-only use"
-        } else {
-            ""
+connector_core::provider_routes! {
+    AzureConnector;
+    post LOGIN_PATH = "/azure/login" => login,
+    post DISCONNECT_PATH = "/azure/disconnect" => disconnect,
+}
+
+connector_core::connect_route! {
+    /// Connect an Azure subscription with a service principal.
+    login: AzureConnector, LoginRequest => LoginResponse, "/azure/login", "azure",
+    ok "The service principal works and sees the subscription; the connection is stored (or updated for a subscription already connected)",
+    bad "A malformed field (`tenantId`, `clientId` and `subscriptionId` are GUIDs), a requested subscription that does not exist or is not `Enabled`, no enabled subscription, or a read-only principal that cannot see the subscription (`invalid_request`)",
+    rejected "Azure refused a principal: a wrong secret (AADSTS7000215), an unknown tenant (AADSTS90002), an unknown application (AADSTS700016), an expired secret (AADSTS7000222), … (`credentials_rejected`)";
+    |connector, caller, input| {
+        let resolved = flow::resolve(&connector.client, &input).await?;
+        let sub = &resolved.subscription;
+        let subscription_id = sub.subscription_id.to_ascii_lowercase();
+        let mut metadata = serde_json::json!({
+            "tenantId": input.tenant_id,
+            "clientId": input.principal.client_id,
+            "subscriptionName": sub.display_name,
+            "subscriptionState": sub.state,
+            "subscriptionsVisible": resolved.subscriptions_count,
+        });
+        if let Some(ro) = &input.read_only {
+            metadata["readOnlyClientId"] = serde_json::Value::String(ro.client_id.clone());
         }
-    );
-    Ok(HttpResponse::Ok().json(LoginResponse {
-        status: "success",
-        message,
-        tenant_id: input.tenant_id,
-        subscription_id,
-        subscription_name: sub.display_name.clone(),
-        connection_id: record.id.0,
-    }))
+        let secret = StoredSecret {
+            tenant_id: input.tenant_id.clone(),
+            client_id: input.principal.client_id.clone(),
+            client_secret: input.principal.client_secret.clone(),
+            read_only: input.read_only.as_ref().map(|ro| StoredPrincipal {
+                client_id: ro.client_id.clone(),
+                client_secret: ro.client_secret.clone(),
+            }),
+        }
+        .encode()?;
+        let display_name = display_name_or(&sub.display_name, &subscription_id);
+        let spec = ConnectSpec {
+            user: caller.user.clone(),
+            provider: connector.provider.clone(),
+            account_id: subscription_id.clone(),
+            display_name: Some(display_name.clone()),
+            read_only: input.read_only.is_some(),
+            metadata,
+            expires_at: None,
+            status: ConnectionStatus::Active,
+            secret,
+        };
+        let (record, created) = connector.platform.connect(spec, Actor::User).await?;
+        let message = format!(
+            "Azure subscription {display_name} {}{}",
+            if created { "connected" } else { "reconnected" },
+            if input.read_only.is_some() {
+                ", with a read-only service principal for read-only use"
+            } else {
+                ""
+            }
+        );
+        Ok(HttpResponse::Ok().json(LoginResponse {
+            status: "success",
+            message,
+            tenant_id: input.tenant_id,
+            subscription_id,
+            subscription_name: sub.display_name.clone(),
+            connection_id: record.id.0,
+        }))
+    }
 }
 
 connector_core::disconnect_route!(

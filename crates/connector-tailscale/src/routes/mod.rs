@@ -17,17 +17,6 @@ use crate::input::{ConnectRequest, DisconnectRequest, DEFAULT_TAILNET};
 use crate::ssh::{self, SshKeyPair};
 use crate::{StoredSecret, TailscaleConnector};
 
-pub const CONNECT_PATH: &str = "/tailscale_api/tailscale/connect";
-pub const SSH_SETUP_PATH: &str = "/tailscale_api/tailscale/ssh-setup";
-pub const DISCONNECT_PATH: &str = "/tailscale_api/tailscale/disconnect";
-
-pub(crate) fn configure(connector: web::Data<TailscaleConnector>, cfg: &mut web::ServiceConfig) {
-    cfg.app_data(connector)
-        .service(web::resource(CONNECT_PATH).route(web::post().to(connect)))
-        .service(web::resource(SSH_SETUP_PATH).route(web::get().to(ssh_setup)))
-        .service(web::resource(DISCONNECT_PATH).route(web::post().to(disconnect)));
-}
-
 /// Answer of a successful connect.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -66,6 +55,13 @@ pub struct SshSetupResponse {
     pub connection_id: uuid::Uuid,
 }
 
+connector_core::provider_routes! {
+    TailscaleConnector;
+    post CONNECT_PATH = "/tailscale_api/tailscale/connect" => connect,
+    get SSH_SETUP_PATH = "/tailscale_api/tailscale/ssh-setup" => ssh_setup,
+    post DISCONNECT_PATH = "/tailscale_api/tailscale/disconnect" => disconnect,
+}
+
 fn key_error(e: ssh::KeyError) -> ApiError {
     tracing::error!(error = %e, "SSH key pair");
     ApiError::internal()
@@ -99,88 +95,74 @@ async fn key_pair_for(
     ssh::generate().map_err(key_error)
 }
 
-/// Connect a tailnet with an OAuth client.
-#[utoipa::path(
-    post,
-    path = "/tailscale_api/tailscale/connect",
-    tag = "tailscale",
-    params(CallerHeader),
-    request_body = ConnectRequest,
-    responses(
-        (status = 200, description = "The OAuth client works and lists the tailnet's devices; the connection is stored (or updated for a tailnet already connected, keeping its SSH key)", body = ConnectResponse),
-        (status = 400, description = "A malformed field, or a tailnet Tailscale does not know (`invalid_request`)", body = ErrorBody),
-        (status = 422, description = "Tailscale refused the OAuth client, or it may not list devices (`credentials_rejected`)", body = ErrorBody),
-        UpstreamRefusals<TailscaleConnector>,
-        BodyRefusals,
-    )
-)]
-pub(crate) async fn connect(
-    connector: web::Data<TailscaleConnector>,
-    caller: Caller,
-    body: web::Json<ConnectRequest>,
-) -> Result<HttpResponse, ApiError> {
-    caller.bind_owner(body.user_id.as_deref())?;
-    let input = body.check()?;
-    drop(body);
-    let token = connector
-        .client
-        .token(&input.client_id, &input.client_secret)
-        .await?;
-    let devices = connector
-        .client
-        .list_devices(&token, &input.tailnet)
-        .await?;
-    let account_id = if input.tailnet == DEFAULT_TAILNET {
-        tailnet_dns_name(&devices).unwrap_or_else(|| DEFAULT_TAILNET.to_owned())
-    } else {
-        input.tailnet.clone()
-    };
-    let keys = key_pair_for(&connector, &caller.user, &account_id).await?;
-    let metadata = serde_json::json!({
-        "clientId": input.client_id,
-        "tailnet": input.tailnet,
-        "deviceCount": devices.len(),
-        "sshPublicKey": keys.public,
-        "sshKeyFingerprint": keys.fingerprint,
-        "scope": token.scope,
-    });
-    let secret = StoredSecret {
-        client_id: input.client_id.clone(),
-        client_secret: input.client_secret.clone(),
-        ssh_private_key: SecretString::from(keys.private.to_string()),
-        ssh_public_key: keys.public.clone(),
-    }
-    .encode()?;
-    let spec = ConnectSpec {
-        user: caller.user.clone(),
-        provider: connector.provider.clone(),
-        account_id: account_id.clone(),
-        display_name: Some(if account_id == DEFAULT_TAILNET {
-            "Tailscale (default tailnet)".to_owned()
+connector_core::connect_route! {
+    /// Connect a tailnet with an OAuth client.
+    connect: TailscaleConnector, ConnectRequest => ConnectResponse,
+    "/tailscale_api/tailscale/connect", "tailscale",
+    ok "The OAuth client works and lists the tailnet's devices; the connection is stored (or updated for a tailnet already connected, keeping its SSH key)",
+    bad "A malformed field, or a tailnet Tailscale does not know (`invalid_request`)",
+    rejected "Tailscale refused the OAuth client, or it may not list devices (`credentials_rejected`)";
+    |connector, caller, input| {
+        let token = connector
+            .client
+            .token(&input.client_id, &input.client_secret)
+            .await?;
+        let devices = connector
+            .client
+            .list_devices(&token, &input.tailnet)
+            .await?;
+        let account_id = if input.tailnet == DEFAULT_TAILNET {
+            tailnet_dns_name(&devices).unwrap_or_else(|| DEFAULT_TAILNET.to_owned())
         } else {
-            account_id.clone()
-        }),
-        read_only: false,
-        metadata,
-        expires_at: None,
-        status: ConnectionStatus::Active,
-        secret,
-    };
-    let (record, created) = connector.platform.connect(spec, Actor::User).await?;
-    let message = format!(
-        "Tailscale tailnet {account_id} {} ({} device{}); see ssh-setup to authorize its SSH key",
-        if created { "connected" } else { "reconnected" },
-        devices.len(),
-        if devices.len() == 1 { "" } else { "s" },
-    );
-    Ok(HttpResponse::Ok().json(ConnectResponse {
-        status: "success",
-        message,
-        tailnet: account_id,
-        device_count: devices.len(),
-        connection_id: record.id.0,
-        ssh_public_key: keys.public,
-    }))
+            input.tailnet.clone()
+        };
+        let keys = key_pair_for(&connector, &caller.user, &account_id).await?;
+        let metadata = serde_json::json!({
+            "clientId": input.client_id,
+            "tailnet": input.tailnet,
+            "deviceCount": devices.len(),
+            "sshPublicKey": keys.public,
+            "sshKeyFingerprint": keys.fingerprint,
+            "scope": token.scope,
+        });
+        let secret = StoredSecret {
+            client_id: input.client_id.clone(),
+            client_secret: input.client_secret.clone(),
+            ssh_private_key: SecretString::from(keys.private.to_string()),
+            ssh_public_key: keys.public.clone(),
+        }
+        .encode()?;
+        let spec = ConnectSpec {
+            user: caller.user.clone(),
+            provider: connector.provider.clone(),
+            account_id: account_id.clone(),
+            display_name: Some(if account_id == DEFAULT_TAILNET {
+                "Tailscale (default tailnet)".to_owned()
+            } else {
+                account_id.clone()
+            }),
+            read_only: false,
+            metadata,
+            expires_at: None,
+            status: ConnectionStatus::Active,
+            secret,
+        };
+        let (record, created) = connector.platform.connect(spec, Actor::User).await?;
+        let message = format!(
+            "Tailscale tailnet {account_id} {} ({} device{}); see ssh-setup to authorize its SSH key",
+            if created { "connected" } else { "reconnected" },
+            devices.len(),
+            if devices.len() == 1 { "" } else { "s" },
+        );
+        Ok(HttpResponse::Ok().json(ConnectResponse {
+            status: "success",
+            message,
+            tailnet: account_id,
+            device_count: devices.len(),
+            connection_id: record.id.0,
+            ssh_public_key: keys.public,
+        }))
+    }
 }
 
 fn instructions(tailnet: &str) -> Vec<String> {
