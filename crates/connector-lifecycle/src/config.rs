@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use connector_core::settings::AtLeast;
 use connector_core::Settings;
-use serde::Deserialize;
 
 /// A lifecycle setting has a malformed or out-of-range value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,97 +13,45 @@ pub struct ConfigError(pub String);
 
 const DAY: u64 = 24 * 60 * 60;
 
-/// What the background jobs do and how often: `AURORA_` followed by the name each field is renamed to.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct LifecycleConfig {
-    /// `AURORA_LIFECYCLE_ENABLED` (true): start the jobs in this replica at all.
-    #[serde(rename = "lifecycle_enabled")]
-    pub enabled: bool,
-    /// `AURORA_CHECK_INTERVAL_SECS` (900): between two checks of a healthy connection, ±10 %.
-    #[serde(
-        rename = "check_interval_secs",
-        deserialize_with = "AtLeast::<1>::secs"
-    )]
-    pub check_interval: Duration,
-    /// `AURORA_CHECK_CONCURRENCY` (32): provider calls (checks and refreshes) at once, per replica.
-    #[serde(rename = "check_concurrency", deserialize_with = "AtLeast::<1>::int")]
-    pub concurrency: usize,
-    /// `AURORA_CHECK_POLL_SECS` (30): how often a replica looks for due checks and refreshes, ±10 %.
-    #[serde(rename = "check_poll_secs", deserialize_with = "AtLeast::<1>::secs")]
-    pub poll: Duration,
-    /// `AURORA_CHECK_LEASE_SECS` (300): how long a claimed check or refresh is reserved for its
-    /// replica; a replica that dies leaves it to another after this. A check is cut at half of it.
-    #[serde(rename = "check_lease_secs", deserialize_with = "AtLeast::<2>::secs")]
-    pub lease: Duration,
-    /// `AURORA_CHECK_BACKOFF_SECS` (60): the retry after the first passing failure, doubled after
-    /// each further one…
-    #[serde(rename = "check_backoff_secs", deserialize_with = "AtLeast::<1>::secs")]
-    pub backoff_base: Duration,
-    /// `AURORA_CHECK_BACKOFF_MAX_SECS` (3600): …up to this.
-    #[serde(
-        rename = "check_backoff_max_secs",
-        deserialize_with = "AtLeast::<1>::secs"
-    )]
-    pub backoff_max: Duration,
-    /// `AURORA_REFRESH_USED_WITHIN_SECS` (3600): credentials handed out within this span are
-    /// refreshed ahead of use; older ones are left to expire.
-    #[serde(
-        rename = "refresh_used_within_secs",
-        deserialize_with = "AtLeast::<1>::secs"
-    )]
-    pub refresh_used_within: Duration,
-    /// `AURORA_EXPIRY_WARNING_DAYS` (14): warn this long before a long-lived secret ends; 0: never.
-    #[serde(
-        rename = "expiry_warning_days",
-        deserialize_with = "AtLeast::<0>::days"
-    )]
-    pub expiry_warning: Duration,
-    /// `AURORA_AUDIT_RETENTION_DAYS` (90): audit lines (and finished setup tasks) older than this
-    /// are deleted; 0: kept forever.
-    #[serde(
-        rename = "audit_retention_days",
-        deserialize_with = "AtLeast::<0>::days"
-    )]
-    pub audit_retention: Duration,
-    /// `AURORA_HOUSEKEEPING_INTERVAL_SECS` (3600): how often expiry warnings and retention run, ±10 %.
-    #[serde(
-        rename = "housekeeping_interval_secs",
-        deserialize_with = "AtLeast::<1>::secs"
-    )]
-    pub housekeeping_interval: Duration,
-    /// `AURORA_RECONCILE_INTERVAL_SECS` (600): one reconciler sweep per this, across replicas.
-    #[serde(
-        rename = "reconcile_interval_secs",
-        deserialize_with = "AtLeast::<1>::secs"
-    )]
-    pub reconcile_interval: Duration,
-    /// `AURORA_RECONCILE_GRACE_SECS` (600): a secret without a row is deleted only once it is this
-    /// old (a connect writes its secret, then its row).
-    #[serde(
-        rename = "reconcile_grace_secs",
-        deserialize_with = "AtLeast::<0>::secs"
-    )]
-    pub reconcile_grace: Duration,
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
 
-impl Default for LifecycleConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            check_interval: Duration::from_secs(900),
-            concurrency: 32,
-            poll: Duration::from_secs(30),
-            lease: Duration::from_secs(300),
-            backoff_base: Duration::from_secs(60),
-            backoff_max: Duration::from_secs(3600),
-            refresh_used_within: Duration::from_secs(3600),
-            expiry_warning: Duration::from_secs(14 * DAY),
-            audit_retention: Duration::from_secs(90 * DAY),
-            housekeeping_interval: Duration::from_secs(3600),
-            reconcile_interval: Duration::from_secs(600),
-            reconcile_grace: Duration::from_secs(600),
-        }
+connector_core::settings_struct! {
+    /// What the background jobs do and how often: `AURORA_` followed by each field's variable.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct LifecycleConfig {
+        /// `AURORA_LIFECYCLE_ENABLED` (true): start the jobs in this replica at all.
+        pub enabled: bool = true, "lifecycle_enabled";
+        /// `AURORA_CHECK_INTERVAL_SECS` (900): between two checks of a healthy connection, ±10 %.
+        pub check_interval: Duration = secs(900), "check_interval_secs", "AtLeast::<1>::secs";
+        /// `AURORA_CHECK_CONCURRENCY` (32): provider calls (checks and refreshes) at once, per replica.
+        pub concurrency: usize = 32, "check_concurrency", "AtLeast::<1>::int";
+        /// `AURORA_CHECK_POLL_SECS` (30): how often a replica looks for due checks and refreshes, ±10 %.
+        pub poll: Duration = secs(30), "check_poll_secs", "AtLeast::<1>::secs";
+        /// `AURORA_CHECK_LEASE_SECS` (300): how long a claimed check or refresh is reserved for its
+        /// replica; a replica that dies leaves it to another after this. A check is cut at half of it.
+        pub lease: Duration = secs(300), "check_lease_secs", "AtLeast::<2>::secs";
+        /// `AURORA_CHECK_BACKOFF_SECS` (60): the retry after the first passing failure, doubled after
+        /// each further one…
+        pub backoff_base: Duration = secs(60), "check_backoff_secs", "AtLeast::<1>::secs";
+        /// `AURORA_CHECK_BACKOFF_MAX_SECS` (3600): …up to this.
+        pub backoff_max: Duration = secs(3600), "check_backoff_max_secs", "AtLeast::<1>::secs";
+        /// `AURORA_REFRESH_USED_WITHIN_SECS` (3600): credentials handed out within this span are
+        /// refreshed ahead of use; older ones are left to expire.
+        pub refresh_used_within: Duration = secs(3600), "refresh_used_within_secs", "AtLeast::<1>::secs";
+        /// `AURORA_EXPIRY_WARNING_DAYS` (14): warn this long before a long-lived secret ends; 0: never.
+        pub expiry_warning: Duration = secs(14 * DAY), "expiry_warning_days", "AtLeast::<0>::days";
+        /// `AURORA_AUDIT_RETENTION_DAYS` (90): audit lines (and finished setup tasks) older than this
+        /// are deleted; 0: kept forever.
+        pub audit_retention: Duration = secs(90 * DAY), "audit_retention_days", "AtLeast::<0>::days";
+        /// `AURORA_HOUSEKEEPING_INTERVAL_SECS` (3600): how often expiry warnings and retention run, ±10 %.
+        pub housekeeping_interval: Duration = secs(3600), "housekeeping_interval_secs", "AtLeast::<1>::secs";
+        /// `AURORA_RECONCILE_INTERVAL_SECS` (600): one reconciler sweep per this, across replicas.
+        pub reconcile_interval: Duration = secs(600), "reconcile_interval_secs", "AtLeast::<1>::secs";
+        /// `AURORA_RECONCILE_GRACE_SECS` (600): a secret without a row is deleted only once it is this
+        /// old (a connect writes its secret, then its row).
+        pub reconcile_grace: Duration = secs(600), "reconcile_grace_secs", "AtLeast::<0>::secs";
     }
 }
 

@@ -13,20 +13,13 @@ use diesel_async::RunQueryDsl;
 use crate::error::{pool_error, DbResultExt};
 use crate::models::{to_db, AuditRow};
 use crate::schema::audit_events;
-use crate::sql::{count_rows, db_run, Pools, SqlStore, SqliteConn};
+use crate::sql::{count_rows, db_run, insert_rows, Pools, SqlStore, SqliteConn};
 
 #[async_trait]
 impl AuditStore for SqlStore {
     async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
         let row = AuditRow::from_event(event);
-        db_run!(self, |conn| {
-            diesel::insert_into(audit_events::table)
-                .values(&row)
-                .execute(conn)
-                .await
-                .db()
-        })?;
-        Ok(())
+        insert_rows!(self, audit_events::table, &row)
     }
 
     async fn append_audit_batch(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {

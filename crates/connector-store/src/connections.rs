@@ -11,7 +11,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::error::DbResultExt;
 use crate::models::{now_db, to_db, ConnectionRow};
-use crate::sql::{count_rows, db_run, Pools, SqlStore};
+use crate::sql::{count_rows, db_run, optional_row, user_row, Pools, SqlStore};
 
 fn rows_to_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>, StoreError> {
     rows.into_iter().map(ConnectionRow::into_record).collect()
@@ -77,19 +77,8 @@ impl ConnectionStore for SqlStore {
         user: &UserId,
         id: ConnectionId,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
-        use crate::schema::user_connections::dsl as uc;
         let id = id.0.to_string();
-        let row: Option<ConnectionRow> = db_run!(self, |conn| {
-            uc::user_connections
-                .filter(uc::user_id.eq(user.as_str()))
-                .filter(uc::id.eq(&id))
-                .select(ConnectionRow::as_select())
-                .first(conn)
-                .await
-                .optional()
-                .db()
-        })?;
-        row.map(ConnectionRow::into_record).transpose()
+        user_row!(self, user_connections, ConnectionRow, user, &id)
     }
 
     async fn find_connection(
@@ -99,17 +88,15 @@ impl ConnectionStore for SqlStore {
         account_id: &str,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
         use crate::schema::user_connections::dsl as uc;
-        let row: Option<ConnectionRow> = db_run!(self, |conn| {
+        let row: Option<ConnectionRow> = optional_row!(
+            self,
+            first,
             uc::user_connections
                 .filter(uc::user_id.eq(user.as_str()))
                 .filter(uc::provider.eq(provider.as_str()))
                 .filter(uc::account_id.eq(account_id))
                 .select(ConnectionRow::as_select())
-                .first(conn)
-                .await
-                .optional()
-                .db()
-        })?;
+        )?;
         row.map(ConnectionRow::into_record).transpose()
     }
 
@@ -143,7 +130,9 @@ impl ConnectionStore for SqlStore {
         let id = id.0.to_string();
         let now = now_db();
         let validated = update.last_validated_at.map(to_db);
-        let row: Option<ConnectionRow> = db_run!(self, |conn| {
+        let row: Option<ConnectionRow> = optional_row!(
+            self,
+            get_result,
             diesel::update(
                 uc::user_connections
                     .filter(uc::user_id.eq(user.as_str()))
@@ -156,11 +145,7 @@ impl ConnectionStore for SqlStore {
                 uc::updated_at.eq(now),
             ))
             .returning(ConnectionRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()
-            .db()
-        })?;
+        )?;
         row.map(ConnectionRow::into_record).transpose()
     }
 
@@ -176,7 +161,9 @@ impl ConnectionStore for SqlStore {
         let now = now_db();
         let metadata = metadata.to_string();
         let expires_at = expires_at.map(to_db);
-        let row: Option<ConnectionRow> = db_run!(self, |conn| {
+        let row: Option<ConnectionRow> = optional_row!(
+            self,
+            get_result,
             diesel::update(
                 uc::user_connections
                     .filter(uc::user_id.eq(user.as_str()))
@@ -188,11 +175,7 @@ impl ConnectionStore for SqlStore {
                 uc::updated_at.eq(now),
             ))
             .returning(ConnectionRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()
-            .db()
-        })?;
+        )?;
         row.map(ConnectionRow::into_record).transpose()
     }
 

@@ -5,26 +5,17 @@ use chrono::{DateTime, Utc};
 use connector_core::error::StoreError;
 use connector_core::store::{OAuthStateRecord, OAuthStateStore};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 
-use crate::error::DbResultExt;
 use crate::models::{to_db, OAuthRow};
 use crate::schema::oauth_states;
 use crate::schema::oauth_states::dsl as os;
-use crate::sql::{count_rows, db_run, SqlStore};
+use crate::sql::{count_rows, insert_rows, optional_row, SqlStore};
 
 #[async_trait]
 impl OAuthStateStore for SqlStore {
     async fn put_oauth_state(&self, state: OAuthStateRecord) -> Result<(), StoreError> {
         let row = OAuthRow::from_record(state);
-        db_run!(self, |conn| {
-            diesel::insert_into(oauth_states::table)
-                .values(&row)
-                .execute(conn)
-                .await
-                .db()
-        })?;
-        Ok(())
+        insert_rows!(self, oauth_states::table, &row)
     }
 
     async fn take_oauth_state(
@@ -33,14 +24,12 @@ impl OAuthStateStore for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<Option<OAuthStateRecord>, StoreError> {
         // DELETE … RETURNING is atomic: of concurrent takers exactly one gets the row.
-        let row: Option<OAuthRow> = db_run!(self, |conn| {
+        let row: Option<OAuthRow> = optional_row!(
+            self,
+            get_result,
             diesel::delete(os::oauth_states.filter(os::state_hash.eq(state_hash)))
                 .returning(OAuthRow::as_returning())
-                .get_result(conn)
-                .await
-                .optional()
-                .db()
-        })?;
+        )?;
         match row {
             Some(r) if r.expires_at > to_db(now) => Ok(Some(r.into_record()?)),
             _ => Ok(None),
@@ -52,16 +41,14 @@ impl OAuthStateStore for SqlStore {
         state_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<OAuthStateRecord>, StoreError> {
-        let row: Option<OAuthRow> = db_run!(self, |conn| {
+        let row: Option<OAuthRow> = optional_row!(
+            self,
+            first,
             os::oauth_states
                 .filter(os::state_hash.eq(state_hash))
                 .filter(os::expires_at.gt(to_db(now)))
                 .select(OAuthRow::as_select())
-                .first(conn)
-                .await
-                .optional()
-                .db()
-        })?;
+        )?;
         row.map(OAuthRow::into_record).transpose()
     }
 

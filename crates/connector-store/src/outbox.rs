@@ -23,7 +23,7 @@ use crate::lease::claim_rows;
 use crate::models::{from_db, now_db, to_db, AuditRow};
 use crate::schema::audit_events;
 use crate::schema::webhook_outbox::dsl as wo;
-use crate::sql::{count_rows, db_run, SqlStore};
+use crate::sql::{count_rows, db_run, insert_rows, SqlStore};
 
 const PENDING: &str = "pending";
 /// The longest `last_error` kept (a status line, not a body).
@@ -171,14 +171,7 @@ impl SqlStore {
 
     pub(crate) async fn outbox_enqueue(&self, event: NewOutboxEvent) -> Result<(), StoreError> {
         let row = OutboxRow::from_new(event, now_db());
-        db_run!(self, |conn| {
-            diesel::insert_into(wo::webhook_outbox)
-                .values(&row)
-                .execute(conn)
-                .await
-                .db()
-        })?;
-        Ok(())
+        insert_rows!(self, wo::webhook_outbox, &row)
     }
 
     pub(crate) async fn outbox_claim(

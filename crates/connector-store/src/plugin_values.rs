@@ -28,6 +28,20 @@ fn row(provider: &ProviderId, user: &UserId, name: &str, value: &str) -> PluginV
     }
 }
 
+/// Inserts `$row` on `$conn`; on a [`KEY`] conflict the existing row is handled by the builder
+/// call `$conflict` (`do_nothing()` or `do_update().set(…)`). `Result<usize, StoreError>`.
+macro_rules! insert_on_key {
+    ($conn:ident, $row:expr, $($conflict:tt)*) => {
+        diesel::insert_into(pv::plugin_values)
+            .values($row)
+            .on_conflict(KEY)
+            .$($conflict)*
+            .execute($conn)
+            .await
+            .db()
+    };
+}
+
 #[async_trait]
 impl PluginValueStore for SqlStore {
     async fn get_or_create_plugin_value(
@@ -39,13 +53,7 @@ impl PluginValueStore for SqlStore {
     ) -> Result<String, StoreError> {
         let row = row(provider, user, name, candidate);
         db_run!(self, |conn| {
-            diesel::insert_into(pv::plugin_values)
-                .values(&row)
-                .on_conflict(KEY)
-                .do_nothing()
-                .execute(conn)
-                .await
-                .db()?;
+            insert_on_key!(conn, &row, do_nothing())?;
             pv::plugin_values
                 .filter(pv::provider.eq(&row.provider))
                 .filter(pv::user_id.eq(&row.user_id))
@@ -66,17 +74,14 @@ impl PluginValueStore for SqlStore {
     ) -> Result<String, StoreError> {
         let row = row(provider, user, name, new);
         db_run!(self, |conn| {
-            diesel::insert_into(pv::plugin_values)
-                .values(&row)
-                .on_conflict(KEY)
-                .do_update()
-                .set((
+            insert_on_key!(
+                conn,
+                &row,
+                do_update().set((
                     pv::value.eq(excluded(pv::value)),
                     pv::updated_at.eq(excluded(pv::updated_at)),
                 ))
-                .execute(conn)
-                .await
-                .db()
+            )
         })?;
         Ok(new.to_owned())
     }

@@ -100,7 +100,51 @@ macro_rules! count_rows {
     };
 }
 
-pub(crate) use {count_rows, db_run};
+/// Runs `$query` with [`db_run!`] through `RunQueryDsl::$method` (`first` for a select,
+/// `get_result` for a statement with `RETURNING`); evaluates to `Result<Option<T>, StoreError>`,
+/// `None` where no row matched.
+macro_rules! optional_row {
+    ($store:expr, $method:ident, $query:expr) => {
+        $crate::sql::db_run!($store, |conn| {
+            diesel::OptionalExtension::optional(
+                diesel_async::RunQueryDsl::$method($query, conn).await,
+            )
+            .map_err($crate::error::db_error)
+        })
+    };
+}
+
+/// Inserts `$rows` (a row or a slice of rows) into `$table` with [`db_run!`]; evaluates to
+/// `Result<(), StoreError>`.
+macro_rules! insert_rows {
+    ($store:expr, $table:expr, $rows:expr) => {
+        $crate::sql::db_run!($store, |conn| {
+            diesel_async::RunQueryDsl::execute(diesel::insert_into($table).values($rows), conn)
+                .await
+                .map_err($crate::error::db_error)
+        })
+        .map(|_| ())
+    };
+}
+
+/// The row with id `$id` owned by `$user` in `$table` (a `crate::schema` table with `user_id` and
+/// `id` columns), read as `$row` and turned into its record; evaluates to
+/// `Result<Option<Record>, StoreError>`. A row of another user is `None`.
+macro_rules! user_row {
+    ($store:expr, $table:ident, $row:ty, $user:expr, $id:expr) => {
+        $crate::sql::optional_row!(
+            $store,
+            first,
+            $crate::schema::$table::table
+                .filter($crate::schema::$table::user_id.eq($user.as_str()))
+                .filter($crate::schema::$table::id.eq($id))
+                .select(<$row>::as_select())
+        )
+        .and_then(|row: Option<$row>| row.map(<$row>::into_record).transpose())
+    };
+}
+
+pub(crate) use {count_rows, db_run, insert_rows, optional_row, user_row};
 
 type SetupFuture<'a> = Pin<Box<dyn Future<Output = ConnectionResult<SqliteConn>> + Send + 'a>>;
 

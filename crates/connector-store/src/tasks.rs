@@ -22,7 +22,7 @@ use crate::error::DbResultExt;
 use crate::lease::claim_rows;
 use crate::models::{now_db, to_db, to_json, ConnectionRow, SetupTaskRow};
 use crate::schema::setup_tasks::dsl as st;
-use crate::sql::{count_rows, db_run, SqlStore};
+use crate::sql::{count_rows, db_run, optional_row, user_row, SqlStore};
 
 /// The states a worker may still claim and write.
 const LIVE: [&str; 3] = ["PENDING", "STARTED", "PROGRESS"];
@@ -58,14 +58,11 @@ fn live_state(s: SetupState, what: &str) -> Result<(), StoreError> {
 impl SqlStore {
     /// The `(step, progress)` of a live task leased by `worker`.
     async fn task_held(&self, id: &str, worker: &str) -> Result<Option<(i32, i32)>, StoreError> {
-        db_run!(self, |conn| {
-            held(id, worker)
-                .select((st::step, st::progress))
-                .first::<(i32, i32)>(conn)
-                .await
-                .optional()
-                .db()
-        })
+        optional_row!(
+            self,
+            first,
+            held(id, worker).select((st::step, st::progress))
+        )
     }
 }
 
@@ -91,17 +88,7 @@ impl SetupTaskStore for SqlStore {
         id: uuid::Uuid,
     ) -> Result<Option<SetupTaskRecord>, StoreError> {
         let id = id.to_string();
-        let row: Option<SetupTaskRow> = db_run!(self, |conn| {
-            st::setup_tasks
-                .filter(st::user_id.eq(user.as_str()))
-                .filter(st::id.eq(&id))
-                .select(SetupTaskRow::as_select())
-                .first(conn)
-                .await
-                .optional()
-                .db()
-        })?;
-        row.map(SetupTaskRow::into_record).transpose()
+        user_row!(self, setup_tasks, SetupTaskRow, user, &id)
     }
 
     async fn claim_setup_task(

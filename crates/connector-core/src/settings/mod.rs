@@ -42,6 +42,7 @@ use serde::de::{self, DeserializeOwned, Deserializer};
 use serde::Deserialize;
 
 mod range;
+mod table;
 pub use self::range::*;
 
 /// A snapshot of configuration values. Plugins read their own names (`AURORA_SCALEWAY_API_URL`)

@@ -71,68 +71,26 @@ impl fmt::Debug for OAuthClientConfig {
     }
 }
 
-/// How the durable setup worker behaves (`AURORA_GCP_*`, the names each field is renamed to).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct WorkerConfig {
-    /// How often an idle worker looks for a due task.
-    #[serde(
-        rename = "setup_poll_ms",
-        deserialize_with = "Range::<10, 60_000>::millis"
-    )]
-    pub poll: Duration,
-    /// How long a claim holds a task; renewed at every step, page and project.
-    #[serde(
-        rename = "setup_lease_secs",
-        deserialize_with = "Range::<1, 3600>::secs"
-    )]
-    pub lease: Duration,
-    /// Claims of one task before it ends in `FAILURE`.
-    #[serde(
-        rename = "setup_max_attempts",
-        deserialize_with = "Range::<1, 100>::int"
-    )]
-    pub max_attempts: i32,
-    /// Back-off after a passing fault: this, doubled at every attempt, at most one minute.
-    #[serde(
-        rename = "setup_retry_delay_ms",
-        deserialize_with = "Range::<0, 600_000>::millis"
-    )]
-    pub retry_delay: Duration,
-    /// Tasks one replica works at the same time.
-    #[serde(rename = "setup_concurrency", deserialize_with = "Range::<1, 64>::int")]
-    pub concurrency: usize,
-    /// `testIamPermissions` retries while IAM propagates, and the pause between them.
-    #[serde(deserialize_with = "Range::<0, 50>::int")]
-    pub iam_retries: u32,
-    #[serde(
-        rename = "iam_retry_delay_ms",
-        deserialize_with = "Range::<0, 120_000>::millis"
-    )]
-    pub iam_retry_delay: Duration,
-    /// Polling of a Service Usage long-running operation.
-    #[serde(
-        rename = "operation_poll_ms",
-        deserialize_with = "Range::<0, 60_000>::millis"
-    )]
-    pub operation_poll: Duration,
-    #[serde(deserialize_with = "Range::<1, 1000>::int")]
-    pub operation_max_polls: u32,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            poll: Duration::from_millis(500),
-            lease: Duration::from_secs(60),
-            max_attempts: 5,
-            retry_delay: Duration::from_secs(2),
-            concurrency: 4,
-            iam_retries: 5,
-            iam_retry_delay: Duration::from_secs(3),
-            operation_poll: Duration::from_secs(1),
-            operation_max_polls: 30,
-        }
+connector_core::settings_struct! {
+    /// How the durable setup worker behaves (`AURORA_GCP_*`, each field's variable).
+    #[derive(Debug, Clone)]
+    pub struct WorkerConfig {
+        /// How often an idle worker looks for a due task.
+        pub poll: Duration = Duration::from_millis(500), "setup_poll_ms", "Range::<10, 60_000>::millis";
+        /// How long a claim holds a task; renewed at every step, page and project.
+        pub lease: Duration = Duration::from_secs(60), "setup_lease_secs", "Range::<1, 3600>::secs";
+        /// Claims of one task before it ends in `FAILURE`.
+        pub max_attempts: i32 = 5, "setup_max_attempts", "Range::<1, 100>::int";
+        /// Back-off after a passing fault: this, doubled at every attempt, at most one minute.
+        pub retry_delay: Duration = Duration::from_secs(2), "setup_retry_delay_ms", "Range::<0, 600_000>::millis";
+        /// Tasks one replica works at the same time.
+        pub concurrency: usize = 4, "setup_concurrency", "Range::<1, 64>::int";
+        /// `testIamPermissions` retries while IAM propagates, and the pause between them.
+        pub iam_retries: u32 = 5, "iam_retries", "Range::<0, 50>::int";
+        pub iam_retry_delay: Duration = Duration::from_secs(3), "iam_retry_delay_ms", "Range::<0, 120_000>::millis";
+        /// Polling of a Service Usage long-running operation.
+        pub operation_poll: Duration = Duration::from_secs(1), "operation_poll_ms", "Range::<0, 60_000>::millis";
+        pub operation_max_polls: u32 = 30, "operation_max_polls", "Range::<1, 1000>::int";
     }
 }
 
