@@ -203,10 +203,10 @@ pub async fn disconnect_provider(
     }
     let connector = ProviderId::parse(&provider)
         .ok()
-        .and_then(|id| state.connectors.get(&id).map(|c| (id, Arc::clone(c))));
+        .and_then(|id| state.connectors.get(&id).map(Arc::clone));
     let n = match connector {
         None => 0,
-        Some((id, connector)) => remove_all(&state, &caller, &id, connector.as_ref()).await?,
+        Some(connector) => remove_all(&state, &caller, connector.as_ref()).await?,
     };
     let message = match (n, provider.as_str()) {
         (0, _) => NOTHING_TO_DELETE.to_owned(),
@@ -220,30 +220,21 @@ pub async fn disconnect_provider(
     })))
 }
 
-/// Remove the caller's connections of one provider: the plugin's own way when it has one, else each
-/// through `Platform::disconnect`. A failure (the secret store down: 503) leaves the rest in place,
-/// so a retry is safe.
+/// Remove the caller's connections of one provider: the plugin's own way when it has one, else
+/// `Platform::disconnect_all` (each connection's revoke, secret and row). A failure (the secret store
+/// down: 503) leaves the rest in place, so a retry is safe.
 async fn remove_all(
     state: &State,
     caller: &Caller,
-    provider: &ProviderId,
     connector: &dyn Connector,
 ) -> Result<usize, ApiError> {
-    if let Some(n) = connector.disconnect_all(&caller.user).await {
-        return n;
+    match connector.disconnect_all(&caller.user).await {
+        Some(n) => n,
+        None => {
+            state
+                .platform
+                .disconnect_all(connector, &caller.user, Actor::User)
+                .await
+        }
     }
-    let rows = state
-        .platform
-        .store()
-        .list_connections(&caller.user, Some(provider))
-        .await?;
-    let mut n = 0;
-    for row in &rows {
-        state
-            .platform
-            .disconnect(connector, row, Actor::User)
-            .await?;
-        n += 1;
-    }
-    Ok(n)
 }
