@@ -16,6 +16,7 @@ pub mod flow;
 mod frontend;
 pub mod input;
 mod routes;
+mod selection;
 
 use std::sync::Arc;
 
@@ -96,7 +97,7 @@ impl Connector for ScalewayConnector {
         [routes::CONNECT_PATH]
     );
 
-    connector_core::connector_routes!(routes::configure, ScalewayApi, frontend::summary);
+    connector_core::connector_routes!(routes::mount, ScalewayApi, frontend::summary);
 
     /// Reads the API key with its own secret: a refusal means the key was deleted, expired or its
     /// secret changed. Refreshes `keyExpiresAt` in the metadata.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::input::{ConnectRequest, DisconnectRequest};
-use crate::{connection_project, flow, ScalewayConnector, StoredSecret};
+use crate::{flow, selection, ScalewayConnector, StoredSecret};
 
 /// Answer of a successful connect.
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,8 +38,14 @@ pub struct ProjectView {
     pub project_name: String,
     pub organization_id: String,
     pub description: String,
-    /// Whether this is the project the connection uses.
+    /// Whether this is the project the connection uses: the root (§9.2).
     pub is_default: bool,
+    /// The project's name (what Aurora's frontend reads; same as `projectName`).
+    pub name: String,
+    /// Whether internal services may act on this project (§9.2: a project never saved is).
+    pub enabled: bool,
+    /// Whether this is the root project (the connection's own).
+    pub is_root_project: bool,
 }
 
 /// Answer of the project list: every project of the organization, every page.
@@ -55,11 +61,30 @@ pub struct ProjectsResponse {
 connector_core::provider_routes! {
     ScalewayConnector;
     post CONNECT_PATH = "/scaleway_api/scaleway/connect" => connect,
-    get PROJECTS_PATH = "/scaleway_api/scaleway/projects" => projects,
     post DISCONNECT_PATH = "/scaleway_api/scaleway/disconnect" => disconnect,
 }
 
-fn needs_reconnect() -> ApiError {
+/// The project list (GET) and the selection save (POST, §9.6 S2–S3).
+pub const PROJECTS_PATH: &str = "/scaleway_api/scaleway/projects";
+/// The root project (GET, POST: §9.6 S4).
+pub const ROOT_PROJECT_PATH: &str = "/scaleway_api/scaleway/root-project";
+
+/// Mount every Scaleway route: the table's, and the two paths that take two methods.
+pub(crate) fn mount(connector: web::Data<ScalewayConnector>, cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource(PROJECTS_PATH)
+            .route(web::get().to(projects))
+            .route(web::post().to(selection::save_projects)),
+    )
+    .service(
+        web::resource(ROOT_PROJECT_PATH)
+            .route(web::get().to(selection::root_project))
+            .route(web::post().to(selection::set_root_project)),
+    );
+    configure(connector, cfg);
+}
+
+pub(crate) fn needs_reconnect() -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::CONFLICT,
         connector_core::error::ErrorCode::NeedsReconnect,
@@ -145,26 +170,22 @@ pub(crate) async fn projects(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let conn = connector.pick_connection(&caller.user, &req).await?;
-    let secret = connector
-        .platform
-        .load_secret(&conn)
-        .await?
-        .ok_or_else(needs_reconnect)?;
-    let stored = StoredSecret::decode(&secret)?;
-    let list = connector
-        .client
-        .list_projects(&stored.secret_key, &conn.account_id)
-        .await?;
-    let chosen = connection_project(&conn);
+    let (conn, list) = connector.with_projects(&caller, &req).await?;
+    let selection = selection::selection_of(&conn);
     let projects = list
         .into_iter()
-        .map(|p| ProjectView {
-            is_default: chosen.is_some_and(|c| c.eq_ignore_ascii_case(&p.id)),
-            project_id: p.id,
-            project_name: p.name,
-            organization_id: p.organization_id,
-            description: p.description,
+        .map(|p| {
+            let root = selection.root() == Some(p.id.as_str());
+            ProjectView {
+                is_default: root,
+                is_root_project: root,
+                enabled: selection.is_enabled(&p.id),
+                name: p.name.clone(),
+                project_id: p.id,
+                project_name: p.name,
+                organization_id: p.organization_id,
+                description: p.description,
+            }
         })
         .collect();
     Ok(HttpResponse::Ok().json(ProjectsResponse {
@@ -183,8 +204,8 @@ connector_core::disconnect_route!(
 /// The OpenAPI description of the Scaleway routes.
 #[derive(OpenApi)]
 #[openapi(
-    paths(connect, projects, disconnect),
-    components(schemas(ConnectRequest, ConnectResponse, ProjectsResponse, ProjectView, DisconnectRequest, DisconnectResponse, ErrorBody)),
+    paths(connect, projects, selection::save_projects, selection::root_project, selection::set_root_project, disconnect),
+    components(schemas(ConnectRequest, ConnectResponse, ProjectsResponse, ProjectView, selection::ProjectChoice, selection::SaveProjectsRequest, selection::RootProjectRequest, selection::SelectionSaved, selection::RootProjectView, DisconnectRequest, DisconnectResponse, ErrorBody)),
     tags((name = "scaleway", description = "Scaleway organizations connected with an IAM API key"))
 )]
 pub struct ScalewayApi;

@@ -292,9 +292,150 @@ async fn c4_disconnect_provider(b: Backend) {
     app.stop().await;
 }
 
+async fn scw_projects(app: &TestApp, user: &str) -> Vec<Value> {
+    let (s, body) = get_json(app, user, "/scaleway_api/scaleway/projects").await;
+    assert_eq!(s, 200, "{body}");
+    body["projects"].as_array().unwrap().clone()
+}
+
+async fn post_json(app: &TestApp, user: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = app
+        .post(user, path)
+        .header("X-Internal-Secret", INTERNAL_SECRET);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// S2–S4: the project list with `name`, `enabled` and `isRootProject`; saves; the root project,
+/// which becomes the connection's project and the credentials' `projectId`.
+async fn s2_s4_scaleway_selection(b: Backend) {
+    let app = TestApp::spawn_with(b, trusted()).await;
+    let u = new_user();
+    let acct = ScwAccount::new(3);
+    acct.mount(&app.scaleway).await;
+    let connected = connect_scaleway(&app, &u, &acct).await;
+    let id = connected["connectionId"].as_str().unwrap().to_owned();
+    let (p0, p1, p2) = (
+        acct.projects[0].0.clone(),
+        acct.projects[1].0.clone(),
+        acct.projects[2].0.clone(),
+    );
+
+    // S2: every project enabled, the connect-time project is the root (and the default).
+    let list = scw_projects(&app, &u).await;
+    assert_eq!(list.len(), 3);
+    for p in &list {
+        let root = p["projectId"] == p0.as_str();
+        assert_eq!(p["isRootProject"], root, "{p}");
+        assert_eq!(p["isDefault"], root, "{p}");
+        assert_eq!(p["enabled"], true, "{p}");
+        assert_eq!(p["name"], p["projectName"], "{p}");
+    }
+
+    // S3: a save; ids outside the list are ignored.
+    let path = "/scaleway_api/scaleway/projects";
+    let save = json!({"projects": [{"projectId": p1, "enabled": false},
+                                   {"projectId": "not-listed", "enabled": false}]});
+    let (s, body) = post_json(&app, &u, path, Some(save)).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body, json!({"success": true, "message": "Projects saved"}));
+    let enabled = |list: &[Value], id: &str| {
+        list.iter().find(|p| p["projectId"] == id).unwrap()["enabled"].clone()
+    };
+    let list = scw_projects(&app, &u).await;
+    assert_eq!(enabled(&list, &p1), false);
+    assert_eq!(enabled(&list, &p2), true);
+
+    // The root cannot be disabled; a missing body and a non-list are 400s; nothing changes.
+    let (s, body) = post_json(
+        &app,
+        &u,
+        path,
+        Some(json!({"projects": [{"projectId": p0, "enabled": false}, {"projectId": p2, "enabled": false}]})),
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(
+        body["error"],
+        "The root project cannot be disabled; choose another root first"
+    );
+    assert_eq!(
+        enabled(&scw_projects(&app, &u).await, &p2),
+        true,
+        "nothing saved"
+    );
+    let (s, body) = post_json(&app, &u, path, None).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"], "Invalid or missing JSON body");
+    let (s, _) = post_json(&app, &u, path, Some(json!({"projects": "all"}))).await;
+    assert_eq!(s, 400);
+
+    // S4: the root moves to p1, which is enabled again and becomes the credentials' projectId.
+    let root_path = "/scaleway_api/scaleway/root-project";
+    let creds: Value = app
+        .credentials(&u, &id, "full")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        creds["credentials"]["projectId"],
+        p0.as_str(),
+        "cached once"
+    );
+    let (s, body) = post_json(&app, &u, root_path, Some(json!({"projectId": p1}))).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"success": true, "projectId": p1, "message": "Root project set successfully"})
+    );
+    let list = scw_projects(&app, &u).await;
+    let root: Vec<&Value> = list.iter().filter(|p| p["isRootProject"] == true).collect();
+    assert_eq!(root.len(), 1);
+    assert_eq!(root[0]["projectId"], p1.as_str());
+    assert_eq!(root[0]["enabled"], true);
+    let (s, body) = get_json(&app, &u, root_path).await;
+    assert_eq!(s, 200);
+    assert_eq!(body, json!({"projectId": p1, "hasRootProject": true}));
+    let creds: Value = app
+        .credentials(&u, &id, "full")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        creds["credentials"]["projectId"],
+        p1.as_str(),
+        "cache dropped"
+    );
+    let (_, accounts) = get_json(&app, &u, &format!("/api/connected-accounts/{u}")).await;
+    assert_eq!(accounts["accounts"]["scaleway"]["displayText"], p1.as_str());
+
+    // A project outside the organization, and no projectId, are 400s.
+    let (s, _) = post_json(&app, &u, root_path, Some(json!({"projectId": "elsewhere"}))).await;
+    assert_eq!(s, 400);
+    let (s, body) = post_json(&app, &u, root_path, Some(json!({}))).await;
+    assert_eq!(s, 400);
+    assert_eq!(body["error"], "projectId is required");
+    // Without a connection: 404.
+    let other = new_user();
+    let (s, _) = post_json(&app, &other, root_path, Some(json!({"projectId": p1}))).await;
+    assert_eq!(s, 404);
+    app.stop().await;
+}
+
 both_backends!(
     c1_connected_accounts,
     c2_connectors_status,
     c3_user_tokens,
     c4_disconnect_provider,
+    s2_s4_scaleway_selection,
 );

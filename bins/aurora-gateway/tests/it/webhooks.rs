@@ -351,7 +351,19 @@ async fn lifecycle_events_are_signed_and_delivered_once(b: Backend) {
             "connection.disconnected"
         ]
     );
-    // Every outbox row delivered at the first attempt; the ids are the audit lines' ids.
+    // Every outbox row delivered at the first attempt; the ids are the audit lines' ids. The
+    // receiver can see the last event before the worker records its delivery: wait for that.
+    aurora_testkit::eventually(
+        "every outbox row recorded as delivered",
+        std::time::Duration::from_secs(10),
+        async || {
+            outbox(&app)
+                .await
+                .iter()
+                .all(|r| r.state == OutboxState::Delivered)
+        },
+    )
+    .await;
     let rows = outbox(&app).await;
     assert_eq!(rows.len(), 4, "{rows:?}");
     assert!(rows
