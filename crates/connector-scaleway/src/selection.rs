@@ -4,7 +4,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use connector_core::error::ErrorBody;
-use connector_core::kit::{BodyRefusals, PickParams, PickRefusals};
+use connector_core::kit::{BodyRefusals, PickParams, PickRefusals, UpstreamRefusals};
 use connector_core::secret::StoredDocument;
 use connector_core::selection::Selection;
 use connector_core::{ApiError, Caller, ConnectionRecord};
@@ -59,6 +59,23 @@ pub struct SelectionSaved {
 pub struct RootProjectView {
     pub project_id: Option<String>,
     pub has_root_project: bool,
+}
+
+/// The refusals of a route that reads the organization's projects with the stored key.
+/// (Never built: it only documents the answers.)
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum StoredKeyRefusals {
+    #[response(
+        status = 409,
+        description = "The stored credentials are missing (`needs_reconnect`)"
+    )]
+    Missing(ErrorBody),
+    #[response(
+        status = 422,
+        description = "Scaleway refused the stored key (`credentials_rejected`)"
+    )]
+    Refused(ErrorBody),
 }
 
 /// The connection's selection; its root defaults to the connect-time project.
@@ -127,9 +144,8 @@ fn ids(list: &[Project]) -> Vec<String> {
     responses(
         (status = 200, description = "Saved", body = SelectionSaved),
         (status = 400, description = "No body, `projects` not a list, or the root disabled (`invalid_request`)", body = ErrorBody),
-        (status = 409, description = "The stored credentials are missing (`needs_reconnect`)", body = ErrorBody),
-        (status = 422, description = "Scaleway refused the stored key (`credentials_rejected`)", body = ErrorBody),
-        (status = 502, description = "Scaleway unavailable", body = ErrorBody),
+        StoredKeyRefusals,
+        UpstreamRefusals<ScalewayConnector>,
         PickRefusals<ScalewayConnector>,
         BodyRefusals,
     )
@@ -170,9 +186,8 @@ pub(crate) async fn save_projects(
     responses(
         (status = 200, description = "The root and the connection's project changed", body = SelectionSaved),
         (status = 400, description = "No projectId, or not a project of the organization (`invalid_request`)", body = ErrorBody),
-        (status = 409, description = "The stored credentials are missing (`needs_reconnect`)", body = ErrorBody),
-        (status = 422, description = "Scaleway refused the stored key (`credentials_rejected`)", body = ErrorBody),
-        (status = 502, description = "Scaleway unavailable", body = ErrorBody),
+        StoredKeyRefusals,
+        UpstreamRefusals<ScalewayConnector>,
         PickRefusals<ScalewayConnector>,
         BodyRefusals,
     )

@@ -573,11 +573,16 @@ async fn projects_lists_every_page_for_the_owner_only() {
     assert_eq!(ps.len(), 150);
     assert_eq!(
         ps[0],
-        json!({"projectId": pid(0), "projectName": "p0", "organizationId": ORG, "description": "", "isDefault": false})
+        json!({"projectId": pid(0), "projectName": "p0", "organizationId": ORG, "description": "",
+               "isDefault": false, "name": "p0", "enabled": true, "isRootProject": false})
     );
     let defaults: Vec<_> = ps.iter().filter(|p| p["isDefault"] == true).collect();
     assert_eq!(defaults.len(), 1);
     assert_eq!(defaults[0]["projectId"], pid(101));
+    assert_eq!(
+        defaults[0]["isRootProject"], true,
+        "the default is the root (§9.6 S2)"
+    );
 
     let resp = test::call_service(&app, get("alice", &format!("?connectionId={id}"))).await;
     assert_eq!(resp.status(), 200);
