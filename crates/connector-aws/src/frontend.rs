@@ -8,7 +8,7 @@ pub(crate) fn summary(info: &ProviderInfo, conn: &ConnectionRecord) -> FrontendS
     let role = meta_str(conn, "roleArn");
     let can_execute = role.is_some() && role != meta_str(conn, "readOnlyRoleArn");
     let text = format!("Account {}", conn.account_id);
-    let mut s = FrontendSummary::named(info, conn, "AWS Account", &text)
+    let mut s = FrontendSummary::named(info, "AWS Account", &text)
         .account_field("accountId", conn.account_id.as_str())
         .account_field("roleArn", role.unwrap_or_default())
         .status_field("canExecute", can_execute);

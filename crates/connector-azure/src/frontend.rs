@@ -8,7 +8,6 @@ pub(crate) fn summary(info: &ProviderInfo, conn: &ConnectionRecord) -> FrontendS
     let sub_name = meta_str(conn, "subscriptionName");
     let mut s = FrontendSummary::named(
         info,
-        conn,
         sub_name.unwrap_or("Azure"),
         sub_name.unwrap_or("Azure Subscription"),
     )

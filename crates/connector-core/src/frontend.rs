@@ -36,13 +36,13 @@ impl FrontendSummary {
     /// What a provider that says nothing more shows: its display name, and the account id as the
     /// text under it (C1) and as `subscription_id` (C3).
     pub fn generic(info: &ProviderInfo, conn: &ConnectionRecord) -> Self {
-        let mut s = Self::named(info, conn, &info.display_name, &conn.account_id);
+        let mut s = Self::named(info, &info.display_name, &conn.account_id);
         s.token.subscription_id = Some(conn.account_id.clone());
         s
     }
 
     /// A summary with C1's `name` and `displayText`, and C3's `provider`; the rest empty.
-    pub fn named(info: &ProviderInfo, _conn: &ConnectionRecord, name: &str, text: &str) -> Self {
+    pub fn named(info: &ProviderInfo, name: &str, text: &str) -> Self {
         let mut account = Map::new();
         account.insert("name".into(), Value::from(name));
         account.insert("displayText".into(), Value::from(text));

@@ -9,7 +9,7 @@ const AUTH_TYPE: &str = "oauth";
 
 pub(crate) fn summary(info: &ProviderInfo, conn: &ConnectionRecord) -> FrontendSummary {
     let email = conn.account_id.as_str();
-    let mut s = FrontendSummary::named(info, conn, "Google Cloud", email)
+    let mut s = FrontendSummary::named(info, "Google Cloud", email)
         .account_field("email", email)
         .account_field("authType", AUTH_TYPE)
         .status_field("authType", AUTH_TYPE)

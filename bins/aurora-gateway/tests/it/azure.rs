@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::common::{Backend, Options, TestApp, INTERNAL_SECRET};
+use crate::common::{trusted_json, Backend, Options, TestApp, INTERNAL_SECRET};
 use aurora_testkit::Peer;
 use connector_core::SecretPath;
 use parking_lot::Mutex;
@@ -332,26 +332,11 @@ fn login_body(p: &Principal) -> Value {
 }
 
 async fn post(app: &TestApp, user: &str, path: &str, body: &Value) -> (u16, Value) {
-    let resp = app
-        .post(user, path)
-        .header("X-Internal-Secret", INTERNAL_SECRET)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    trusted_json(app.post(user, path).json(body)).await
 }
 
 async fn get(app: &TestApp, user: &str, path: &str) -> (u16, Value) {
-    let resp = app
-        .get(user, path)
-        .header("X-Internal-Secret", INTERNAL_SECRET)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    trusted_json(app.get(user, path)).await
 }
 
 async fn login(app: &TestApp, user: &str, body: &Value) -> Value {

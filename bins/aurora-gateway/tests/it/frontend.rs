@@ -30,25 +30,11 @@ async fn stored(
 }
 
 async fn get_json(app: &TestApp, user: &str, path: &str) -> (u16, Value) {
-    let resp = app
-        .get(user, path)
-        .header("X-Internal-Secret", INTERNAL_SECRET)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    trusted_json(app.get(user, path)).await
 }
 
 async fn delete_json(app: &TestApp, user: &str, path: &str) -> (u16, Value) {
-    let resp = app
-        .delete(user, path)
-        .header("X-Internal-Secret", INTERNAL_SECRET)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    trusted_json(app.delete(user, path)).await
 }
 
 /// C1: one entry per provider with a connected connection, the primary one's fields.
@@ -299,15 +285,12 @@ async fn scw_projects(app: &TestApp, user: &str) -> Vec<Value> {
 }
 
 async fn post_json(app: &TestApp, user: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = app
-        .post(user, path)
-        .header("X-Internal-Secret", INTERNAL_SECRET);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    let req = app.post(user, path);
+    trusted_json(match body {
+        Some(b) => req.json(&b),
+        None => req,
+    })
+    .await
 }
 
 /// S2–S4: the project list with `name`, `enabled` and `isRootProject`; saves; the root project,

@@ -384,6 +384,17 @@ pub fn trusted() -> Options {
     }
 }
 
+/// Send `req` as the trusted caller (`X-Internal-Secret`); the status and the JSON body.
+pub async fn trusted_json(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req
+        .header("X-Internal-Secret", INTERNAL_SECRET)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
 /// A user id no other test uses.
 pub fn new_user() -> String {
     format!("user-{}", uuid::Uuid::new_v4().simple())
