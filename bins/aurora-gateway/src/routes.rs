@@ -273,13 +273,16 @@ struct CredentialsBody<'a> {
     mode: CredentialMode,
     expires_at: Option<DateTime<Utc>>,
     credentials: &'a serde_json::value::RawValue,
+    /// §9.2: `rootProjectId` and `enabledProjectIds`, for a connection with a project selection.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    selection: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Short-lived usable credentials for an internal service. Needs `X-Internal-Secret`.
 #[utoipa::path(get, path = "/api/connections/{id}/credentials", tag = "connections",
     security(("userId" = [], "internalSecret" = [])),
     params(("id" = uuid::Uuid, Path, description = "The connection's id (anything that is not a UUID answers 404 like an unknown id)"), CredentialsQuery),
-    responses((status = 200, body = Object, description = "{connectionId, provider, accountId, mode, expiresAt, credentials}"),
+    responses((status = 200, body = Object, description = "{connectionId, provider, accountId, mode, expiresAt, credentials}, and for a connection with a project selection (§9.2) rootProjectId and enabledProjectIds"),
         (status = 401, body = connector_core::error::ErrorBody), (status = 404, body = connector_core::error::ErrorBody),
         (status = 409, body = connector_core::error::ErrorBody, description = "`needs_reconnect` (the provider refused the stored credentials) or `conflict` (setup not finished)"),
         (status = 502, body = connector_core::error::ErrorBody, description = "the provider could not issue credentials")))]
@@ -318,6 +321,7 @@ pub async fn connection_credentials(
         mode,
         expires_at: creds.expires_at,
         credentials: raw,
+        selection: connector_core::selection::credentials_fields_of(&conn.metadata),
     })
     .map_err(|_| ApiError::internal())?;
     Ok(HttpResponse::build(StatusCode::OK)

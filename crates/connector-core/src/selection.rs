@@ -19,6 +19,28 @@ use crate::error::ApiError;
 pub const SELECTION_KEY: &str = "projectSelection";
 /// The metadata key of the root id.
 pub const ROOT_KEY: &str = "rootProjectId";
+/// The metadata key of the last known project list (ids), written by the provider whenever it
+/// lists them (connect, setup, a live listing). Its presence is what gives a connection's
+/// credentials answer `rootProjectId` and `enabledProjectIds`, with no provider call.
+pub const LIST_KEY: &str = "projectList";
+
+/// The last known project list of `metadata` ([`LIST_KEY`]), if the provider wrote one.
+pub fn known_list(metadata: &Value) -> Option<Vec<String>> {
+    metadata.get(LIST_KEY).and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+/// The fields §7's credentials answer gains for a connection with a selection (`rootProjectId`,
+/// `enabledProjectIds`), read from its metadata alone; `None` for a connection without a list.
+pub fn credentials_fields_of(metadata: &Value) -> Option<Map<String, Value>> {
+    let list = known_list(metadata)?;
+    let selection = Selection::from_metadata(metadata, None);
+    Some(selection.credentials_fields(list.iter().map(String::as_str)))
+}
 
 /// The refusal of a save that would disable the root.
 pub const ROOT_DISABLED_MESSAGE: &str =
@@ -51,6 +73,18 @@ impl Selection {
             .or(default_root.filter(|s| !s.is_empty()))
             .map(str::to_owned);
         Self { enabled, root }
+    }
+
+    /// Write the map, the root and the current `list` into `metadata` ([`Selection::write_to`] and
+    /// [`LIST_KEY`]): what a provider does each time it learns the list.
+    pub fn write_with_list(&self, metadata: &mut Value, list: &[String]) {
+        self.write_to(metadata);
+        if let Some(m) = metadata.as_object_mut() {
+            m.insert(
+                LIST_KEY.into(),
+                Value::Array(list.iter().cloned().map(Value::String).collect()),
+            );
+        }
     }
 
     /// Write the map and the root into `metadata` (an object; anything else is replaced by one).
@@ -179,6 +213,20 @@ mod tests {
             s.enabled_ids(["a", "b", "r", "new"]),
             list(&["b", "r", "new"])
         );
+    }
+
+    #[test]
+    fn the_credentials_fields_come_from_the_stored_list() {
+        assert_eq!(credentials_fields_of(&json!({"projectId": "p"})), None);
+        let mut meta = json!({"other": 1});
+        let mut s = Selection::from_metadata(&meta, Some("r"));
+        let l = list(&["a", "b", "r"]);
+        s.save(&l, [("a".into(), false)]).unwrap();
+        s.write_with_list(&mut meta, &l);
+        assert_eq!(meta["other"], 1, "other metadata stays");
+        let f = credentials_fields_of(&meta).unwrap();
+        assert_eq!(f["rootProjectId"], "r");
+        assert_eq!(f["enabledProjectIds"], json!(["b", "r"]));
     }
 
     #[test]
